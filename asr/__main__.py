@@ -1,0 +1,7 @@
+"""`python -m asr`: see `asr.cli`."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,177 @@
+"""`python -m asr`: transcribe files, show their facts, or download a model.
+
+Messages meant for the user (which file failed and why) are printed to stderr here; library
+logging never carries file names, audio or transcript text. Exit codes: 0 all done, 1 some
+file or the model failed, 2 bad command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+from . import hub, writers
+from .audio import read_source_info
+from .errors import ASRError, OptionsError
+from .options import LANGUAGES, DecodeOptions, TranscribeOptions, normalize_language
+from .pipeline import transcribe
+from .results import Transcript, format_clock
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error message (the default also prints the whole usage)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m asr", description="Private, local speech-to-text with Qwen3-ASR.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = commands.add_parser("transcribe", help="transcribe audio or video files")
+    run.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    run.add_argument("--model", help=f"repo id or folder (default: ${hub.MODEL_ENV} or {hub.DEFAULT_MODEL})")
+    run.add_argument("--language", default="auto", help="auto, or a code or name: " + ", ".join(LANGUAGES))
+    run.add_argument("--context", default="", help="names and jargon the speakers use")
+    run.add_argument("--format", default="txt", choices=[*writers.FORMATS, "all"])
+    run.add_argument("--output-dir", type=Path, default=Path("."), help="where to write results; '-' for stdout")
+    run.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    run.add_argument("--dtype", default="auto", choices=["auto", "bfloat16", "float16", "float32"])
+    run.add_argument("--batch-size", type=int, help="chunks per model call (default: by device)")
+    run.add_argument("-v", "--verbose", action="store_true", help="log what happens (never audio or text)")
+
+    info = commands.add_parser("info", help="show duration, sample rate, channels, codec and container")
+    info.add_argument("files", nargs="+", type=Path, metavar="FILE")
+
+    download = commands.add_parser("download", help="download a model (the only command that goes online)")
+    download.add_argument("--model", default=hub.DEFAULT_MODEL, help=f"repo id (default: {hub.DEFAULT_MODEL})")
+    download.add_argument("--endpoint", help="hub mirror URL (default: $HF_ENDPOINT or huggingface.co)")
+    return parser
+
+
+def _options(args: argparse.Namespace) -> TranscribeOptions:
+    """Command-line strings -> validated options (raises OptionsError)."""
+    options = TranscribeOptions(
+        decode=DecodeOptions(
+            language=normalize_language(args.language), context=args.context, batch_size=args.batch_size
+        )
+    )
+    options.validate()
+    return options
+
+
+def _output_paths(files: list[Path], output_dir: Path, formats: tuple[str, ...]) -> list[dict[str, Path]]:
+    """meeting.m4a -> meeting.srt; inputs that share a stem keep their suffix (a.mp3.srt, a.wav.srt)."""
+    stems = [f.stem for f in files]
+    paths = []
+    for file in files:
+        base = file.name if stems.count(file.stem) > 1 else file.stem
+        paths.append({fmt: output_dir / f"{base}.{fmt}" for fmt in formats})
+    return paths
+
+
+def _progress_bar(file: Path):
+    """A stderr progress bar counting processed / total audio time."""
+    from tqdm import tqdm
+
+    bar = tqdm(
+        total=0.0,
+        desc=file.name,
+        unit="s",
+        file=sys.stderr,
+        leave=True,
+        dynamic_ncols=True,
+        bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix} [{elapsed}<{remaining}]",
+    )
+
+    def update(processed_s: float, total_s: float) -> None:
+        bar.total = total_s
+        bar.n = processed_s
+        bar.set_postfix_str(f"{format_clock(processed_s)} / {format_clock(total_s)}", refresh=True)
+
+    return bar, update
+
+
+def _run_transcribe(args: argparse.Namespace) -> int:
+    try:
+        options = _options(args)
+    except OptionsError as e:
+        print(f"python -m asr: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    formats = writers.FORMATS if args.format == "all" else (args.format,)
+    to_stdout = str(args.output_dir) == "-"
+    if not to_stdout:
+        args.output_dir.mkdir(parents=True, exist_ok=True)
+    from .engine import QwenEngine  # loads torch: only now that the command line is known good
+
+    try:
+        engine = QwenEngine.load(
+            args.model or os.environ.get(hub.MODEL_ENV) or hub.DEFAULT_MODEL, device=args.device, dtype=args.dtype
+        )
+    except ASRError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    failed = 0
+    for file, outputs in zip(args.files, _output_paths(args.files, args.output_dir, formats), strict=True):
+        bar, update = _progress_bar(file)
+        try:
+            segments, info = transcribe(file, engine=engine, options=options, progress=update)
+            transcript = Transcript(segments=tuple(segments), info=info)
+        except ASRError as e:
+            bar.close()
+            print(f"{file}: error: {e}", file=sys.stderr)
+            failed += 1
+            continue
+        bar.close()
+        for note in info.notes:
+            print(f"{file}: {note}", file=sys.stderr)
+        for fmt, path in outputs.items():
+            if to_stdout:
+                sys.stdout.write(writers.WRITERS[fmt](transcript))
+            else:
+                writers.save(transcript, fmt, path)
+                print(f"{file}: wrote {path}", file=sys.stderr)
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def _run_info(args: argparse.Namespace) -> int:
+    failed = 0
+    for file in args.files:
+        try:
+            facts = read_source_info(file)
+        except ASRError as e:
+            print(f"{file}: error: {e}", file=sys.stderr)
+            failed += 1
+            continue
+        print(f"{file}: {facts.summary()}")
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def _run_download(args: argparse.Namespace) -> int:
+    try:
+        folder = hub.download_model(args.model, endpoint=args.endpoint)
+    except ASRError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"{args.model} is ready in {folder}", file=sys.stderr)
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of `python -m asr` and the `asr` console script; returns the exit code."""
+    args = _build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    if not getattr(args, "verbose", False):
+        logging.getLogger("transformers").setLevel(logging.ERROR)
+    commands = {"transcribe": _run_transcribe, "info": _run_info, "download": _run_download}
+    return commands[args.command](args)

@@ -1,0 +1,198 @@
+"""The Qwen3-ASR model through transformers' native `qwen3_asr` classes.
+
+This is the only module that imports torch and transformers. One `QwenEngine` serves every caller
+(all Streamlit sessions, all CLI files): it holds no per-call state, and a lock makes sure two
+callers never run `generate` at the same time.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from transformers import AutoProcessor, Qwen3ASRForConditionalGeneration
+
+from .audio import SAMPLE_RATE
+from .errors import ModelLoadError, OptionsError
+from .hub import locate_model
+from .options import LANGUAGES
+from .results import ChunkText
+
+logger = logging.getLogger(__name__)
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
+_ASR_TEXT = "<asr_text>"
+_LANGUAGE_PREFIX = "language "
+_LANGUAGE_NAMES = frozenset(LANGUAGES.values())
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    """What the app and CLI show about the loaded model."""
+
+    name: str  # repo id or folder the user asked for
+    folder: str  # where the files are
+    device: str
+    dtype: str
+    load_s: float
+
+
+def resolve_device(device: str) -> str:
+    """Pick the device for "auto"; check that an explicit one exists."""
+    if device not in DEVICES:
+        raise OptionsError(f"Unknown device {device!r}; use one of {', '.join(DEVICES)}.")
+    cuda, mps = torch.cuda.is_available(), torch.backends.mps.is_available()
+    if device == "auto":
+        return "cuda" if cuda else "mps" if mps else "cpu"
+    if (device == "cuda" and not cuda) or (device == "mps" and not mps):
+        raise OptionsError(f"Device {device!r} was asked for but is not available here; use 'auto' or 'cpu'.")
+    return device
+
+
+def resolve_dtype(dtype: str, device: str) -> torch.dtype:
+    """bf16 on CUDA where supported (else fp16), fp16 on Apple MPS, and bf16 on CPU.
+
+    On CPU, bf16 decoded the full-size 0.6B model faster than fp32 in our benchmark
+    (see README, Performance), with the same greedy output on our golden clip.
+    """
+    if dtype != "auto":
+        if dtype not in DTYPES:
+            raise OptionsError(f"Unknown dtype {dtype!r}; use auto or one of {', '.join(DTYPES)}.")
+        return DTYPES[dtype]
+    if device == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device == "mps":
+        return torch.float16
+    return torch.bfloat16
+
+
+def parse_generated(text: str, forced_language: str | None) -> tuple[str | None, str]:
+    """Split the model's "language <Name><asr_text>text" into (language name, text).
+
+    With a forced language the prompt already ends in "<asr_text>", so all generated text is
+    transcription. A prefix that is not a known language is kept as text (never dropped);
+    "language None" is the model's way of saying it heard no speech. Stray tags are removed.
+    """
+    language = forced_language
+    if forced_language is None and _ASR_TEXT in text:
+        prefix, rest = text.split(_ASR_TEXT, 1)
+        name = prefix.strip()
+        if name.lower().startswith(_LANGUAGE_PREFIX):
+            name = name[len(_LANGUAGE_PREFIX) :].strip()
+        if name in _LANGUAGE_NAMES or name.lower() == "none":
+            language = name if name in _LANGUAGE_NAMES else None
+            text = rest
+    return language, text.replace(_ASR_TEXT, "").strip()
+
+
+class QwenEngine:
+    """Qwen3-ASR loaded once; `transcribe_chunks` turns a batch of 16 kHz chunks into text."""
+
+    def __init__(self, model: Qwen3ASRForConditionalGeneration, processor, info: EngineInfo) -> None:
+        self._model = model
+        self._processor = processor
+        self._lock = threading.Lock()
+        self.info = info
+        self.name = info.name
+        self.default_batch_size = 8 if info.device == "cuda" else 4
+
+    @classmethod
+    def load(cls, model: str, *, device: str = "auto", dtype: str = "auto") -> QwenEngine:
+        """Load a model from a folder or the local Hugging Face cache; never from the network.
+
+        Args:
+            model: repo id (e.g. "Qwen/Qwen3-ASR-0.6B-hf") or a folder with a Qwen3-ASR checkpoint.
+            device: "auto", "cpu", "cuda" or "mps".
+            dtype: "auto", "bfloat16", "float16" or "float32".
+
+        Raises:
+            ModelNotFoundError: the model is not on this computer (the message says how to get it).
+            ModelLoadError: the files are there but unusable, or the device ran out of memory.
+            OptionsError: unknown or unavailable device or dtype.
+        """
+        device = resolve_device(device)
+        torch_dtype = resolve_dtype(dtype, device)
+        folder = locate_model(model)
+        started = time.perf_counter()
+        os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+        try:
+            processor = AutoProcessor.from_pretrained(folder, local_files_only=True)
+            loaded = Qwen3ASRForConditionalGeneration.from_pretrained(
+                folder,
+                local_files_only=True,
+                dtype=torch_dtype,
+                device_map="auto" if device == "cuda" else device,
+            ).eval()
+        except torch.OutOfMemoryError as e:
+            raise ModelLoadError(
+                f"Not enough {device} memory to load {model}. Close other programs, choose the 0.6B model, "
+                "or use --device cpu."
+            ) from e
+        except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as e:
+            raise ModelLoadError(
+                f"Could not load the model from {folder}: {e}. The folder may be incomplete or damaged; "
+                "download it again with `python -m asr download`."
+            ) from e
+        info = EngineInfo(
+            name=model,
+            folder=str(folder),
+            device=str(loaded.device),
+            dtype=str(torch_dtype).removeprefix("torch."),
+            load_s=time.perf_counter() - started,
+        )
+        logger.info("Loaded %s on %s (%s) in %.1f s", model, info.device, info.dtype, info.load_s)
+        return cls(loaded, processor, info)
+
+    def transcribe_chunks(
+        self,
+        chunks: Sequence[np.ndarray],
+        *,
+        language: str | None,
+        context: str,
+        max_new_tokens: int,
+        repetition_penalty: float | None = None,
+    ) -> list[ChunkText]:
+        """Transcribe a batch of mono float32 16 kHz chunks with greedy decoding.
+
+        Args:
+            chunks: waveforms, one request each; they are padded together into one batch.
+            language: full language name to force, or None to let the model detect it.
+            context: text for the system prompt (names, jargon); "" for none.
+            max_new_tokens: cap on generated tokens for every chunk of the batch.
+            repetition_penalty: used when a chunk is decoded again after a loop.
+
+        Returns:
+            One `ChunkText` per chunk, in the order given.
+        """
+        inputs = self._processor.apply_transcription_request(
+            audio=list(chunks),
+            language=language,
+            prompt=context or None,
+            sampling_rate=SAMPLE_RATE,
+        )
+        inputs = inputs.to(self._model.device, dtype=self._model.dtype)
+        prompt_length = inputs["input_ids"].shape[1]
+        extra = {"repetition_penalty": repetition_penalty} if repetition_penalty else {}
+        with self._lock, torch.inference_mode():
+            generated = self._model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False, **extra)
+        new_tokens = generated[:, prompt_length:].cpu()
+        eos_ids = set(self._model.generation_config.eos_token_id or [])
+        pad_id = self._model.generation_config.pad_token_id
+        results = []
+        for row in new_tokens.tolist():
+            finished = any(token in eos_ids for token in row)
+            if finished:
+                row = row[: next(i for i, token in enumerate(row) if token in eos_ids)]
+            row = [token for token in row if token != pad_id]
+            raw = self._processor.decode(row, skip_special_tokens=True)
+            detected, text = parse_generated(raw, language)
+            results.append(ChunkText(text=text, language=detected, finished=finished, num_tokens=len(row)))
+        return results

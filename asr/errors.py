@@ -1,0 +1,33 @@
+"""One exception family for everything the user can cause or fix.
+
+Every message says what is wrong and what to do; callers (CLI, app) show
+``str(error)`` as is, so no traceback ever reaches a user.
+"""
+
+
+class ASRError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class AudioDecodeError(ASRError):
+    """The input could not be read as audio (missing, empty, not audio, no audio track)."""
+
+
+class OptionsError(ASRError):
+    """An option has a value we cannot use (unknown language, bad batch size, ...)."""
+
+
+class ModelLoadError(ASRError):
+    """The model exists but could not be loaded (corrupt files, out of memory, bad device)."""
+
+
+class ModelNotFoundError(ModelLoadError):
+    """The model is not on this computer; the message says how to get it."""
+
+
+class DownloadError(ASRError):
+    """Fetching the model failed (network, mirror, disk)."""
+
+
+class TranscriptionCancelled(ASRError):
+    """The caller asked to stop; segments yielded before this are complete and valid."""

@@ -1,0 +1,149 @@
+"""Options for one transcription: frozen, validated before any expensive work."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .errors import OptionsError
+
+# The 30 languages Qwen3-ASR names in its output ("language <Name><asr_text>"), by ISO 639 code.
+# The 22 Chinese dialects are recognised under Chinese/Cantonese or with automatic detection.
+LANGUAGES: dict[str, str] = {
+    "ar": "Arabic",
+    "yue": "Cantonese",
+    "zh": "Chinese",
+    "cs": "Czech",
+    "da": "Danish",
+    "nl": "Dutch",
+    "en": "English",
+    "fil": "Filipino",
+    "fi": "Finnish",
+    "fr": "French",
+    "de": "German",
+    "el": "Greek",
+    "hi": "Hindi",
+    "hu": "Hungarian",
+    "id": "Indonesian",
+    "it": "Italian",
+    "ja": "Japanese",
+    "ko": "Korean",
+    "mk": "Macedonian",
+    "ms": "Malay",
+    "fa": "Persian",
+    "pl": "Polish",
+    "pt": "Portuguese",
+    "ro": "Romanian",
+    "ru": "Russian",
+    "es": "Spanish",
+    "sv": "Swedish",
+    "th": "Thai",
+    "tr": "Turkish",
+    "vi": "Vietnamese",
+}
+
+AUTO_LANGUAGE = "auto"
+
+
+def normalize_language(value: str | None) -> str | None:
+    """Map an ISO code or a name (any case) to the model's language name; None/"auto" means detect.
+
+    Raises:
+        OptionsError: for a language the model does not know, listing the valid ones.
+    """
+    if value is None or value.strip().lower() in ("", AUTO_LANGUAGE):
+        return None
+    key = value.strip().lower()
+    if key in LANGUAGES:
+        return LANGUAGES[key]
+    for name in LANGUAGES.values():
+        if name.lower() == key:
+            return name
+    valid = ", ".join(f"{code} ({name})" for code, name in LANGUAGES.items())
+    raise OptionsError(f"Unknown language {value!r}. Use 'auto' or one of: {valid}.")
+
+
+@dataclass(frozen=True)
+class VadOptions:
+    """How speech is told apart from silence (Silero VAD).
+
+    Attributes:
+        threshold: speech probability above which a 32 ms frame counts as speech.
+        min_speech_duration_ms: shorter bursts are dropped as clicks or breaths.
+        min_silence_duration_ms: shorter pauses do not end a speech span.
+        speech_pad_ms: kept on both sides of each span so word edges are not clipped.
+    """
+
+    threshold: float = 0.5
+    min_speech_duration_ms: int = 250
+    min_silence_duration_ms: int = 300
+    speech_pad_ms: int = 200
+
+    def validate(self) -> None:
+        if not 0.0 < self.threshold < 1.0:
+            raise OptionsError(f"VAD threshold must be between 0 and 1, got {self.threshold}.")
+        for name in ("min_speech_duration_ms", "min_silence_duration_ms", "speech_pad_ms"):
+            if getattr(self, name) < 0:
+                raise OptionsError(f"{name} must not be negative, got {getattr(self, name)}.")
+
+
+@dataclass(frozen=True)
+class DecodeOptions:
+    """How the model turns one chunk into text.
+
+    Attributes:
+        language: full language name to force (see `normalize_language`), None to detect.
+        context: names, jargon or earlier text the model should expect ("hotwords").
+        batch_size: chunks per `generate` call; None picks one for the device.
+        tokens_per_s: token budget per second of chunk audio; fast speech in Chinese is
+            about 8 characters (tokens) a second, so 12 leaves room without letting a
+            loop run for long.
+        min_new_tokens_budget: budget added to every chunk for the "language X<asr_text>" prefix.
+        retry_repetition_penalty: used to decode a chunk again when its text loops.
+    """
+
+    language: str | None = None
+    context: str = ""
+    batch_size: int | None = None
+    tokens_per_s: float = 12.0
+    min_new_tokens_budget: int = 16
+    retry_repetition_penalty: float = 1.15
+
+    def max_new_tokens(self, duration_s: float) -> int:
+        """Token cap for a chunk of this many seconds."""
+        return self.min_new_tokens_budget + round(self.tokens_per_s * duration_s)
+
+    def validate(self) -> None:
+        if self.language is not None and self.language != normalize_language(self.language):
+            raise OptionsError(f"Pass the language as its full name, e.g. {normalize_language(self.language)!r}.")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise OptionsError(f"Batch size must be 1 or more, got {self.batch_size}.")
+        if self.tokens_per_s <= 0 or self.min_new_tokens_budget < 1:
+            raise OptionsError("The token budget must be positive.")
+        if self.retry_repetition_penalty < 1.0:
+            raise OptionsError(f"Repetition penalty must be 1.0 or more, got {self.retry_repetition_penalty}.")
+
+
+@dataclass(frozen=True)
+class TranscribeOptions:
+    """Everything one transcription run uses; `TranscriptionInfo.options` records it.
+
+    Attributes:
+        vad: speech detection settings.
+        decode: model settings.
+        max_chunk_s: longest slice sent to the model at once (see `segment.py` for why 24 s).
+        max_duration_s: longer inputs are refused before any model work; None for no limit.
+    """
+
+    vad: VadOptions = field(default_factory=VadOptions)
+    decode: DecodeOptions = field(default_factory=DecodeOptions)
+    max_chunk_s: float = 24.0
+    max_duration_s: float | None = None
+
+    def validate(self) -> None:
+        """Raise `OptionsError` for any value we cannot use, before decoding or loading anything."""
+        self.vad.validate()
+        self.decode.validate()
+        if not 2.0 <= self.max_chunk_s <= 30.0:
+            raise OptionsError(f"max_chunk_s must be between 2 and 30 seconds, got {self.max_chunk_s}.")
+        if self.max_duration_s is not None and self.max_duration_s <= 0:
+            raise OptionsError(f"max_duration_s must be positive, got {self.max_duration_s}.")

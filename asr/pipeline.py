@@ -1,0 +1,188 @@
+"""`transcribe()`: decoded audio -> speech spans -> chunks -> engine batches -> segments.
+
+The first chunk is transcribed on its own before `transcribe()` returns, for two reasons: the
+first words reach the user within seconds whatever the file's length, and `TranscriptionInfo`
+can name the detected language before the rest is generated. The remaining chunks are
+generated lazily, batch by batch, as the caller iterates.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from typing import BinaryIO, Protocol
+
+import numpy as np
+
+from .audio import SAMPLE_RATE, decode_audio
+from .errors import TranscriptionCancelled
+from .options import DecodeOptions, TranscribeOptions
+from .results import Chunk, ChunkText, DecodedAudio, Segment, SegmentFlag, SourceInfo, Transcript, TranscriptionInfo
+from .segment import collect_chunks
+from .vad import get_speech_spans
+
+logger = logging.getLogger(__name__)
+
+AudioSource = str | os.PathLike | bytes | BinaryIO | DecodedAudio | np.ndarray
+ProgressCallback = Callable[[float, float], None]  # (processed audio seconds, total audio seconds)
+
+NO_SPEECH_NOTE = "no speech detected"
+# A text counts as a decoding loop when its tail is one unit (up to this many characters)
+# repeated at least _LOOP_MIN_REPEATS times over at least _LOOP_MIN_CHARS characters.
+_LOOP_MAX_UNIT_CHARS = 50
+_LOOP_MIN_REPEATS = 4
+_LOOP_MIN_CHARS = 40
+
+
+class Engine(Protocol):
+    """What the pipeline needs from a speech model: `engine.QwenEngine`, or a fake in orchestration tests."""
+
+    name: str
+    default_batch_size: int
+
+    def transcribe_chunks(
+        self,
+        chunks: Sequence[np.ndarray],
+        *,
+        language: str | None,
+        context: str,
+        max_new_tokens: int,
+        repetition_penalty: float | None = None,
+    ) -> list[ChunkText]: ...
+
+
+def is_repetition_loop(text: str) -> bool:
+    """True when the end of `text` is one short unit repeated over and over ("the the the ...")."""
+    for unit_chars in range(1, min(_LOOP_MAX_UNIT_CHARS, len(text) // _LOOP_MIN_REPEATS) + 1):
+        unit = text[-unit_chars:]
+        repeats, end = 1, len(text) - unit_chars
+        while end >= unit_chars and text[end - unit_chars : end] == unit:
+            repeats, end = repeats + 1, end - unit_chars
+        if repeats >= _LOOP_MIN_REPEATS and repeats * unit_chars >= _LOOP_MIN_CHARS:
+            return True
+    return False
+
+
+def _as_decoded(audio: AudioSource, options: TranscribeOptions) -> DecodedAudio:
+    """Decode files and bytes; take arrays as mono float32 samples at 16 kHz, as they are."""
+    if isinstance(audio, DecodedAudio):
+        return audio
+    if isinstance(audio, np.ndarray):
+        samples = np.asarray(audio, dtype=np.float32).reshape(-1)
+        facts = SourceInfo(len(samples) / SAMPLE_RATE, SAMPLE_RATE, 1, "pcm_f32le", "array")
+        return DecodedAudio(samples, facts)
+    return decode_audio(audio, max_duration_s=options.max_duration_s)
+
+
+def _check_cancel(cancel: threading.Event | None, done: int) -> None:
+    if cancel is not None and cancel.is_set():
+        raise TranscriptionCancelled(f"Transcription cancelled after {done} finished segment(s).")
+
+
+def _transcribe_batch(
+    engine: Engine, samples: np.ndarray, chunks: Sequence[Chunk], decode: DecodeOptions
+) -> list[Segment]:
+    """Run one batch through the engine, retry loops once with a penalty, and place texts on the timeline."""
+    waves = [samples[chunk.start_sample : chunk.end_sample] for chunk in chunks]
+    budgets = [decode.max_new_tokens(chunk.num_samples / SAMPLE_RATE) for chunk in chunks]
+    request = {"language": decode.language, "context": decode.context}
+    results = engine.transcribe_chunks(waves, max_new_tokens=max(budgets), **request)
+    segments = []
+    for chunk, wave, budget, result in zip(chunks, waves, budgets, results, strict=True):
+        flags: list[SegmentFlag] = []
+        if is_repetition_loop(result.text):
+            (result,) = engine.transcribe_chunks(
+                [wave], max_new_tokens=budget, repetition_penalty=decode.retry_repetition_penalty, **request
+            )
+            flags.append(SegmentFlag.RETRIED)
+            if is_repetition_loop(result.text):
+                flags.append(SegmentFlag.REPETITION_LOOP)
+        if not result.finished:
+            flags.append(SegmentFlag.TOKEN_CAP)
+        if result.text:
+            start_s, end_s = chunk.start_sample / SAMPLE_RATE, chunk.end_sample / SAMPLE_RATE
+            segments.append(Segment(start_s, end_s, result.text, result.language, tuple(flags)))
+    return segments
+
+
+def transcribe(
+    audio: AudioSource,
+    *,
+    engine: Engine,
+    options: TranscribeOptions | None = None,
+    progress: ProgressCallback | None = None,
+    cancel: threading.Event | None = None,
+) -> tuple[Iterator[Segment], TranscriptionInfo]:
+    """Transcribe speech; segments come lazily, in time order, as batches finish.
+
+    Args:
+        audio: a path, bytes, a binary file object, `DecodedAudio`, or mono float32 samples at 16 kHz.
+        engine: a loaded engine (e.g. `QwenEngine.load(...)`); shared, never modified.
+        options: all settings; validated before any decoding or model work.
+        progress: called with (processed seconds, total seconds) after each batch.
+        cancel: set it from another thread to stop between batches.
+
+    Returns:
+        (segments, info): a lazy iterator of `Segment`s and the facts known before generation.
+        Nothing after the first chunk runs until you iterate, so errors (including
+        `TranscriptionCancelled`) can be raised while iterating.
+
+    Raises:
+        OptionsError, AudioDecodeError, TranscriptionCancelled, and engine errors.
+    """
+    options = options or TranscribeOptions()
+    options.validate()
+    decoded = _as_decoded(audio, options)
+    _check_cancel(cancel, 0)
+    samples = decoded.samples
+    spans = get_speech_spans(samples, options.vad)
+    chunks = collect_chunks(samples, spans, max_chunk_s=options.max_chunk_s)
+    duration_s = len(samples) / SAMPLE_RATE
+    _check_cancel(cancel, 0)
+    first = _transcribe_batch(engine, samples, chunks[:1], options.decode) if chunks else []
+    detected = next((s.language for s in first if s.language), None)
+    info = TranscriptionInfo(
+        source=decoded.source,
+        duration_s=duration_s,
+        speech_s=sum(span.end_sample - span.start_sample for span in spans) / SAMPLE_RATE,
+        num_chunks=len(chunks),
+        language=options.decode.language or detected,
+        options=options,
+        model=engine.name,
+        notes=() if chunks else (NO_SPEECH_NOTE,),
+    )
+    logger.info("%.1f s of audio, %.1f s of speech in %d chunk(s)", duration_s, info.speech_s, len(chunks))
+
+    def segments() -> Iterator[Segment]:
+        batch_size = options.decode.batch_size or engine.default_batch_size
+        done, position, ready = 0, min(1, len(chunks)), first
+        while True:
+            for segment in ready:
+                done += 1
+                yield segment
+            if progress is not None:
+                finished = position >= len(chunks)
+                progress(duration_s if finished else chunks[position - 1].end_sample / SAMPLE_RATE, duration_s)
+            if position >= len(chunks):
+                return
+            _check_cancel(cancel, done)
+            batch = chunks[position : position + batch_size]
+            ready = _transcribe_batch(engine, samples, batch, options.decode)
+            position += len(batch)
+
+    return segments(), info
+
+
+def transcribe_all(
+    audio: AudioSource,
+    *,
+    engine: Engine,
+    options: TranscribeOptions | None = None,
+    progress: ProgressCallback | None = None,
+    cancel: threading.Event | None = None,
+) -> Transcript:
+    """Like `transcribe`, but runs to the end and returns the whole `Transcript`."""
+    segments, info = transcribe(audio, engine=engine, options=options, progress=progress, cancel=cancel)
+    return Transcript(segments=tuple(segments), info=info)

@@ -1,0 +1,138 @@
+"""Typed values that flow between the pipeline's stages (never dicts).
+
+Times on the original audio timeline are in seconds (``_s``); positions inside
+the decoded waveform are in samples (``_sample``) at ``audio.SAMPLE_RATE``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from .options import TranscribeOptions
+
+
+def format_clock(seconds: float) -> str:
+    """Seconds as a clock reading: "2:38", or "1:02:03" from one hour on."""
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """Facts about the input as it was before decoding (shown to users by `asr info`)."""
+
+    duration_s: float  # length of the decoded audio
+    sample_rate: int  # of the source stream, before resampling
+    channels: int  # of the source stream, before downmixing
+    codec: str  # e.g. "mp3", "pcm_s16le", "aac"
+    container: str  # e.g. "mp3", "wav", "mov,mp4,m4a,3gp,3g2,mj2"
+    size_bytes: int | None = None  # of the file or buffer, when known
+
+    def summary(self) -> str:
+        """One line for people, e.g. "2:38 · 44.1 kHz · stereo · mp3 · 3.1 MB"."""
+        layout = {1: "mono", 2: "stereo"}.get(self.channels, f"{self.channels} channels")
+        parts = [format_clock(self.duration_s), f"{self.sample_rate / 1000:g} kHz", layout, self.codec]
+        if self.size_bytes is not None:
+            megabytes = self.size_bytes / 1e6
+            parts.append(f"{megabytes:.1f} MB" if megabytes >= 0.1 else f"{self.size_bytes / 1e3:.0f} kB")
+        return " · ".join(parts)
+
+
+@dataclass(frozen=True, eq=False)
+class DecodedAudio:
+    """Mono float32 samples at 16 kHz plus the facts of their source."""
+
+    samples: np.ndarray
+    source: SourceInfo
+
+
+@dataclass(frozen=True)
+class SpeechSpan:
+    """A stretch of speech found by VAD, in samples of the decoded waveform."""
+
+    start_sample: int
+    end_sample: int
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A contiguous slice of the waveform sent to the model as one request.
+
+    The slice starts at ``start_sample``; that offset is what maps the chunk's
+    text back onto the original timeline.
+    """
+
+    start_sample: int
+    end_sample: int
+    spans: tuple[SpeechSpan, ...]  # the speech this chunk covers
+
+    @property
+    def num_samples(self) -> int:
+        return self.end_sample - self.start_sample
+
+
+class SegmentFlag(str, Enum):
+    """Something a reader of the transcript should know about one segment."""
+
+    TOKEN_CAP = "token_cap"  # generation stopped at max_new_tokens: text may be cut short
+    REPETITION_LOOP = "repetition_loop"  # the text repeats itself: likely a decoding loop
+    RETRIED = "retried_with_repetition_penalty"  # a loop was decoded again with a penalty
+
+
+@dataclass(frozen=True)
+class ChunkText:
+    """What the engine produced for one chunk, before it is placed on the timeline."""
+
+    text: str
+    language: str | None  # the language the model named, or None if it named none
+    finished: bool  # False when generation hit the token cap instead of end-of-text
+    num_tokens: int  # generated tokens, prompt excluded
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One piece of the transcript on the original timeline."""
+
+    start_s: float
+    end_s: float
+    text: str
+    language: str | None  # full language name, e.g. "English"; None when unknown
+    flags: tuple[SegmentFlag, ...] = ()
+
+
+@dataclass(frozen=True)
+class TranscriptionInfo:
+    """What is known before generation starts; returned next to the segment iterator."""
+
+    source: SourceInfo
+    duration_s: float
+    speech_s: float  # seconds of speech that VAD kept
+    num_chunks: int
+    language: str | None  # the forced language, or the one detected in the first chunk
+    options: TranscribeOptions
+    model: str  # the model id or folder that produced the text
+    notes: tuple[str, ...] = ()  # e.g. "no speech detected"
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """A finished transcription: every segment, in time order, and its info."""
+
+    segments: tuple[Segment, ...]
+    info: TranscriptionInfo
+    languages: tuple[str, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        seen = dict.fromkeys(s.language for s in self.segments if s.language)
+        object.__setattr__(self, "languages", tuple(seen))
+
+    @property
+    def text(self) -> str:
+        """The plain text, one segment per line."""
+        return "\n".join(s.text for s in self.segments if s.text)

@@ -1,0 +1,116 @@
+"""Speech spans over a waveform, found by Silero VAD.
+
+The model ships inside the ``silero-vad`` wheel (a TorchScript file of about 2 MB), so nothing is
+downloaded. It is loaded on first use, once per process, and kept; ``import asr.vad`` imports neither
+torch nor silero_vad. The model carries recurrent state from one 32 ms frame to the next and
+``get_speech_timestamps`` resets it at the start of every call, so two calls must never interleave:
+one lock guards both loading and every call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+
+from .audio import SAMPLE_RATE
+from .errors import ModelLoadError
+from .options import VadOptions
+from .results import SpeechSpan
+
+logger = logging.getLogger(__name__)
+
+_LOCK = threading.Lock()  # guards _vad and serialises every use of the (stateful) model
+_vad: tuple[Any, Callable[..., list[dict[str, int]]]] | None = None  # (model, get_speech_timestamps)
+
+
+def get_speech_spans(samples: np.ndarray, options: VadOptions) -> list[SpeechSpan]:
+    """Find the stretches of speech in a 16 kHz mono waveform.
+
+    Args:
+        samples: mono float samples at `audio.SAMPLE_RATE`, one dimension.
+        options: the VAD settings (threshold, minimum speech and silence, padding).
+
+    Returns:
+        Spans in time order, not overlapping, each inside ``[0, len(samples)]`` and non-empty;
+        ``[]`` for empty or silent audio.
+
+    Raises:
+        ValueError: when `samples` is not one-dimensional (a programming error, not user input).
+        ModelLoadError: when the Silero VAD model cannot be loaded.
+    """
+    samples = np.asarray(samples)
+    if samples.ndim != 1:
+        raise ValueError(f"VAD needs mono samples in one dimension, got shape {samples.shape}.")
+    num_samples = len(samples)
+    if num_samples == 0:
+        return []
+    samples = np.ascontiguousarray(samples, dtype=np.float32)
+
+    import torch  # only here, so that importing this module stays light
+
+    with _LOCK:
+        model, get_speech_timestamps = _load_locked()
+        with torch.inference_mode(), _one_torch_thread(torch):
+            timestamps = get_speech_timestamps(
+                torch.from_numpy(samples),
+                model,
+                sampling_rate=SAMPLE_RATE,
+                threshold=options.threshold,
+                min_speech_duration_ms=options.min_speech_duration_ms,
+                min_silence_duration_ms=options.min_silence_duration_ms,
+                speech_pad_ms=options.speech_pad_ms,
+            )
+
+    # Padding may reach past either end of the waveform: clamp it.
+    bounds = sorted((max(0, int(t["start"])), min(num_samples, int(t["end"]))) for t in timestamps)
+    spans = [SpeechSpan(start, end) for start, end in bounds if end > start]
+    logger.debug("VAD found %d speech spans in %.1f s of audio", len(spans), num_samples / SAMPLE_RATE)
+    return spans
+
+
+@contextlib.contextmanager
+def _one_torch_thread(torch: Any) -> Iterator[None]:
+    """Run torch on one intra-op thread inside the block, then restore the previous count.
+
+    Silero runs a tiny network once per 32 ms frame; splitting such small ops across threads costs
+    more in synchronisation than it gains, and much more when the cores are busy (10 s of audio:
+    0.1 s on one thread, 0.25 to 7.5 s on two loaded cores). Silero's own import sets one thread for
+    the whole process for this reason; we do it only for the duration of the call. The setting is
+    process-wide, so torch work started in another thread meanwhile may run on one thread too.
+    """
+    num_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(num_threads)
+
+
+def _load_locked() -> tuple[Any, Callable[..., list[dict[str, int]]]]:
+    """Return the cached (model, get_speech_timestamps), loading them first if needed; hold `_LOCK`."""
+    global _vad
+    if _vad is None:
+        import torch
+
+        # silero_vad/model.py calls torch.set_num_threads(1) when it is imported, which would slow
+        # every later torch op in this process (the ASR engine on CPU included); undo that.
+        num_threads = torch.get_num_threads()
+        try:
+            import silero_vad
+
+            model = silero_vad.load_silero_vad()
+        except Exception as e:  # ImportError, or a damaged model file inside the wheel
+            raise ModelLoadError(
+                f"Could not load the Silero VAD model ({e}). "
+                "Reinstall it with: pip install --force-reinstall silero-vad"
+            ) from e
+        finally:
+            torch.set_num_threads(num_threads)
+        _vad = (model, silero_vad.get_speech_timestamps)
+        logger.debug("Silero VAD model loaded")
+    return _vad

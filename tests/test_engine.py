@@ -1,0 +1,139 @@
+"""The real loading and generation code, on the tiny checkpoint the suite writes itself."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import AutoProcessor, Qwen3ASRForConditionalGeneration
+from transformers.models.qwen3_asr.processing_qwen3_asr import LANGUAGE_CODE_TO_NAME
+
+import asr
+from asr.engine import QwenEngine, parse_generated, resolve_device, resolve_dtype
+from asr.pipeline import is_repetition_loop
+from asr.results import SegmentFlag
+
+
+def test_our_language_table_is_the_models():
+    assert asr.LANGUAGES == LANGUAGE_CODE_TO_NAME
+
+
+@pytest.mark.parametrize(
+    ("raw", "forced", "expected"),
+    [
+        ("language English<asr_text>Hello there.", None, ("English", "Hello there.")),
+        ("language Chinese<asr_text>你好", None, ("Chinese", "你好")),
+        ("language None<asr_text>", None, (None, "")),
+        ("Hello there.", "English", ("English", "Hello there.")),
+        ("Hello<asr_text> there", "German", ("German", "Hello there")),
+        ("garbled<asr_text>text", None, (None, "garbledtext")),  # not a language: text kept, tag removed
+        ("no tags at all", None, (None, "no tags at all")),
+    ],
+)
+def test_parse_generated(raw, forced, expected):
+    assert parse_generated(raw, forced) == expected
+
+
+def test_device_and_dtype_choice_on_cpu():
+    assert resolve_device("cpu") == "cpu"
+    assert resolve_dtype("auto", "cpu") == torch.bfloat16
+    assert resolve_dtype("auto", "mps") == torch.float16
+    assert resolve_dtype("float32", "cpu") == torch.float32
+    with pytest.raises(asr.OptionsError, match="Unknown device 'tpu'"):
+        resolve_device("tpu")
+    with pytest.raises(asr.OptionsError, match="Unknown dtype"):
+        resolve_dtype("int3", "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(asr.OptionsError, match="not available"):
+            resolve_device("cuda")
+
+
+def test_engine_loads_through_the_app_loader(engine, tiny_model_dir):
+    assert engine.info.folder == str(tiny_model_dir)
+    assert engine.info.device == "cpu"
+    assert engine.info.dtype == "bfloat16"
+    assert engine.default_batch_size >= 1
+
+
+def test_missing_model_says_how_to_get_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    with pytest.raises(asr.ModelNotFoundError, match="python -m asr download"):
+        QwenEngine.load("Qwen/Qwen3-ASR-0.6B-hf")
+    with pytest.raises(asr.ModelNotFoundError, match="No model folder"):
+        QwenEngine.load(str(tmp_path / "nowhere"))
+
+
+def test_incomplete_model_folder_names_the_missing_file(tmp_path, tiny_model_dir):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for name in ("config.json", "model.safetensors", "tokenizer_config.json", "processor_config.json"):
+        (broken / name).write_bytes((tiny_model_dir / name).read_bytes())
+    with pytest.raises(asr.ModelNotFoundError, match=r"tokenizer\.json or vocab\.json is missing"):
+        QwenEngine.load(str(broken))
+
+
+def test_corrupt_weights_give_a_load_error(tmp_path, tiny_model_dir):
+    broken = tmp_path / "corrupt"
+    broken.mkdir()
+    for file in tiny_model_dir.iterdir():
+        (broken / file.name).write_bytes(file.read_bytes())
+    (broken / "model.safetensors").write_bytes(b"not safetensors at all")
+    with pytest.raises(asr.ModelLoadError, match="incomplete or damaged"):
+        QwenEngine.load(str(broken))
+
+
+def _reference_transcription(model_dir, audio, language, max_new_tokens):
+    """The plain documented transformers usage: apply_transcription_request -> generate -> decode."""
+    processor = AutoProcessor.from_pretrained(model_dir)
+    model = Qwen3ASRForConditionalGeneration.from_pretrained(model_dir, dtype=torch.bfloat16)
+    inputs = processor.apply_transcription_request(audio=audio, language=language).to(model.device, model.dtype)
+    output = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
+    generated = output[:, inputs["input_ids"].shape[1] :]
+    return processor.decode(generated, return_format="parsed")[0]
+
+
+@pytest.mark.parametrize("language", ["English", None])
+def test_golden_pipeline_equals_plain_transformers_usage(engine, tiny_model_dir, golden_clip, language):
+    options = asr.TranscribeOptions(decode=asr.DecodeOptions(language=language))
+    transcript = asr.transcribe_all(golden_clip, engine=engine, options=options)
+    # Preconditions that make the comparison fair: one chunk spanning the whole clip, no loop retry.
+    assert transcript.info.num_chunks == 1
+    (segment,) = transcript.segments
+    assert segment.start_s == 0 and segment.end_s == pytest.approx(len(golden_clip) / asr.SAMPLE_RATE)
+    assert SegmentFlag.RETRIED not in segment.flags
+    budget = options.decode.max_new_tokens(segment.end_s)
+    reference = _reference_transcription(tiny_model_dir, golden_clip, language, budget)
+    assert segment.text == reference["transcription"]
+    assert segment.text  # the tiny model always says something: an empty match would prove nothing
+    assert "<asr_text>" not in segment.text
+
+
+def test_batch_gives_each_chunk_its_own_text(engine, golden_clip, other_clip):
+    single = engine.transcribe_chunks([golden_clip], language="English", context="", max_new_tokens=24)
+    other = engine.transcribe_chunks([other_clip], language="English", context="", max_new_tokens=24)
+    both = engine.transcribe_chunks([golden_clip, other_clip], language="English", context="", max_new_tokens=24)
+    assert single[0].text != other[0].text  # the output depends on the audio
+    assert [r.text for r in both] == [single[0].text, other[0].text]
+    assert all(r.language == "English" and r.num_tokens == 24 and not r.finished for r in both)
+
+
+def test_context_reaches_the_prompt(engine, golden_clip):
+    plain = engine.transcribe_chunks([golden_clip], language="English", context="", max_new_tokens=16)
+    hinted = engine.transcribe_chunks(
+        [golden_clip], language="English", context="Stella, Tuesday, budget", max_new_tokens=16
+    )
+    assert plain[0].text != hinted[0].text
+
+
+@pytest.mark.parametrize(
+    ("text", "looping"),
+    [
+        ("the the the the the the the the the the the the the the", True),
+        ("谢" * 45, True),
+        ("I think so. " * 5, True),
+        ("We will meet again on Tuesday morning to discuss the budget for next year.", False),
+        ("no no no no", False),  # real speech repeats a little; that is not a loop
+        ("", False),
+    ],
+)
+def test_repetition_loop_detection(text, looping):
+    assert is_repetition_loop(text) is looping

@@ -1,0 +1,167 @@
+"""Orchestration: batching, order, progress, cancel, flags, and the real engine end to end.
+
+The fake engine below stands in for the model only where the test is about orchestration
+(which chunks go in which batch, what happens to loops and caps); the last tests use the real
+engine on the tiny checkpoint.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+from speech import SENTENCES, silence, speech_with_pauses
+
+import asr
+from asr.results import ChunkText, SegmentFlag
+
+
+class FakeEngine:
+    """Answers each chunk with its own length in samples, so every text names its chunk."""
+
+    name = "fake"
+    default_batch_size = 2
+
+    def __init__(self, loop_first_try: bool = False, finished: bool = True):
+        self.calls: list[dict] = []
+        self.loop_first_try = loop_first_try
+        self.finished = finished
+
+    def transcribe_chunks(self, chunks, *, language, context, max_new_tokens, repetition_penalty=None):
+        self.calls.append(
+            {
+                "lengths": [len(c) for c in chunks],
+                "language": language,
+                "context": context,
+                "max_new_tokens": max_new_tokens,
+                "repetition_penalty": repetition_penalty,
+            }
+        )
+        looping = self.loop_first_try and repetition_penalty is None
+        return [
+            ChunkText(
+                text="la " * 30 if looping else f"chunk of {len(c)} samples",
+                language=language or "English",
+                finished=self.finished,
+                num_tokens=5,
+            )
+            for c in chunks
+        ]
+
+
+@pytest.fixture(scope="module")
+def four_sentences():
+    samples, spans = speech_with_pauses(SENTENCES[:4], (3.0, 3.0, 3.0))
+    return samples, spans
+
+
+def test_segments_come_in_time_order_in_batches(four_sentences):
+    samples, spans = four_sentences
+    engine = FakeEngine()
+    options = asr.TranscribeOptions(decode=asr.DecodeOptions(language="English", context="Stella", batch_size=2))
+    segments, info = asr.transcribe(samples, engine=engine, options=options)
+    assert info.num_chunks == 4 and len(engine.calls) == 1  # only the first chunk runs before iteration
+    segments = list(segments)
+    assert [len(call["lengths"]) for call in engine.calls] == [1, 2, 1]
+    assert [s.text for s in segments] == [f"chunk of {n} samples" for call in engine.calls for n in call["lengths"]]
+    starts = [s.start_s for s in segments]
+    assert starts == sorted(starts)
+    for segment, (start, end) in zip(segments, spans, strict=True):
+        assert segment.start_s * asr.SAMPLE_RATE <= start + 0.25 * asr.SAMPLE_RATE
+        assert segment.end_s * asr.SAMPLE_RATE >= end - 0.25 * asr.SAMPLE_RATE
+        assert 0 <= segment.start_s < segment.end_s <= info.duration_s
+    assert all(call["language"] == "English" and call["context"] == "Stella" for call in engine.calls)
+    assert info.language == "English" and info.model == "fake" and info.notes == ()
+    assert info.speech_s == pytest.approx(sum(e - s for s, e in spans) / asr.SAMPLE_RATE, rel=0.25)
+
+
+def test_token_budget_follows_chunk_length(four_sentences):
+    samples, _ = four_sentences
+    engine = FakeEngine()
+    decode = asr.DecodeOptions(batch_size=1)
+    list(asr.transcribe(samples, engine=engine, options=asr.TranscribeOptions(decode=decode))[0])
+    for call in engine.calls:
+        assert call["max_new_tokens"] == decode.max_new_tokens(call["lengths"][0] / asr.SAMPLE_RATE)
+
+
+def test_progress_reaches_the_total(four_sentences):
+    samples, _ = four_sentences
+    reports = []
+    segments, info = asr.transcribe(
+        samples, engine=FakeEngine(), progress=lambda done, total: reports.append((done, total))
+    )
+    list(segments)
+    assert reports[-1] == (info.duration_s, info.duration_s)
+    done = [d for d, _ in reports]
+    assert done == sorted(done) and len(reports) >= 2
+
+
+def test_cancel_stops_between_batches(four_sentences):
+    samples, _ = four_sentences
+    cancel = threading.Event()
+    engine = FakeEngine()
+    segments, _ = asr.transcribe(
+        samples, engine=engine, cancel=cancel, options=asr.TranscribeOptions(decode=asr.DecodeOptions(batch_size=1))
+    )
+    first = next(segments)
+    cancel.set()
+    with pytest.raises(asr.TranscriptionCancelled, match="after 1 finished segment"):
+        next(segments)
+    assert first.text and len(engine.calls) == 1
+
+
+def test_cancel_before_start_does_no_model_work(four_sentences):
+    cancel = threading.Event()
+    cancel.set()
+    engine = FakeEngine()
+    with pytest.raises(asr.TranscriptionCancelled):
+        asr.transcribe(four_sentences[0], engine=engine, cancel=cancel)
+    assert engine.calls == []
+
+
+def test_loop_is_retried_once_with_a_penalty(four_sentences):
+    engine = FakeEngine(loop_first_try=True)
+    transcript = asr.transcribe_all(four_sentences[0][: 5 * asr.SAMPLE_RATE], engine=engine)
+    (segment,) = transcript.segments
+    assert segment.flags == (SegmentFlag.RETRIED,)
+    assert segment.text.startswith("chunk of")
+    assert [call["repetition_penalty"] for call in engine.calls] == [None, 1.15]
+
+
+def test_unfinished_generation_is_flagged(four_sentences):
+    transcript = asr.transcribe_all(four_sentences[0][: 5 * asr.SAMPLE_RATE], engine=FakeEngine(finished=False))
+    assert transcript.segments[0].flags == (SegmentFlag.TOKEN_CAP,)
+
+
+def test_silence_gives_an_empty_transcript_with_a_note():
+    engine = FakeEngine()
+    rng = np.random.default_rng(0)
+    quiet_noise = np.concatenate([silence(5.0), (rng.standard_normal(5 * asr.SAMPLE_RATE) * 1e-4).astype(np.float32)])
+    transcript = asr.transcribe_all(quiet_noise, engine=engine)
+    assert transcript.segments == () and transcript.text == ""
+    assert transcript.info.notes == (asr.NO_SPEECH_NOTE,)
+    assert engine.calls == []  # nothing invented: the model never ran
+
+
+def test_bad_options_fail_before_any_work():
+    engine = FakeEngine()
+    with pytest.raises(asr.OptionsError, match="Unknown language 'Klingon'"):
+        asr.transcribe(
+            b"not even audio",
+            engine=engine,
+            options=asr.TranscribeOptions(decode=asr.DecodeOptions(language="Klingon")),
+        )
+    with pytest.raises(asr.OptionsError, match="Batch size"):
+        asr.transcribe(b"", engine=engine, options=asr.TranscribeOptions(decode=asr.DecodeOptions(batch_size=0)))
+
+
+def test_real_engine_end_to_end(engine, four_sentences):
+    samples, _ = four_sentences
+    transcript = asr.transcribe_all(samples, engine=engine)
+    assert transcript.info.num_chunks == 4
+    assert len(transcript.segments) == 4
+    assert len({s.text for s in transcript.segments}) == 4  # each chunk got its own text
+    for segment in transcript.segments:
+        assert "<asr_text>" not in segment.text and segment.language != "None"
+        assert SegmentFlag.TOKEN_CAP in segment.flags  # random weights never say end-of-text
