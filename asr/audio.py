@@ -17,8 +17,10 @@ Why it is built this way:
   ``0.707 * (L + R)`` (no normalisation for float output): 1.41 times (+3 dB) a signal present in both
   channels, with a different matrix for each layout. The plain average is predictable, keeps the level, and
   works for any channel count, including layouts with no named channels.
-* **Bytes and file objects are decoded in memory** (``io.BytesIO`` or the object itself): an upload never
-  touches the disk, so no temporary file can leak it.
+* **Bytes and file objects are decoded in memory** (``io.BytesIO`` or the object itself): the upload itself
+  never touches the disk. Only the decoded samples of an input longer than ``SPILL_AFTER_S`` may go to disk,
+  and only into the private folder the caller passes as ``spill_dir`` (``tempfiles.private_workdir``), under
+  a generated name, removed when the run ends.
 * **Damaged packets become silence, one packet at a time.** faster-whisper's ``_ignore_invalid_frames``
   wraps ``container.decode()``, but a generator that raised cannot resume, so that stops at the first bad
   packet. We demux and decode each packet ourselves; a packet FFmpeg rejects is replaced by silence of its
@@ -32,14 +34,17 @@ Why it is built this way:
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import math
 import os
 import stat
+import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
+from pathlib import Path
 from typing import BinaryIO
 
 import av
@@ -49,13 +54,14 @@ import soundfile as sf
 from .errors import AudioDecodeError, OptionsError
 from .results import DecodedAudio, SourceInfo
 
-__all__ = ["SAMPLE_RATE", "decode_audio", "read_source_info"]
+__all__ = ["SAMPLE_RATE", "AudioSource", "decode_audio", "read_source_info"]
 
 logger = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16_000  # Hz; what Qwen3-ASR's feature extractor expects
+SPILL_AFTER_S = 10 * 60  # decoded audio longer than this is kept on disk (memory-mapped) when allowed
 
-AudioSource = str | os.PathLike | bytes | BinaryIO
+AudioSource = str | os.PathLike | bytes | BinaryIO  # what decode_audio and read_source_info accept
 
 _HEAD_BYTES = 4096  # first bytes kept to recognise the format; enough for text detection
 _SOUNDFILE_BLOCK_FRAMES = 1 << 18  # frames per libsndfile read (~6 s at 44.1 kHz)
@@ -102,14 +108,19 @@ _NON_MEDIA_SIGNATURES = (
 _FORMATS_HINT = "Choose a recording such as WAV, MP3, M4A, FLAC, OGG, OPUS or WEBM, or a video with sound."
 
 
-def decode_audio(source: AudioSource, *, max_duration_s: float | None = None) -> DecodedAudio:
+def decode_audio(
+    source: AudioSource, *, max_duration_s: float | None = None, spill_dir: Path | None = None
+) -> DecodedAudio:
     """Decode any audio, or the first audio track of a video, to mono float32 samples at 16 kHz.
 
     Args:
         source: A path; the file's bytes; or a binary file object (e.g. Streamlit's ``UploadedFile``),
-            read from its current position. Bytes and file objects are decoded in memory.
+            read from its current position, which is left as it was. Bytes and file objects are decoded
+            in memory.
         max_duration_s: Refuse inputs longer than this many seconds; ``None`` for no limit. When the
             container declares its length, a longer input is refused before anything is decoded.
+        spill_dir: A private folder (``tempfiles.private_workdir``) for the samples of inputs longer than
+            ``SPILL_AFTER_S``, returned memory-mapped; it must outlive their use. ``None`` keeps all in RAM.
 
     Returns:
         The samples (1-D ``float32`` at ``SAMPLE_RATE``, channels averaged) and the facts of the source;
@@ -123,10 +134,10 @@ def decode_audio(source: AudioSource, *, max_duration_s: float | None = None) ->
         TypeError: ``source`` is none of the accepted types.
     """
     _check_max_duration(max_duration_s)
-    src = _prepare_source(source)
-    decoded = _decode_with_soundfile(src, max_duration_s)
-    if decoded is None:
-        decoded = _decode_with_pyav(src, max_duration_s)
+    with _prepared_source(source) as src:
+        decoded = _decode_with_soundfile(src, max_duration_s, spill_dir)
+        if decoded is None:
+            decoded = _decode_with_pyav(src, max_duration_s, spill_dir)
     logger.debug(
         "Decoded %.2f s of audio (%s in %s, %d Hz, %d channel(s))",
         decoded.source.duration_s,
@@ -156,10 +167,10 @@ def read_source_info(source: AudioSource) -> SourceInfo:
         AudioDecodeError: For the same inputs as ``decode_audio`` (there is no length limit here).
         TypeError: ``source`` is none of the accepted types.
     """
-    src = _prepare_source(source)
-    info = _soundfile_info(src)
-    if info is None:
-        info = _pyav_info(src)
+    with _prepared_source(source) as src:
+        info = _soundfile_info(src)
+        if info is None:
+            info = _pyav_info(src)
     return info
 
 
@@ -187,22 +198,30 @@ class _Source:
         return self.target
 
 
-def _prepare_source(source: AudioSource) -> _Source:
-    """Check the input before any decoder sees it, so that common mistakes get precise messages."""
+@contextlib.contextmanager
+def _prepared_source(source: AudioSource) -> Iterator[_Source]:
+    """Check the input before any decoder sees it; a caller's file object is left where it was."""
     if isinstance(source, (bytes, bytearray, memoryview)):
-        return _source_from_bytes(bytes(source))
-    if isinstance(source, (str, os.PathLike)):
-        return _source_from_path(os.fsdecode(os.fspath(source)))
-    if hasattr(source, "read"):
-        return _source_from_file_object(source)
-    raise TypeError(f"Expected a path, bytes or a binary file object, not {type(source).__name__}")
+        yield _source_from_bytes(bytes(source))
+    elif isinstance(source, (str, os.PathLike)):
+        yield _source_from_path(os.fsdecode(os.fspath(source)))
+    elif hasattr(source, "read"):
+        start = _position(source)
+        try:
+            yield _source_from_file_object(source, start)
+        finally:
+            if start is not None:
+                source.seek(start)
+    else:
+        raise TypeError(f"Expected a path, bytes or a binary file object, not {type(source).__name__}")
 
 
-def _source_from_bytes(data: bytes) -> _Source:
+def _source_from_bytes(data: bytes, label: str = "the given data") -> _Source:
     """An in-memory source."""
-    label = "the given data"
     if not data:
-        raise AudioDecodeError(f"The given data is empty (0 bytes): there is no audio in it. {_FORMATS_HINT}")
+        raise AudioDecodeError(
+            f"{label[:1].upper()}{label[1:]} is empty (0 bytes): there is no audio in it. {_FORMATS_HINT}"
+        )
     return _Source(io.BytesIO(data), label, len(data), data[:_HEAD_BYTES])
 
 
@@ -222,7 +241,7 @@ def _source_from_path(path: str) -> _Source:
     try:
         with open(path, "rb") as file:
             if not stat.S_ISREG(info.st_mode):  # a pipe or device can be read only once: keep what it gives
-                return _source_from_bytes(file.read())
+                return _source_from_bytes(file.read(), label)
             head = file.read(_HEAD_BYTES)
     except PermissionError as e:
         raise AudioDecodeError(_permission_message(label)) from e
@@ -233,10 +252,10 @@ def _source_from_path(path: str) -> _Source:
     return _Source(path, label, info.st_size, head)
 
 
-def _source_from_file_object(file: BinaryIO) -> _Source:
-    """A file object: used in place when seekable and at its start, else read into memory."""
+def _source_from_file_object(file: BinaryIO, start: int | None) -> _Source:
+    """A file object: used in place when seekable and at its start, else read into memory from where it is."""
     try:
-        if not (_is_seekable(file) and file.tell() == 0):
+        if start != 0:
             data = file.read()
             _require_bytes(data)
             return _source_from_bytes(data)
@@ -252,10 +271,15 @@ def _source_from_file_object(file: BinaryIO) -> _Source:
     return _Source(file, "the given data", size, head)
 
 
-def _is_seekable(file: BinaryIO) -> bool:
-    """Whether the file object supports seek and tell."""
+def _position(file: BinaryIO) -> int | None:
+    """Where a seekable file object stands; None for streams that cannot seek."""
     seekable = getattr(file, "seekable", None)
-    return bool(seekable()) if callable(seekable) else hasattr(file, "seek") and hasattr(file, "tell")
+    if not (seekable() if callable(seekable) else hasattr(file, "seek") and hasattr(file, "tell")):
+        return None
+    try:
+        return file.tell()
+    except OSError as e:
+        raise AudioDecodeError(f"Cannot read the given file object: {e}. Pass the file's bytes instead.") from e
 
 
 def _require_bytes(data: object) -> None:
@@ -271,14 +295,15 @@ def _permission_message(label: str) -> str:
 
 def _check_max_duration(max_duration_s: float | None) -> None:
     """Reject a limit that is not a positive number of seconds."""
-    if max_duration_s is not None and not (isinstance(max_duration_s, (int, float)) and max_duration_s > 0):
+    valid = isinstance(max_duration_s, (int, float)) and not isinstance(max_duration_s, bool) and max_duration_s > 0
+    if max_duration_s is not None and not valid:
         raise OptionsError(f"max_duration_s must be a positive number of seconds or None, got {max_duration_s!r}")
 
 
 # --- soundfile fast path ------------------------------------------------------------------------------------
 
 
-def _decode_with_soundfile(src: _Source, max_duration_s: float | None) -> DecodedAudio | None:
+def _decode_with_soundfile(src: _Source, max_duration_s: float | None, spill_dir: Path | None) -> DecodedAudio | None:
     """Decode WAV/FLAC/Ogg Vorbis with libsndfile; None when it does not fit (then PyAV decodes)."""
     sound_file = _open_soundfile(src)
     if sound_file is None:
@@ -288,15 +313,15 @@ def _decode_with_soundfile(src: _Source, max_duration_s: float | None) -> Decode
         if max_duration_s is not None and declared / rate > max_duration_s:
             raise _too_long_error(src, declared / rate, max_duration_s)
         try:
-            samples = _collect(_resample_to_16k(_soundfile_blocks(sound_file)), max_duration_s)
+            samples = _collect(_resample_to_16k(_soundfile_blocks(sound_file)), max_duration_s, spill_dir)
         except sf.SoundFileError:  # libsndfile failed part way: FFmpeg may do better, and explains errors well
             logger.debug("libsndfile failed while reading; decoding with PyAV instead")
             return None
         if samples is None:  # resampling rounded a length right at the limit up past it
             raise _too_long_error(src, declared / rate, max_duration_s)
-        missing = declared - sound_file.tell()
-        if missing > 0:
-            logger.warning("The audio ends %.1f s before its declared length: it is probably truncated", missing / rate)
+        if sound_file.tell() < declared:  # a read failed quietly (libsndfile cannot report a file object's errors)
+            logger.debug("libsndfile read less than the declared length; decoding with PyAV instead")
+            return None
         info = _soundfile_source_info(sound_file, src, len(samples) / SAMPLE_RATE)
     return DecodedAudio(samples, info)
 
@@ -364,7 +389,7 @@ class _DecodeStats:
         self.decoded_frames += 1
 
 
-def _decode_with_pyav(src: _Source, max_duration_s: float | None) -> DecodedAudio:
+def _decode_with_pyav(src: _Source, max_duration_s: float | None, spill_dir: Path | None) -> DecodedAudio:
     """Decode the first audio stream with FFmpeg."""
     container = _open_container(src)
     with container:
@@ -375,7 +400,7 @@ def _decode_with_pyav(src: _Source, max_duration_s: float | None) -> DecodedAudi
         stats = _DecodeStats()
         frames = _decoded_frames(container, stream, stats)
         try:
-            samples = _collect(_resample_to_16k(_downmixed(frames)), max_duration_s)
+            samples = _collect(_resample_to_16k(_downmixed(frames)), max_duration_s, spill_dir)
         except (av.FFmpegError, OSError) as e:  # from the resampler or a failing file object
             raise AudioDecodeError(
                 f"Decoding {src.label} failed ({_reason(e)}). The file may be damaged; try exporting it again."
@@ -417,13 +442,16 @@ def _pyav_info(src: _Source) -> SourceInfo:
             return SourceInfo(
                 declared, stats.sample_rate, stats.channels, _codec_name(stream), container.format.name, src.size_bytes
             )
-    return _decode_with_pyav(src, None).source
+    return _decode_with_pyav(src, None, None).source
 
 
 def _open_container(src: _Source) -> av.container.InputContainer:
     """Open the input with FFmpeg, or explain why it cannot be read."""
+    target = src.rewound()
+    if isinstance(target, str):  # FFmpeg reads "x:..." as protocol x (http:, concat:, ...); a path is a file
+        target = "file:" + target
     try:
-        return av.open(src.rewound(), metadata_errors="ignore")
+        return av.open(target, metadata_errors="ignore")
     except (av.FFmpegError, OSError) as e:
         kind = _recognise_non_media(src.head)
         if kind is not None:
@@ -607,16 +635,38 @@ def _resample_to_16k(blocks: Iterable[tuple[np.ndarray, int]]) -> Iterator[np.nd
         yield from push(None)  # flush: the resampler holds back the last few samples
 
 
-def _collect(blocks: Iterable[np.ndarray], max_duration_s: float | None) -> np.ndarray | None:
-    """All blocks as one float32 array, or None as soon as they pass ``max_duration_s``."""
+def _collect(blocks: Iterable[np.ndarray], max_duration_s: float | None, spill_dir: Path | None) -> np.ndarray | None:
+    """All blocks as one float32 array, or None as soon as they pass ``max_duration_s``.
+
+    Past ``SPILL_AFTER_S`` the samples go to a file in ``spill_dir`` and come back memory-mapped, so a
+    three-hour recording costs disk pages the OS can drop, not 700 MB of RAM held for the whole run.
+    """
     limit = math.inf if max_duration_s is None else max_duration_s * SAMPLE_RATE
     parts: list[np.ndarray] = []
     total = 0
-    for block in blocks:
-        parts.append(block)
-        total += len(block)
-        if total > limit:
-            return None
+    spill: BinaryIO | None = None
+    try:
+        for block in blocks:
+            total += len(block)
+            if total > limit:
+                return None
+            if spill is None and spill_dir is not None and total > SPILL_AFTER_S * SAMPLE_RATE:
+                spill = open(spill_dir / f"{uuid.uuid4().hex}.f32", "wb")  # noqa: SIM115 (closed in finally)
+                for part in parts:
+                    spill.write(part.astype(np.float32, copy=False).tobytes())
+                parts = []
+            if spill is not None:
+                spill.write(block.astype(np.float32, copy=False).tobytes())
+            else:
+                parts.append(block)
+        if spill is not None:
+            spill.close()
+            return np.memmap(
+                spill.name, dtype=np.float32, mode="c"
+            )  # copy-on-write: writable for torch, file untouched
+    finally:
+        if spill is not None:
+            spill.close()
     if not parts:
         return np.zeros(0, dtype=np.float32)
     return np.concatenate(parts).astype(np.float32, copy=False)
@@ -624,11 +674,10 @@ def _collect(blocks: Iterable[np.ndarray], max_duration_s: float | None) -> np.n
 
 def _too_long_error(src: _Source, length_s: float | None, max_duration_s: float) -> AudioDecodeError:
     """The message for an input over the length limit, with both lengths."""
-    length = f"{_format_duration(length_s)} long" if length_s is not None else "of unknown length"
-    return AudioDecodeError(
-        f"{src.subject} is {length}, more than the limit of {_format_duration(max_duration_s)} "
-        f"(max_duration_s={max_duration_s:g}). Split it into shorter parts or raise the limit."
-    )
+    limit = f"the limit of {_format_duration(max_duration_s)} (max_duration_s={max_duration_s:g})"
+    # length_s is None when the stream declares no length and its packets carry no timestamps
+    length = f"longer than {limit}" if length_s is None else f"{_format_duration(length_s)} long, more than {limit}"
+    return AudioDecodeError(f"{src.subject} is {length}. Split it into shorter parts or raise the limit.")
 
 
 def _no_samples_error(src: _Source, stats: _DecodeStats) -> AudioDecodeError:

@@ -2,7 +2,7 @@
 
 Messages meant for the user (which file failed and why) are printed to stderr here; library
 logging never carries file names, audio or transcript text. Exit codes: 0 all done, 1 some
-file or the model failed, 2 bad command line.
+file or the model failed, 2 bad command line, 130 stopped with Ctrl-C.
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ from .errors import ASRError, OptionsError
 from .options import LANGUAGES, DecodeOptions, TranscribeOptions, normalize_language
 from .pipeline import transcribe
 from .results import Transcript, format_clock
+from .tempfiles import remove_stale_workdirs
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 class _Parser(argparse.ArgumentParser):
@@ -109,6 +110,7 @@ def _run_transcribe(args: argparse.Namespace) -> int:
     to_stdout = str(args.output_dir) == "-"
     if not to_stdout:
         args.output_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_workdirs()  # what a crashed earlier run may have left
     from .engine import QwenEngine  # loads torch: only now that the command line is known good
 
     try:
@@ -174,4 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "verbose", False):
         logging.getLogger("transformers").setLevel(logging.ERROR)
     commands = {"transcribe": _run_transcribe, "info": _run_info, "download": _run_download}
-    return commands[args.command](args)
+    try:
+        return commands[args.command](args)
+    except KeyboardInterrupt:
+        print("\nStopped (Ctrl-C). Files finished before this were written.", file=sys.stderr)
+        return EXIT_INTERRUPTED

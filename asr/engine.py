@@ -19,7 +19,6 @@ import torch
 from safetensors import SafetensorError
 from transformers import AutoProcessor, Qwen3ASRForConditionalGeneration
 
-from .audio import SAMPLE_RATE
 from .errors import ModelLoadError, OptionsError
 from .hub import locate_model
 from .options import LANGUAGES
@@ -176,7 +175,6 @@ class QwenEngine:
             audio=list(chunks),
             language=language,
             prompt=context or None,
-            sampling_rate=SAMPLE_RATE,
         )
         inputs = inputs.to(self._model.device, dtype=self._model.dtype)
         prompt_length = inputs["input_ids"].shape[1]

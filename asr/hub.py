@@ -73,11 +73,28 @@ def locate_model(model: str) -> Path:
     from huggingface_hub.errors import LocalEntryNotFoundError
 
     try:
-        folder = Path(snapshot_download(model, local_files_only=True))
+        # The same patterns as the download: the cached tree listing also names README.md and
+        # .gitattributes, which download_model skips, and without the patterns huggingface_hub
+        # calls the snapshot incomplete (IncompleteSnapshotError).
+        folder = Path(snapshot_download(model, local_files_only=True, allow_patterns=_DOWNLOAD_PATTERNS))
     except LocalEntryNotFoundError as e:
         raise ModelNotFoundError(f"The model {model} is not on this computer yet. {_how_to_get(model)}") from e
     check_model_folder(folder)
     return folder
+
+
+def _one_line_reason(error: BaseException) -> str:
+    """Why a download failed, on one line (huggingface_hub's messages span several lines)."""
+    from huggingface_hub.errors import LocalEntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
+
+    if isinstance(error, RepositoryNotFoundError):
+        return "there is no such repository there (404)"
+    if isinstance(error, RevisionNotFoundError):
+        return "that revision does not exist there (404)"
+    if isinstance(error, LocalEntryNotFoundError) and error.__cause__ is not None:
+        error = error.__cause__  # "Got: <the real error> ... cannot find the snapshot on disk": report the real one
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0] if lines else 'no details'}"
 
 
 def download_model(model: str = DEFAULT_MODEL, *, endpoint: str | None = None, tqdm_class=None) -> Path:
@@ -93,17 +110,17 @@ def download_model(model: str = DEFAULT_MODEL, *, endpoint: str | None = None, t
     """
     if not _looks_like_repo_id(model):
         raise DownloadError(f"{model!r} is not a Hugging Face repo id like {DEFAULT_MODEL!r}.")
-    from huggingface_hub import snapshot_download
+    from huggingface_hub import constants, snapshot_download
 
-    logger.info("Downloading %s from %s", model, endpoint or "the default Hugging Face endpoint")
+    logger.info("Downloading %s from %s", model, endpoint or constants.ENDPOINT)
     try:
         folder = Path(
             snapshot_download(model, endpoint=endpoint, allow_patterns=_DOWNLOAD_PATTERNS, tqdm_class=tqdm_class)
         )
     except Exception as e:  # network, HTTP and disk errors all mean the same to the user
-        where = endpoint or "huggingface.co (or HF_ENDPOINT)"
+        where = endpoint or constants.ENDPOINT  # HF_ENDPOINT or https://huggingface.co
         raise DownloadError(
-            f"Could not download {model} from {where}: {type(e).__name__}: {e}. "
+            f"Could not download {model} from {where}: {_one_line_reason(e)}. "
             "Check the connection or the mirror URL, and that there is enough free disk space."
         ) from e
     check_model_folder(folder)

@@ -11,7 +11,10 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import weakref
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack
+from pathlib import Path
 from typing import BinaryIO, Protocol
 
 import numpy as np
@@ -21,6 +24,7 @@ from .errors import TranscriptionCancelled
 from .options import DecodeOptions, TranscribeOptions
 from .results import Chunk, ChunkText, DecodedAudio, Segment, SegmentFlag, SourceInfo, Transcript, TranscriptionInfo
 from .segment import collect_chunks
+from .tempfiles import private_workdir
 from .vad import get_speech_spans
 
 logger = logging.getLogger(__name__)
@@ -65,7 +69,7 @@ def is_repetition_loop(text: str) -> bool:
     return False
 
 
-def _as_decoded(audio: AudioSource, options: TranscribeOptions) -> DecodedAudio:
+def _as_decoded(audio: AudioSource, options: TranscribeOptions, workdir: Path) -> DecodedAudio:
     """Decode files and bytes; take arrays as mono float32 samples at 16 kHz, as they are."""
     if isinstance(audio, DecodedAudio):
         return audio
@@ -73,7 +77,7 @@ def _as_decoded(audio: AudioSource, options: TranscribeOptions) -> DecodedAudio:
         samples = np.asarray(audio, dtype=np.float32).reshape(-1)
         facts = SourceInfo(len(samples) / SAMPLE_RATE, SAMPLE_RATE, 1, "pcm_f32le", "array")
         return DecodedAudio(samples, facts)
-    return decode_audio(audio, max_duration_s=options.max_duration_s)
+    return decode_audio(audio, max_duration_s=options.max_duration_s, spill_dir=workdir)
 
 
 def _check_cancel(cancel: threading.Event | None, done: int) -> None:
@@ -127,37 +131,59 @@ def transcribe(
     Returns:
         (segments, info): a lazy iterator of `Segment`s and the facts known before generation.
         Nothing after the first chunk runs until you iterate, so errors (including
-        `TranscriptionCancelled`) can be raised while iterating.
+        `TranscriptionCancelled`) can be raised while iterating. The run's private temporary
+        folder is removed when the iterator ends, fails, is closed, or is garbage-collected.
 
     Raises:
         OptionsError, AudioDecodeError, TranscriptionCancelled, and engine errors.
     """
     options = options or TranscribeOptions()
     options.validate()
-    decoded = _as_decoded(audio, options)
-    _check_cancel(cancel, 0)
-    samples = decoded.samples
-    spans = get_speech_spans(samples, options.vad)
-    chunks = collect_chunks(samples, spans, max_chunk_s=options.max_chunk_s)
+    cleanup = ExitStack()
+    try:
+        workdir = cleanup.enter_context(private_workdir())
+        decoded = _as_decoded(audio, options, workdir)
+        _check_cancel(cancel, 0)
+        samples = decoded.samples
+        spans = get_speech_spans(samples, options.vad)
+        chunks = collect_chunks(samples, spans, max_chunk_s=options.max_chunk_s)
+        _check_cancel(cancel, 0)
+        first = _transcribe_batch(engine, samples, chunks[:1], options.decode) if chunks else []
+    except BaseException:
+        cleanup.close()
+        raise
     duration_s = len(samples) / SAMPLE_RATE
-    _check_cancel(cancel, 0)
-    first = _transcribe_batch(engine, samples, chunks[:1], options.decode) if chunks else []
-    detected = next((s.language for s in first if s.language), None)
     info = TranscriptionInfo(
         source=decoded.source,
         duration_s=duration_s,
         speech_s=sum(span.end_sample - span.start_sample for span in spans) / SAMPLE_RATE,
         num_chunks=len(chunks),
-        language=options.decode.language or detected,
+        language=options.decode.language or next((s.language for s in first if s.language), None),
         options=options,
         model=engine.name,
         notes=() if chunks else (NO_SPEECH_NOTE,),
     )
     logger.info("%.1f s of audio, %.1f s of speech in %d chunk(s)", duration_s, info.speech_s, len(chunks))
+    segments = _generate_rest(engine, samples, chunks, first, options, progress, cancel, cleanup)
+    weakref.finalize(segments, cleanup.close)  # also when the caller drops the iterator unstarted
+    return segments, info
 
-    def segments() -> Iterator[Segment]:
-        batch_size = options.decode.batch_size or engine.default_batch_size
-        done, position, ready = 0, min(1, len(chunks)), first
+
+def _generate_rest(
+    engine: Engine,
+    samples: np.ndarray,
+    chunks: list[Chunk],
+    first: list[Segment],
+    options: TranscribeOptions,
+    progress: ProgressCallback | None,
+    cancel: threading.Event | None,
+    cleanup: ExitStack,
+) -> Iterator[Segment]:
+    """Yield the first chunk's segments, then generate and yield the other chunks batch by batch."""
+    duration_s = len(samples) / SAMPLE_RATE
+    batch_size = options.decode.batch_size or engine.default_batch_size
+    done, position, ready = 0, min(1, len(chunks)), first
+    with cleanup:
         while True:
             for segment in ready:
                 done += 1
@@ -171,8 +197,6 @@ def transcribe(
             batch = chunks[position : position + batch_size]
             ready = _transcribe_batch(engine, samples, batch, options.decode)
             position += len(batch)
-
-    return segments(), info
 
 
 def transcribe_all(

@@ -1,0 +1,211 @@
+"""`python -m asr` end to end on real encoded speech and the tiny checkpoint."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from asr.cli import main
+
+FORMATS = {  # file name -> (container, codec, extra encoder arguments)
+    "cli.wav": ("wav", "pcm_s16le", {}),
+    "cli.mp3": ("mp3", "libmp3lame", {}),
+    "cli.flac": ("flac", "flac", {}),
+    "cli.ogg": ("ogg", "vorbis", {"rate": 44_100, "channels": 2, "codec_options": {"strict": "-2"}}),
+    "cli.opus": ("ogg", "libopus", {"rate": 48_000}),
+    "cli.m4a": ("ipod", "aac", {"rate": 44_100, "channels": 2}),
+    "cli.webm": ("webm", "libopus", {"rate": 48_000}),
+    "cli-video.mp4": ("mp4", "aac", {"video": True}),
+    "cli-video.mkv": ("matroska", "flac", {"video": True, "rate": 48_000}),
+}
+
+
+@pytest.fixture(scope="module")
+def speech_files(encode_speech):
+    return [
+        encode_speech(name, format=container, codec=codec, **extra)
+        for name, (container, codec, extra) in FORMATS.items()
+    ]
+
+
+@pytest.fixture(scope="module")
+def bad_files(tmp_path_factory, encode_speech):
+    """Each bad input next to the message the user should see about it."""
+    folder = tmp_path_factory.mktemp("bad")
+    empty = folder / "empty.wav"
+    empty.write_bytes(b"")
+    text = folder / "notes.mp3"
+    text.write_text("These are my meeting notes, not audio.\n" * 20)
+    m4a = encode_speech("cli-whole.m4a", format="ipod", codec="aac").read_bytes()
+    truncated = folder / "cut.m4a"
+    truncated.write_bytes(m4a[: len(m4a) // 3])
+    silent_video = encode_speech("cli-silent.mp4", format="mp4", codec="aac", video=True, audio=False)
+    return {
+        empty: "is empty",
+        text: "looks like a text file",
+        truncated: "truncated or damaged",
+        silent_video: "has no audio track",
+        folder / "missing.wav": "File not found",
+    }
+
+
+def _cli(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_import_asr_does_not_load_torch():
+    code = "import sys, asr; asr.QwenEngine; print('torch' in sys.modules)"
+    light = subprocess.run(
+        [sys.executable, "-c", "import sys, asr; print('torch' in sys.modules)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert light.stdout.strip() == "False"
+    lazy = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert lazy.stdout.strip() == "True"  # the engine, and only the engine, brings torch
+
+
+def test_every_format_gives_all_four_outputs(capsys, tmp_path, tiny_model_dir, speech_files):
+    out = tmp_path / "out"
+    code, _, err = _cli(
+        capsys,
+        "transcribe",
+        *map(str, speech_files),
+        "--model",
+        str(tiny_model_dir),
+        "--language",
+        "en",
+        "--format",
+        "all",
+        "--output-dir",
+        str(out),
+    )
+    assert code == 0, err
+    assert "Traceback" not in err
+    stems = [file.stem for file in speech_files]
+    for file in speech_files:
+        base = file.name if stems.count(file.stem) > 1 else file.stem  # cli.wav -> cli.wav.srt, cli-video.mp4 -> ...
+        outputs = {fmt: out / f"{base}.{fmt}" for fmt in ("txt", "srt", "vtt", "json")}
+        assert all(path.is_file() for path in outputs.values()), file.name
+        result = json.loads(outputs["json"].read_text(encoding="utf-8"))
+        assert result["segments"] and result["languages"] == ["English"]
+        assert result["info"]["source"]["channels"] >= 1 and result["info"]["model"] == str(tiny_model_dir)
+        assert outputs["srt"].read_text(encoding="utf-8").startswith("1\n00:00:00,")
+        assert outputs["vtt"].read_text(encoding="utf-8").startswith("WEBVTT\n\n")
+        assert outputs["txt"].read_bytes().decode("utf-8").strip() == result["text"].strip()
+
+
+def test_same_stem_keeps_both_outputs(capsys, tmp_path, tiny_model_dir, speech_files):
+    wav, mp3 = speech_files[:2]
+    code, _, err = _cli(
+        capsys,
+        "transcribe",
+        str(wav),
+        str(mp3),
+        "--model",
+        str(tiny_model_dir),
+        "--format",
+        "srt",
+        "--output-dir",
+        str(tmp_path),
+    )
+    assert code == 0, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cli.mp3.srt", "cli.wav.srt"]
+
+
+def test_stdout_output(capsys, tiny_model_dir, speech_files):
+    code, out, err = _cli(
+        capsys,
+        "transcribe",
+        str(speech_files[0]),
+        "--model",
+        str(tiny_model_dir),
+        "--format",
+        "vtt",
+        "--output-dir",
+        "-",
+    )
+    assert code == 0, err
+    assert out.startswith("WEBVTT\n\n00:00:00.")
+
+
+def test_bad_files_fail_alone_with_their_own_message(capsys, tmp_path, tiny_model_dir, speech_files, bad_files):
+    good = speech_files[0]
+    files = [*bad_files, good]
+    code, _, err = _cli(
+        capsys, "transcribe", *map(str, files), "--model", str(tiny_model_dir), "--output-dir", str(tmp_path)
+    )
+    assert code == 1
+    assert (tmp_path / "cli.txt").is_file()  # the good file still got its transcript
+    lines = [line for line in err.splitlines() if ": error: " in line]
+    assert len(lines) == len(bad_files)
+    for (path, message), line in zip(bad_files.items(), lines, strict=True):
+        assert line.startswith(f"{path}: error: ") and message in line, line
+    assert "Traceback" not in err
+
+
+def test_unknown_language_is_a_usage_error(capsys, speech_files):
+    code, _, err = _cli(capsys, "transcribe", str(speech_files[0]), "--language", "klingon")
+    assert code == 2
+    assert err.count("\n") == 1 and "Unknown language 'klingon'" in err and "en (English)" in err
+
+
+def test_usage_errors_exit_2_with_one_line(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["transcribe"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "required: FILE" in err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["transcribe", "a.wav", "--format", "docx"])
+    assert exit_info.value.code == 2 and "invalid choice: 'docx'" in capsys.readouterr().err
+
+
+def test_missing_model_explains_how_to_get_it(capsys, tmp_path, speech_files, monkeypatch):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    code, _, err = _cli(capsys, "transcribe", str(speech_files[0]), "--model", str(tmp_path / "no-model"))
+    assert code == 1
+    assert "No model folder" in err and "python -m asr download" in err and "Traceback" not in err
+
+
+def test_info_shows_the_facts(capsys, speech_files, bad_files):
+    m4a = next(f for f in speech_files if f.suffix == ".m4a")
+    code, out, err = _cli(capsys, "info", str(m4a))
+    assert code == 0, err
+    assert out.startswith(f"{m4a}: 0:04 · 44.1 kHz · stereo · aac")
+    code, out, err = _cli(capsys, "info", *map(str, bad_files))
+    assert code == 1 and out == "" and err.count(": error: ") == len(bad_files)
+
+
+def test_python_dash_m_asr_with_progress(tmp_path, tiny_model_dir, speech_files):
+    """The real entry point in a fresh process, model chosen by QWEN3_ASR_MODEL."""
+    env = {**os.environ, "QWEN3_ASR_MODEL": str(tiny_model_dir)}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "asr",
+            "transcribe",
+            str(speech_files[1]),
+            "--format",
+            "srt",
+            "--output-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=Path(__file__).parents[1],
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "100%" in result.stderr and "0:04 / 0:04" in result.stderr
+    assert (tmp_path / "cli.srt").read_text(encoding="utf-8").startswith("1\n")

@@ -1,0 +1,307 @@
+"""`python -m asr download` against a local hub mirror, then loading the model with the network cut.
+
+The CLI runs in a subprocess, as a user would run it: huggingface_hub reads HF_HUB_CACHE and
+HF_ENDPOINT once, at import, so setting them with monkeypatch in this process would not reach an
+already imported huggingface_hub. Each subprocess gets its own fresh cache and HF_HOME.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from hub_mirror import HubMirror
+from tiny_model import write_tiny_checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+REPO = "Qwen/Qwen3-ASR-0.6B-hf"
+# What `download_model` fetches (its allow_patterns: *.json, *.safetensors, *.jinja, *.txt) ...
+WANTED = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "processor_config.json")
+# ... and what every hub repo also holds but the app does not need.
+NOT_WANTED = ("README.md", ".gitattributes")
+# Hub and network settings of the outer environment that must not leak into the subprocesses.
+_SCRUBBED = (
+    "HF_ENDPOINT",
+    "HF_HUB_OFFLINE",
+    "TRANSFORMERS_OFFLINE",
+    "HF_TOKEN",
+    "HF_HUB_DISABLE_PROGRESS_BARS",
+    "HF_HUB_ENABLE_HF_TRANSFER",
+    "QWEN3_ASR_MODEL",
+    "TQDM_DISABLE",
+)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    """The tiny checkpoint laid out like the hub repo, README and .gitattributes included."""
+    folder = write_tiny_checkpoint(tmp_path_factory.mktemp("repo"))
+    (folder / "README.md").write_text("---\nlicense: apache-2.0\n---\n# Qwen3-ASR (tiny test copy)\n")
+    (folder / ".gitattributes").write_text("*.safetensors filter=lfs diff=lfs merge=lfs -text\n")
+    return folder
+
+
+@pytest.fixture
+def mirror(checkpoint):
+    with HubMirror({REPO: checkpoint}) as running:
+        yield running
+
+
+@pytest.fixture
+def env(tmp_path) -> dict[str, str]:
+    """Environment of a subprocess with an empty hub cache of its own."""
+    env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED}
+    env.update(
+        HF_HOME=str(tmp_path / "hf_home"),
+        HF_HUB_CACHE=str(tmp_path / "hub_cache"),
+        HF_HUB_DISABLE_TELEMETRY="1",
+        NO_PROXY="127.0.0.1,localhost",
+        no_proxy="127.0.0.1,localhost",
+        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    )
+    return env
+
+
+def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "asr", *args],
+        cwd=ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def run_cli_on_terminal(*args: str, env: dict[str, str]) -> tuple[int, str]:
+    """Run the CLI with stderr on a pseudo-terminal, as in a user's shell; return (exit code, stderr)."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))  # rows, columns
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "asr", *args],
+        cwd=ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=follower,
+    )
+    os.close(follower)
+    chunks: list[bytes] = []
+
+    def drain() -> None:
+        while True:
+            try:
+                data = os.read(leader, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                return
+            if not data:
+                return
+            chunks.append(data)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    try:
+        code = proc.wait(timeout=120)
+    finally:
+        proc.kill()
+        reader.join(timeout=10)
+        os.close(leader)
+    return code, b"".join(chunks).decode("utf-8", "replace")
+
+
+def snapshot_of(env: dict[str, str], mirror: HubMirror) -> Path:
+    return Path(env["HF_HUB_CACHE"]) / "models--Qwen--Qwen3-ASR-0.6B-hf" / "snapshots" / mirror.repos[REPO].commit
+
+
+def assert_downloaded(env: dict[str, str], mirror: HubMirror, checkpoint: Path) -> None:
+    """The wanted files came over the wire once each, and the cache holds exactly their bytes."""
+    snapshot = snapshot_of(env, mirror)
+    for name in WANTED:
+        assert mirror.count("GET", mirror.resolve_path(REPO, name)) == 1, name
+        assert (snapshot / name).read_bytes() == (checkpoint / name).read_bytes(), name
+    for name in NOT_WANTED:
+        assert mirror.count("GET", mirror.resolve_path(REPO, name)) == 0, name
+        assert not (snapshot / name).exists(), name
+    assert (snapshot.parents[1] / "refs" / "main").read_text() == mirror.repos[REPO].commit
+
+
+_PROGRESS_BAR = re.compile(r": +\d+%\|")  # tqdm: "Fetching 7 files:  71%|███▏ | 5/7 [...]"
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, starts: str) -> None:
+    """Exit code 1 and, besides progress bars drawn before the failure, one line of stderr: the error."""
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip() and not _PROGRESS_BAR.search(line)]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(starts), result.stderr
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
+def test_download_from_mirror_given_by_endpoint_option(mirror, env, checkpoint):
+    code, stderr = run_cli_on_terminal("download", "--model", REPO, "--endpoint", mirror.url, env=env)
+
+    assert code == 0, stderr
+    assert "Fetching 7 files" in stderr  # the repo's 9 files less README.md and .gitattributes
+    assert "100%" in stderr
+    assert "Download complete" in stderr  # the byte counter users watch for the 1.9 GB download
+    assert f"{REPO} is ready in {snapshot_of(env, mirror)}" in stderr
+    assert mirror.count("GET", f"/api/models/{REPO}/revision/main") == 1
+    assert_downloaded(env, mirror, checkpoint)
+
+
+def test_download_from_mirror_given_by_hf_endpoint(mirror, env, checkpoint):
+    result = run_cli("download", "--model", REPO, env={**env, "HF_ENDPOINT": mirror.url})
+
+    assert result.returncode == 0, result.stderr
+    assert "Fetching 7 files" in result.stderr and "100%" in result.stderr
+    assert result.stdout == ""
+    assert_downloaded(env, mirror, checkpoint)
+
+
+def test_second_download_fetches_nothing_again(mirror, env, checkpoint):
+    assert run_cli("download", "--endpoint", mirror.url, env=env).returncode == 0
+    fetched = len(mirror.requests)
+
+    again = run_cli("download", "--endpoint", mirror.url, env=env)
+
+    assert again.returncode == 0, again.stderr
+    assert [method for method, _ in mirror.requests[fetched:]] == ["GET"]  # only the revision look-up
+    assert_downloaded(env, mirror, checkpoint)
+
+
+_LOAD_WITHOUT_NETWORK = """
+import json, socket, sys
+
+attempts = []
+
+def cut_network(event, args):
+    if event in ("socket.connect", "socket.getaddrinfo"):
+        attempts.append(f"{event} {args[1] if event == 'socket.connect' else args[0]!r}")
+    if event == "socket.connect" and isinstance(args[1], tuple) and args[1][0] not in ("127.0.0.1", "::1", "localhost"):
+        raise ConnectionRefusedError(f"network is cut: {args[1]}")
+
+sys.addaudithook(cut_network)
+from asr.engine import QwenEngine
+
+engine = QwenEngine.load(sys.argv[1], device="cpu")
+print(json.dumps({"attempts": attempts, "folder": engine.info.folder, "device": engine.info.device}))
+"""
+
+
+def test_downloaded_model_loads_with_network_cut(mirror, env, checkpoint):
+    assert run_cli("download", "--endpoint", mirror.url, env=env).returncode == 0
+    mirror.stop()  # even loopback connections would now fail
+    offline = {k: v for k, v in env.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
+
+    result = subprocess.run(
+        [sys.executable, "-c", _LOAD_WITHOUT_NETWORK, REPO],
+        cwd=ROOT,
+        env=offline,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["attempts"] == []
+    assert Path(report["folder"]) == snapshot_of(env, mirror)
+    assert report["device"] == "cpu"
+
+
+_LOCATE = """
+import sys
+from asr.hub import locate_model
+from asr.errors import ModelNotFoundError
+
+try:
+    print("found", locate_model(sys.argv[1]))
+except ModelNotFoundError as e:
+    print(f"ModelNotFoundError: {e}")
+"""
+
+
+def test_interrupted_download_is_not_taken_for_a_model(mirror, env):
+    mirror.fail(500, match="model.safetensors", method="GET")  # metadata fine, weights fail mid-way
+
+    result = run_cli("download", "--endpoint", mirror.url, env=env)
+
+    assert_one_line_error(result, f"error: Could not download {REPO} from {mirror.url}")
+    assert mirror.count("GET", mirror.resolve_path(REPO, "model.safetensors")) == 1
+    assert not (snapshot_of(env, mirror) / "model.safetensors").exists()
+    located = subprocess.run(
+        [sys.executable, "-c", _LOCATE, REPO],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert located.returncode == 0, located.stderr
+    assert located.stdout.startswith("ModelNotFoundError: The model Qwen/Qwen3-ASR-0.6B-hf is not on this computer")
+
+
+def test_failing_mirror_is_a_one_line_error(mirror, env):
+    mirror.fail(500)
+
+    result = run_cli("download", "--endpoint", mirror.url, env=env)
+
+    assert_one_line_error(result, f"error: Could not download {REPO} from {mirror.url}")
+    assert mirror.count("GET", f"/api/models/{REPO}/revision/main") >= 1  # it asked the mirror, not huggingface.co
+    assert not snapshot_of(env, mirror).exists()
+
+
+def test_unreachable_mirror_is_a_one_line_error(mirror, env):
+    url = mirror.url
+    mirror.stop()  # nothing listens on the port any more: connection refused
+
+    result = run_cli("download", "--endpoint", url, env=env)
+
+    assert_one_line_error(result, f"error: Could not download {REPO} from {url}")
+    assert not snapshot_of(env, mirror).exists()
+
+
+def test_repo_the_mirror_lacks_is_a_one_line_error(mirror, env):
+    result = run_cli("download", "--model", "Qwen/Qwen3-ASR-9B-hf", "--endpoint", mirror.url, env=env)
+
+    assert_one_line_error(result, f"error: Could not download Qwen/Qwen3-ASR-9B-hf from {mirror.url}")
+    assert mirror.count("GET", "/api/models/Qwen/Qwen3-ASR-9B-hf/revision/main") == 1
+
+
+@pytest.mark.parametrize("model", ["Qwen3-ASR-0.6B-hf", "Qwen/Qwen3-ASR/0.6B", "/Qwen3-ASR-0.6B-hf", "Qwen/"])
+def test_malformed_repo_id_is_refused_before_going_online(mirror, env, model):
+    result = run_cli("download", "--model", model, "--endpoint", mirror.url, env=env)
+
+    assert_one_line_error(result, f"error: {model!r} is not a Hugging Face repo id like {REPO!r}")
+    assert mirror.requests == []
+
+
+def test_mirror_answers_file_requests_like_the_hub(mirror, checkpoint):
+    from urllib.request import Request, urlopen
+
+    repo = mirror.repos[REPO]
+    url = mirror.url + mirror.resolve_path(REPO, "model.safetensors", revision="main")
+    data = (checkpoint / "model.safetensors").read_bytes()
+    with urlopen(Request(url, method="HEAD")) as head:
+        assert head.headers["X-Repo-Commit"] == repo.commit
+        assert head.headers["X-Linked-Etag"].strip('"') == repo.sha256["model.safetensors"]
+        assert int(head.headers["X-Linked-Size"]) == int(head.headers["Content-Length"]) == len(data)
+        assert head.read() == b""
+    with urlopen(Request(url, headers={"Range": "bytes=100-"})) as resumed:  # how the client resumes
+        assert resumed.status == 206
+        assert resumed.headers["Content-Range"] == f"bytes 100-{len(data) - 1}/{len(data)}"
+        assert resumed.read() == data[100:]
