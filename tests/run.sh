@@ -24,8 +24,8 @@ fi
 .venv/bin/python -m pip install -q --disable-pip-version-check torch==2.13.0
 .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements-dev.txt
 
-.venv/bin/ruff check asr tests
-.venv/bin/ruff format --check asr tests
+.venv/bin/ruff check asr tests bench
+.venv/bin/ruff format --check asr tests bench
 
 set +e
 .venv/bin/python -m pytest "$@"

@@ -8,7 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile as sf
 
 from asr.cli import main
 
@@ -209,3 +211,23 @@ def test_python_dash_m_asr_with_progress(tmp_path, tiny_model_dir, speech_files)
     assert result.returncode == 0, result.stderr
     assert "100%" in result.stderr and "0:04 / 0:04" in result.stderr
     assert (tmp_path / "cli.srt").read_text(encoding="utf-8").startswith("1\n")
+
+
+def test_silence_only_file_gives_an_empty_transcript_and_a_note(capsys, tmp_path, tiny_model_dir):
+    quiet = tmp_path / "quiet.wav"
+    sf.write(quiet, np.zeros(10 * 16_000, dtype=np.float32), 16_000)
+    code, _, err = _cli(
+        capsys,
+        "transcribe",
+        str(quiet),
+        "--model",
+        str(tiny_model_dir),
+        "--format",
+        "all",
+        "--output-dir",
+        str(tmp_path),
+    )
+    assert code == 0, err
+    assert f"{quiet}: no speech detected" in err
+    assert (tmp_path / "quiet.txt").read_text(encoding="utf-8") == ""
+    assert json.loads((tmp_path / "quiet.json").read_text(encoding="utf-8"))["info"]["notes"] == ["no speech detected"]

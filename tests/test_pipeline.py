@@ -11,7 +11,7 @@ import threading
 
 import numpy as np
 import pytest
-from speech import SENTENCES, silence, speech_with_pauses
+from speech import MANDARIN_PINYIN, SENTENCES, silence, speak, speech_with_pauses
 
 import asr
 from asr.results import ChunkText, SegmentFlag
@@ -165,3 +165,12 @@ def test_real_engine_end_to_end(engine, four_sentences):
     for segment in transcript.segments:
         assert "<asr_text>" not in segment.text and segment.language != "None"
         assert SegmentFlag.TOKEN_CAP in segment.flags  # random weights never say end-of-text
+
+
+def test_mandarin_speech_with_forced_chinese(engine):
+    mandarin = np.concatenate([silence(1.0), speak(MANDARIN_PINYIN, voice="cmn-latn-pinyin"), silence(1.0)])
+    options = asr.TranscribeOptions(decode=asr.DecodeOptions(language=asr.normalize_language("zh")))
+    transcript = asr.transcribe_all(mandarin, engine=engine, options=options)
+    (segment,) = transcript.segments
+    assert transcript.info.speech_s > 1.0 and transcript.languages == ("Chinese",)
+    assert 0.5 < segment.start_s < 1.0 and segment.end_s < transcript.info.duration_s - 0.5  # VAD trimmed silence
