@@ -17,6 +17,7 @@ from .audio import SAMPLE_RATE, decode_audio, read_source_info
 from .errors import (
     ASRError,
     AudioDecodeError,
+    DeviceMemoryError,
     DownloadError,
     ModelLoadError,
     ModelNotFoundError,
@@ -45,6 +46,7 @@ __all__ = [
     "AudioDecodeError",
     "DecodeOptions",
     "DecodedAudio",
+    "DeviceMemoryError",
     "DownloadError",
     "EngineInfo",
     "ModelLoadError",

@@ -19,7 +19,7 @@ import torch
 from safetensors import SafetensorError
 from transformers import AutoProcessor, Qwen3ASRForConditionalGeneration
 
-from .errors import ModelLoadError, OptionsError
+from .errors import DeviceMemoryError, ModelLoadError, OptionsError
 from .hub import locate_model
 from .options import LANGUAGES
 from .results import ChunkText
@@ -179,8 +179,14 @@ class QwenEngine:
         inputs = inputs.to(self._model.device, dtype=self._model.dtype)
         prompt_length = inputs["input_ids"].shape[1]
         extra = {"repetition_penalty": repetition_penalty} if repetition_penalty else {}
-        with self._lock, torch.inference_mode():
-            generated = self._model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False, **extra)
+        try:
+            with self._lock, torch.inference_mode():
+                generated = self._model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False, **extra)
+        except (torch.OutOfMemoryError, MemoryError) as e:
+            raise DeviceMemoryError(
+                f"Ran out of {self.info.device} memory on a batch of {len(chunks)} chunk(s). Try a batch size of 1, "
+                "the 0.6B model, or the CPU, and close other programs that use the memory."
+            ) from e
         new_tokens = generated[:, prompt_length:].cpu()
         eos_ids = set(self._model.generation_config.eos_token_id or [])
         pad_id = self._model.generation_config.pad_token_id

@@ -25,6 +25,10 @@ class ModelNotFoundError(ModelLoadError):
     """The model is not on this computer; the message says how to get it."""
 
 
+class DeviceMemoryError(ASRError):
+    """The GPU or the computer ran out of memory while transcribing; the message says what to try."""
+
+
 class DownloadError(ASRError):
     """Fetching the model failed (network, mirror, disk)."""
 

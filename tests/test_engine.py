@@ -137,3 +137,14 @@ def test_context_reaches_the_prompt(engine, golden_clip):
 )
 def test_repetition_loop_detection(text, looping):
     assert is_repetition_loop(text) is looping
+
+
+def test_out_of_memory_becomes_a_clear_error(engine, golden_clip, monkeypatch):
+    """A real OOM cannot be provoked safely here, so generate is replaced by one that raises torch's OOM."""
+
+    def exhausted(**_):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(engine._model, "generate", exhausted)
+    with pytest.raises(asr.DeviceMemoryError, match="Ran out of cpu memory on a batch of 2 chunk.*batch size of 1"):
+        engine.transcribe_chunks([golden_clip, golden_clip], language=None, context="", max_new_tokens=8)

@@ -1,6 +1,6 @@
 """Orchestration: batching, order, progress, cancel, flags, and the real engine end to end.
 
-The fake engine below stands in for the model only where the test is about orchestration
+The fake engine (tests/fakes.py) stands in for the model only where the test is about orchestration
 (which chunks go in which batch, what happens to loops and caps); the last tests use the real
 engine on the tiny checkpoint.
 """
@@ -11,43 +11,11 @@ import threading
 
 import numpy as np
 import pytest
+from fakes import FakeEngine
 from speech import MANDARIN_PINYIN, SENTENCES, silence, speak, speech_with_pauses
 
 import asr
-from asr.results import ChunkText, SegmentFlag
-
-
-class FakeEngine:
-    """Answers each chunk with its own length in samples, so every text names its chunk."""
-
-    name = "fake"
-    default_batch_size = 2
-
-    def __init__(self, loop_first_try: bool = False, finished: bool = True):
-        self.calls: list[dict] = []
-        self.loop_first_try = loop_first_try
-        self.finished = finished
-
-    def transcribe_chunks(self, chunks, *, language, context, max_new_tokens, repetition_penalty=None):
-        self.calls.append(
-            {
-                "lengths": [len(c) for c in chunks],
-                "language": language,
-                "context": context,
-                "max_new_tokens": max_new_tokens,
-                "repetition_penalty": repetition_penalty,
-            }
-        )
-        looping = self.loop_first_try and repetition_penalty is None
-        return [
-            ChunkText(
-                text="la " * 30 if looping else f"chunk of {len(c)} samples",
-                language=language or "English",
-                finished=self.finished,
-                num_tokens=5,
-            )
-            for c in chunks
-        ]
+from asr.results import SegmentFlag
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,149 @@
+"""Transcription in a background thread, for front ends that must stay responsive (the app).
+
+A `TranscriptionJob` works through its inputs one after another on its own thread and exposes a
+snapshot of its state (`JobSnapshot`) that a page can poll and draw: which file is running,
+processed/total seconds, segments so far, per-file results and errors. Jobs of all sessions share
+one model, so they take turns: a job waits in the queue (`JobStatus.QUEUED`) until the one before
+it has finished. Nothing here knows about Streamlit.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, replace
+from enum import Enum
+
+from .errors import ASRError, TranscriptionCancelled
+from .options import TranscribeOptions
+from .pipeline import Engine, transcribe
+from .results import Segment, Transcript, TranscriptionInfo
+
+logger = logging.getLogger(__name__)
+
+_TURN = threading.Lock()  # one transcription at a time per process: the model is shared
+
+
+class JobStatus(str, Enum):
+    QUEUED = "queued"  # waiting for another session's transcription to finish
+    RUNNING = "running"
+    DONE = "done"  # every input has a result or an error
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True)
+class JobInput:
+    """One recording to transcribe: its bytes and the name shown to the user (never logged)."""
+
+    name: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class FileResult:
+    """How one input ended: a transcript (possibly partial after cancel), or an error message."""
+
+    name: str
+    transcript: Transcript | None = None
+    error: str | None = None
+    cancelled: bool = False
+
+
+@dataclass(frozen=True)
+class JobSnapshot:
+    """Everything a page needs to draw the job's state, copied under the job's lock."""
+
+    status: JobStatus
+    current: str | None = None  # name of the input being transcribed
+    processed_s: float = 0.0
+    total_s: float = 0.0
+    elapsed_s: float = 0.0  # since the current input started
+    segments: tuple[Segment, ...] = ()  # of the current input, so far
+    info: TranscriptionInfo | None = None  # of the current input, once known
+    results: tuple[FileResult, ...] = ()  # finished inputs, in order
+
+    @property
+    def speed(self) -> float | None:
+        """Audio seconds processed per wall-clock second, once there is something to measure."""
+        return self.processed_s / self.elapsed_s if self.processed_s > 0 and self.elapsed_s > 0 else None
+
+    @property
+    def remaining_s(self) -> float | None:
+        speed = self.speed
+        return (self.total_s - self.processed_s) / speed if speed else None
+
+
+class TranscriptionJob:
+    """Transcribes `inputs` in order on a background thread; poll `snapshot()`, stop with `cancel()`."""
+
+    def __init__(self, inputs: list[JobInput], *, engine: Engine, options: TranscribeOptions) -> None:
+        self._inputs = list(inputs)
+        self._engine = engine
+        self._options = options
+        self._cancel = threading.Event()
+        self._lock = threading.Lock()
+        self._state = JobSnapshot(status=JobStatus.QUEUED)
+        self._started_at = 0.0
+        self._thread = threading.Thread(target=self._run, name="transcription", daemon=True)
+
+    def start(self) -> TranscriptionJob:
+        self._thread.start()
+        return self
+
+    def cancel(self) -> None:
+        """Stop after the current batch; finished segments are kept as a partial result."""
+        self._cancel.set()
+
+    def wait(self, timeout_s: float | None = None) -> bool:
+        """Block until the job has ended; True if it did within the timeout."""
+        self._thread.join(timeout_s)
+        return not self._thread.is_alive()
+
+    def snapshot(self) -> JobSnapshot:
+        with self._lock:
+            if self._state.status is JobStatus.RUNNING:
+                return replace(self._state, elapsed_s=time.monotonic() - self._started_at)
+            return self._state
+
+    def _update(self, **changes) -> None:
+        with self._lock:
+            self._state = replace(self._state, **changes)
+
+    def _on_progress(self, processed_s: float, total_s: float) -> None:
+        self._update(processed_s=processed_s, total_s=total_s)
+
+    def _run(self) -> None:
+        with _TURN:
+            for item in self._inputs:
+                if self._cancel.is_set():
+                    break
+                self._started_at = time.monotonic()
+                self._update(
+                    status=JobStatus.RUNNING, current=item.name, processed_s=0.0, total_s=0.0, segments=(), info=None
+                )
+                result = self._transcribe_one(item)
+                with self._lock:
+                    self._state = replace(self._state, results=(*self._state.results, result), segments=())
+        final = JobStatus.CANCELLED if self._cancel.is_set() else JobStatus.DONE
+        self._update(status=final, current=None)
+
+    def _transcribe_one(self, item: JobInput) -> FileResult:
+        info = None
+        try:
+            segments, info = transcribe(
+                item.data, engine=self._engine, options=self._options, progress=self._on_progress, cancel=self._cancel
+            )
+            self._update(info=info, total_s=info.duration_s)
+            for segment in segments:
+                with self._lock:
+                    self._state = replace(self._state, segments=(*self._state.segments, segment))
+        except TranscriptionCancelled:
+            partial = Transcript(self.snapshot().segments, info) if info is not None else None
+            return FileResult(item.name, transcript=partial, cancelled=True)
+        except ASRError as e:
+            return FileResult(item.name, error=str(e))
+        except Exception:  # a bug or an exhausted machine: keep the app alive, log the trace without content
+            logger.exception("Transcription failed unexpectedly")
+            return FileResult(item.name, error="Something went wrong while transcribing; details are in the log.")
+        return FileResult(item.name, transcript=Transcript(self.snapshot().segments, info))

@@ -1,0 +1,50 @@
+"""A stand-in engine for orchestration tests (batching, order, flags, jobs), never for the load path."""
+
+from __future__ import annotations
+
+import threading
+
+from asr.results import ChunkText
+
+
+class FakeEngine:
+    """Answers each chunk with its own length in samples, so every text names its chunk."""
+
+    name = "fake"
+    default_batch_size = 2
+
+    def __init__(
+        self,
+        loop_first_try: bool = False,
+        finished: bool = True,
+        gate: threading.Event | None = None,
+        free_calls: int = 0,
+    ):
+        self.calls: list[dict] = []
+        self.loop_first_try = loop_first_try
+        self.finished = finished
+        self.gate = gate  # when given, calls after the first `free_calls` wait for it: holds a job mid-run
+        self.free_calls = free_calls
+
+    def transcribe_chunks(self, chunks, *, language, context, max_new_tokens, repetition_penalty=None):
+        if self.gate is not None and len(self.calls) >= self.free_calls:
+            assert self.gate.wait(10), "the test never opened the gate"
+        self.calls.append(
+            {
+                "lengths": [len(c) for c in chunks],
+                "language": language,
+                "context": context,
+                "max_new_tokens": max_new_tokens,
+                "repetition_penalty": repetition_penalty,
+            }
+        )
+        looping = self.loop_first_try and repetition_penalty is None
+        return [
+            ChunkText(
+                text="la " * 30 if looping else f"chunk of {len(c)} samples",
+                language=language or "English",
+                finished=self.finished,
+                num_tokens=5,
+            )
+            for c in chunks
+        ]
