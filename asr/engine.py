@@ -150,6 +150,16 @@ class QwenEngine:
         logger.info("Loaded %s on %s (%s) in %.1f s", model, info.device, info.dtype, info.load_s)
         return cls(loaded, processor, info)
 
+    def memory_summary(self) -> str:
+        """Memory in use, for the app's sidebar: GPU memory on CUDA, this process's RAM otherwise."""
+        if self.info.device.startswith("cuda"):
+            used = torch.cuda.memory_allocated() / 1e9
+            total = torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory / 1e9
+            return f"GPU memory {used:.1f} / {total:.1f} GB"
+        import psutil
+
+        return f"RAM used by the app {psutil.Process().memory_info().rss / 1e9:.1f} GB"
+
     def transcribe_chunks(
         self,
         chunks: Sequence[np.ndarray],

@@ -52,7 +52,8 @@ def check_model_folder(folder: Path) -> None:
         )
 
 
-def _looks_like_repo_id(model: str) -> bool:
+def is_repo_id(model: str) -> bool:
+    """True for "owner/name" (a Hugging Face repo id), False for a folder path."""
     parts = model.split("/")
     return len(parts) == 2 and all(parts) and not model.startswith((".", "~", "/"))
 
@@ -67,7 +68,7 @@ def locate_model(model: str) -> Path:
     if folder.is_dir():
         check_model_folder(folder)
         return folder
-    if not _looks_like_repo_id(model):
+    if not is_repo_id(model):
         raise ModelNotFoundError(f"No model folder at {model}. {_how_to_get(DEFAULT_MODEL)}")
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import LocalEntryNotFoundError
@@ -108,7 +109,7 @@ def download_model(model: str = DEFAULT_MODEL, *, endpoint: str | None = None, t
     Raises:
         DownloadError: the repo id is malformed, or the hub or mirror could not deliver it.
     """
-    if not _looks_like_repo_id(model):
+    if not is_repo_id(model):
         raise DownloadError(f"{model!r} is not a Hugging Face repo id like {DEFAULT_MODEL!r}.")
     from huggingface_hub import constants, snapshot_download
 

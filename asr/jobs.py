@@ -147,3 +147,75 @@ class TranscriptionJob:
             logger.exception("Transcription failed unexpectedly")
             return FileResult(item.name, error="Something went wrong while transcribing; details are in the log.")
         return FileResult(item.name, transcript=Transcript(self.snapshot().segments, info))
+
+
+@dataclass(frozen=True)
+class DownloadSnapshot:
+    """State of a model download, for a progress bar."""
+
+    status: JobStatus
+    downloaded_bytes: int = 0
+    total_bytes: int = 0  # grows as the file list is known; 0 until then
+    folder: str | None = None  # where the model is, once done
+    error: str | None = None
+
+
+class DownloadJob:
+    """`hub.download_model` on a background thread, with byte progress a page can poll."""
+
+    def __init__(self, model: str, *, endpoint: str | None = None) -> None:
+        self._model, self._endpoint = model, endpoint
+        self._lock = threading.Lock()
+        self._state = DownloadSnapshot(status=JobStatus.QUEUED)
+        self._byte_bars: list = []
+        self._thread = threading.Thread(target=self._run, name="model-download", daemon=True)
+
+    def start(self) -> DownloadJob:
+        self._thread.start()
+        return self
+
+    def wait(self, timeout_s: float | None = None) -> bool:
+        self._thread.join(timeout_s)
+        return not self._thread.is_alive()
+
+    def snapshot(self) -> DownloadSnapshot:
+        with self._lock:
+            bars = [(bar.n, bar.total or 0) for bar in self._byte_bars]
+            state = self._state
+        if bars and state.status is JobStatus.RUNNING:
+            done, total = max(bars, key=lambda pair: pair[1])
+            return replace(state, downloaded_bytes=int(done), total_bytes=int(total))
+        return state
+
+    def _progress_class(self):
+        """A tqdm class that draws nothing and lets `snapshot` read the byte counters."""
+        import io
+
+        from tqdm import tqdm
+
+        job = self
+
+        class _Recorded(tqdm):
+            def __init__(self, *args, **kwargs):
+                kwargs["file"] = io.StringIO()
+                super().__init__(*args, **kwargs)
+                if kwargs.get("unit") == "B":
+                    with job._lock:
+                        job._byte_bars.append(self)
+
+        return _Recorded
+
+    def _run(self) -> None:
+        from .hub import download_model
+
+        with self._lock:
+            self._state = DownloadSnapshot(status=JobStatus.RUNNING)
+        try:
+            folder = download_model(self._model, endpoint=self._endpoint, tqdm_class=self._progress_class())
+        except ASRError as e:
+            final = DownloadSnapshot(status=JobStatus.DONE, error=str(e))
+        else:
+            size = sum(f.stat().st_size for f in folder.iterdir() if f.is_file())
+            final = DownloadSnapshot(JobStatus.DONE, size, size, folder=str(folder))
+        with self._lock:
+            self._state = final

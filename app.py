@@ -1,0 +1,315 @@
+"""The Streamlit page: widgets, options, calls into `asr`, and results. No model or audio logic here.
+
+Transcription runs in a background job (`asr.jobs`), so the page stays responsive: a fragment
+polls the job twice a second to draw progress and the segments that are done, and Cancel stops it
+between batches. Results live in `st.session_state` and are never replaced by a later error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+from pathlib import Path
+
+import streamlit as st
+
+import asr
+from asr import netwatch
+from asr.hub import is_repo_id
+from asr.jobs import DownloadJob, FileResult, JobInput, JobSnapshot, JobStatus, TranscriptionJob
+from asr.results import SegmentFlag, format_clock
+from asr.tempfiles import PREFIX as TEMP_PREFIX
+
+st.set_page_config(page_title="Transcriber · private speech-to-text", page_icon="🎙️", layout="wide")
+
+MODEL = os.environ.get(asr.MODEL_ENV) or asr.DEFAULT_MODEL  # env read once, here
+DEVICE = os.environ.get("QWEN3_ASR_DEVICE", "auto")
+UPLOAD_TYPES = ["wav", "mp3", "flac", "ogg", "oga", "opus", "m4a", "aac", "webm", "mp4", "mov", "mkv", "m4v"]
+AUTO = "Auto-detect"
+LANGUAGE_CHOICES = [AUTO, *sorted(asr.LANGUAGES.values())]
+FLAG_WORDS = {
+    SegmentFlag.TOKEN_CAP: "may be cut short (hit the length limit)",
+    SegmentFlag.REPETITION_LOOP: "repeats itself: check this part against the audio",
+    SegmentFlag.RETRIED: "decoded twice to stop a repetition",
+}
+MIME = {"txt": "text/plain", "srt": "application/x-subrip", "vtt": "text/vtt", "json": "application/json"}
+
+netwatch.start_watching()
+state = st.session_state
+state.setdefault("model", MODEL)
+state.setdefault("results", [])  # list of (result id, FileResult), newest first
+state.setdefault("input_nonce", 0)  # bumped by Clear: new widget keys empty the inputs
+state.setdefault("next_result_id", 0)
+
+
+@st.cache_resource(show_spinner=False)
+def load_engine(model: str, device: str) -> asr.QwenEngine:
+    """One engine per model for all sessions; errors are not cached, so a retry after a download works."""
+    return asr.QwenEngine.load(model, device=device)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def describe(file_id: str, _data: bytes) -> tuple[str, list[float]]:
+    """Facts line and a 400-point loudness envelope of one input (cached per upload, not per rerun)."""
+    decoded = asr.decode_audio(_data)
+    samples = decoded.samples
+    step = max(1, len(samples) // 400)
+    envelope = [float(abs(samples[i : i + step]).max()) for i in range(0, len(samples), step)]
+    return decoded.source.summary(), envelope
+
+
+def sidebar(engine: asr.QwenEngine | None) -> asr.TranscribeOptions:
+    """Model facts, language and context choices, and the live privacy checks; returns the options."""
+    with st.sidebar:
+        st.header("Model")
+        if engine is None:
+            st.caption(f"{state.model} · not loaded")
+        else:
+            st.caption(f"**{engine.info.name}**  \n{engine.info.folder}")
+            st.caption(f"{engine.info.device} · {engine.info.dtype} · loaded in {engine.info.load_s:.1f} s")
+            st.caption(engine.memory_summary())
+        st.header("Language")
+        language = st.selectbox("Spoken language", LANGUAGE_CHOICES, key="language")
+        st.caption("Auto-detect and Chinese/Cantonese also recognise the 22 Chinese dialects.")
+        context = st.text_area(
+            "Names and terms to expect",
+            key="context",
+            placeholder="e.g. Stella Nakamura, Kubernetes, Q3 budget",
+            help="Passed to the model as context, so it spells them right.",
+        )
+        privacy_panel()
+    decode = asr.DecodeOptions(language=None if language == AUTO else language, context=context.strip())
+    return asr.TranscribeOptions(decode=decode)
+
+
+def privacy_panel() -> None:
+    """Each line is checked now, not promised."""
+    st.header("Privacy")
+    outside = netwatch.outside_connections()
+    leftovers = [p for p in Path(tempfile.gettempdir()).glob(f"{TEMP_PREFIX}*") if p.is_dir()]
+    running = any(job_is_running(j) for j in [state.get("job")] if j is not None)
+    checks = [
+        (outside == 0, f"Network use since start: {'none' if outside == 0 else f'{outside} connection(s)'}"),
+        (st.get_option("server.address") in ("127.0.0.1", "localhost", "::1"),
+         f"Listening on {st.get_option('server.address') or 'all addresses'}"),
+        (not st.get_option("browser.gatherUsageStats"), "Usage statistics: off"),
+        (running or not leftovers, "Temporary audio: deleted after each run" if not leftovers or running
+         else f"Temporary audio: {len(leftovers)} folder(s) waiting to be removed"),
+    ]  # fmt: skip
+    for ok, line in checks:
+        st.markdown(f"{'✅' if ok else '⚠️'} {line}")
+    if outside:
+        st.caption("Connections are counted for the whole app, including a model download you started.")
+
+
+def model_missing_panel(error: asr.ModelNotFoundError) -> None:
+    """Explain, and offer the download (only on a click) or a folder the user already has."""
+    st.warning("The speech model is not on this computer yet.")
+    st.caption(str(error))
+    job: DownloadJob | None = state.get("download_job")
+    if job is None:
+        target = state.model if is_repo_id(state.model) else asr.DEFAULT_MODEL
+        size = asr.MODEL_SIZES.get(target, "size unknown")
+        source = st.radio("Download from", ["Hugging Face", "A mirror"], horizontal=True, key="source")
+        endpoint = (
+            st.text_input("Mirror URL", key="mirror", placeholder="https://hf-mirror.com")
+            if (source == "A mirror")
+            else None
+        )
+        label = f"Download {target.split('/')[-1].removesuffix('-hf')} ({size})"
+        if st.button(label, type="primary", key="download_model", disabled=source == "A mirror" and not endpoint):
+            state.download_job = DownloadJob(target, endpoint=endpoint or None).start()
+            state.model = target
+            st.rerun()
+        st.divider()
+        folder = st.text_input("…or use a model folder you already have", key="model_folder")
+        if st.button("Use this folder", key="use_folder", disabled=not folder):
+            state.model = folder.strip()
+            st.rerun()
+    else:
+        download_progress()
+
+
+@st.fragment(run_every=0.5)
+def download_progress() -> None:
+    job: DownloadJob = state.download_job
+    snapshot = job.snapshot()
+    if snapshot.status is JobStatus.DONE:
+        state.pop("download_job")
+        if snapshot.error:
+            state.download_error = snapshot.error
+        st.rerun()
+    fraction = snapshot.downloaded_bytes / snapshot.total_bytes if snapshot.total_bytes else 0.0
+    text = f"Downloading… {snapshot.downloaded_bytes / 1e6:.0f} / {snapshot.total_bytes / 1e6:.0f} MB"
+    st.progress(min(fraction, 1.0), text=text if snapshot.total_bytes else "Starting the download…")
+
+
+def current_inputs() -> list[JobInput]:
+    """Upload tab and record tab, with a player, waveform and facts line for each input."""
+    upload_tab, record_tab = st.tabs(["📁 Upload files", "🎙️ Record"])
+    with upload_tab:
+        uploads = st.file_uploader(
+            "Recordings or videos (WAV, MP3, M4A, FLAC, OGG, OPUS, WEBM, MP4, MOV, MKV)",
+            type=UPLOAD_TYPES,
+            accept_multiple_files=True,
+            key=f"uploads-{state.input_nonce}",
+        )
+    with record_tab:
+        recording = st.audio_input("Record from your microphone", key=f"recording-{state.input_nonce}")
+    files = [*uploads, *([recording] if recording is not None else [])]
+    inputs = []
+    for number, file in enumerate(files, start=1):
+        name = file.name if file is not recording else f"Recording {number}.wav"
+        data = file.getvalue()
+        with st.container(border=True):
+            st.markdown(f"**{name}**")
+            try:
+                facts, envelope = describe(file.file_id, data)
+            except asr.ASRError as e:
+                st.error(str(e))
+                continue
+            left, right = st.columns([2, 3])
+            with left:
+                st.audio(data)
+                st.caption(facts)
+            with right:
+                st.area_chart(envelope, height=90, x_label=None, y_label=None)
+        inputs.append(JobInput(name, data))
+    return inputs
+
+
+def job_is_running(job: TranscriptionJob) -> bool:
+    return job.snapshot().status in (JobStatus.QUEUED, JobStatus.RUNNING)
+
+
+def progress_line(snapshot: JobSnapshot) -> str:
+    """e.g. "Processed 1:12 / 2:38 · 2.4× real time · about 0:36 left"."""
+    parts = [f"Processed {format_clock(snapshot.processed_s)} / {format_clock(snapshot.total_s)}"]
+    if snapshot.speed:
+        parts.append(f"{snapshot.speed:.1f}× real time")
+    if snapshot.remaining_s is not None:
+        parts.append(f"about {format_clock(snapshot.remaining_s)} left")
+    return " · ".join(parts)
+
+
+@st.fragment(run_every=0.5)
+def job_panel() -> None:
+    """Progress, Cancel, and the segments done so far; hands results over when the job ends."""
+    job: TranscriptionJob = state.job
+    snapshot = job.snapshot()
+    if snapshot.status in (JobStatus.DONE, JobStatus.CANCELLED):
+        for result in snapshot.results:
+            state.results.insert(0, (state.next_result_id, result))
+            state.next_result_id += 1
+        state.pop("job")
+        st.rerun()
+    if snapshot.status is JobStatus.QUEUED:
+        st.info("Waiting for another transcription to finish (the model is shared)…")
+    else:
+        fraction = snapshot.processed_s / snapshot.total_s if snapshot.total_s else 0.0
+        st.progress(min(fraction, 1.0), text=f"**{snapshot.current}** · {progress_line(snapshot)}")
+        for segment in snapshot.segments:
+            st.markdown(f"`{format_clock(segment.start_s)}` {segment.text}")
+    if st.button("Cancel", key="cancel", icon="⏹️"):
+        job.cancel()
+        st.toast("Stopping after the current part…")
+
+
+def edited_transcript(result_id: int, transcript: asr.Transcript) -> asr.Transcript:
+    """The transcript with the user's edits from the segment table applied (edit once, export everywhere)."""
+    edits = state.get(f"edit-{result_id}", {}).get("edited_rows", {})
+    segments = tuple(
+        dataclasses.replace(segment, text=str(edits.get(index, {}).get("Text", segment.text)))
+        for index, segment in enumerate(transcript.segments)
+    )
+    return dataclasses.replace(transcript, segments=segments)
+
+
+def show_result(result_id: int, result: FileResult) -> None:
+    """One file's outcome: error, or language, editable segments, copy block and downloads."""
+    with st.container(border=True):
+        st.subheader(result.name)
+        if result.error:
+            st.error(result.error)
+            return
+        transcript = result.transcript
+        if result.cancelled:
+            st.warning("Cancelled: this is the part that was finished.")
+        languages = ", ".join(transcript.languages) or "unknown"
+        st.caption(f"Language: **{languages}** · {transcript.info.source.summary()}")
+        if not transcript.segments:
+            st.info(
+                "No speech was found in this recording."
+                if asr.NO_SPEECH_NOTE in transcript.info.notes
+                else "The model returned no text for this recording."
+            )
+            return
+        rows = [
+            {
+                "Start": format_clock(s.start_s),
+                "End": format_clock(s.end_s),
+                "Text": s.text,
+                "Note": "; ".join(FLAG_WORDS[f] for f in s.flags if f in FLAG_WORDS),
+            }
+            for s in transcript.segments
+        ]
+        st.caption("Fix a word in the table: the copy block and every download follow your edits.")
+        st.data_editor(
+            rows,
+            key=f"edit-{result_id}",
+            disabled=["Start", "End", "Note"],
+            hide_index=True,
+            column_config={"Text": st.column_config.TextColumn(width="large")},
+        )
+        edited = edited_transcript(result_id, transcript)
+        st.code(edited.text, language=None, wrap_lines=True)
+        stem = Path(result.name).stem or "transcript"
+        for column, fmt in zip(st.columns(len(asr.FORMATS)), asr.FORMATS, strict=True):
+            column.download_button(
+                f"⬇️ {fmt.upper()}",
+                asr.WRITERS[fmt](edited),
+                file_name=f"{stem}.{fmt}",
+                mime=MIME[fmt],
+                key=f"download-{fmt}-{result_id}",
+                on_click="ignore",
+                width="stretch",
+            )
+
+
+def main() -> None:
+    st.title("🎙️ Transcriber")
+    st.caption("Private speech-to-text on this computer: nothing you record or upload leaves it.")
+    engine = None
+    try:
+        with st.spinner("Loading the speech model…", show_time=True):
+            engine = load_engine(state.model, DEVICE)
+    except asr.ModelNotFoundError as e:
+        sidebar(None)
+        if "download_error" in state:
+            st.error(state.pop("download_error"))
+        model_missing_panel(e)
+        return
+    except asr.ASRError as e:
+        sidebar(None)
+        st.error(str(e))
+        return
+    options = sidebar(engine)
+    inputs = current_inputs()
+    running = "job" in state
+    label = "Transcribe again" if state.results and inputs else "Transcribe"
+    left, right = st.columns([5, 1])
+    if left.button(label, type="primary", key="transcribe", disabled=running or not inputs, width="stretch"):
+        state.job = TranscriptionJob(inputs, engine=engine, options=options).start()
+        st.rerun()
+    if right.button("Clear", key="clear", disabled=running, width="stretch"):
+        state.input_nonce += 1
+        state.results = []
+        st.rerun()
+    if running:
+        job_panel()
+    for result_id, result in state.results:
+        show_result(result_id, result)
+
+
+main()

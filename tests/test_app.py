@@ -1,0 +1,142 @@
+"""The page through Streamlit's AppTest, with the real engine on the tiny checkpoint (QWEN3_ASR_MODEL)."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from speech import SENTENCES, silence, speak
+from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+from streamlit.testing.v1 import AppTest
+
+APP = str(Path(__file__).parents[1] / "app.py")
+
+
+def _wav(samples: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    sf.write(buffer, samples, 16_000, format="WAV")
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def meeting_wav() -> bytes:
+    return _wav(np.concatenate([speak(SENTENCES[0]), silence(3.0), speak(SENTENCES[1])]))
+
+
+@pytest.fixture
+def app(monkeypatch, tiny_model_dir) -> AppTest:
+    monkeypatch.setenv("QWEN3_ASR_MODEL", str(tiny_model_dir))
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    assert not at.exception
+    return at
+
+
+def _finish(at: AppTest, timeout_s: float = 60) -> None:
+    """Rerun the page (as the polling fragment would) until the background job has handed over."""
+    deadline = time.monotonic() + timeout_s
+    while "job" in at.session_state:
+        assert time.monotonic() < deadline, "transcription did not finish"
+        time.sleep(0.2)
+        at.run()
+    assert not at.exception
+
+
+def test_upload_transcribe_shows_text_segments_and_downloads(app, meeting_wav):
+    app.file_uploader(key="uploads-0").set_value(("meeting.wav", meeting_wav, "audio/wav")).run()
+    assert any(c.value.startswith("0:1") and "· 16 kHz · mono · pcm_s16le ·" in c.value for c in app.caption)
+    assert app.button(key="transcribe").proto.disabled is False
+    app.button(key="transcribe").click().run()
+    _finish(app)
+    ((_, result),) = app.session_state.results
+    assert result.name == "meeting.wav" and len(result.transcript.segments) == 2
+    assert app.code[0].value == result.transcript.text
+    labels = [b.proto.label for b in app.get("download_button")]
+    assert labels == ["⬇️ TXT", "⬇️ SRT", "⬇️ VTT", "⬇️ JSON"]
+    assert not app.error
+
+
+def test_language_and_context_reach_the_engine(app, meeting_wav):
+    app.selectbox(key="language").set_value("German")
+    app.text_area(key="context").input("Stella, Kubernetes")
+    app.file_uploader(key="uploads-0").set_value(("meeting.wav", meeting_wav, "audio/wav")).run()
+    app.button(key="transcribe").click().run()
+    _finish(app)
+    ((_, result),) = app.session_state.results
+    assert result.transcript.info.options.decode.language == "German"
+    assert result.transcript.info.options.decode.context == "Stella, Kubernetes"
+    assert result.transcript.languages == ("German",)
+
+
+def test_recording_is_transcribed(app):
+    recording = _wav(np.concatenate([silence(0.5), speak(SENTENCES[2]), silence(0.5)]))
+    app.audio_input(key="recording-0").set_value(("recording.wav", recording, "audio/wav")).run()
+    app.button(key="transcribe").click().run()
+    _finish(app)
+    ((_, result),) = app.session_state.results
+    assert result.name == "Recording 1.wav" and len(result.transcript.segments) == 1
+
+
+def test_bad_file_shows_its_error_and_keeps_the_earlier_result(app, meeting_wav):
+    app.file_uploader(key="uploads-0").set_value(("meeting.wav", meeting_wav, "audio/wav")).run()
+    app.button(key="transcribe").click().run()
+    _finish(app)
+    app.file_uploader(key="uploads-0").set_value(
+        [("meeting.wav", meeting_wav, "audio/wav"), ("notes.mp3", b"my notes, not audio\n" * 40, "audio/mpeg")]
+    ).run()
+    assert any("not an audio or video file" in e.value for e in app.error)  # shown as soon as it is added
+    app.button(key="transcribe").click().run()  # "Transcribe again": the good file runs, the bad one is skipped
+    _finish(app)
+    assert [r.name for _, r in app.session_state.results] == ["meeting.wav", "meeting.wav"]
+    assert len(app.code) == 2 and not app.exception
+
+
+def test_edits_flow_into_every_download(app, meeting_wav, monkeypatch):
+    served: dict[str, bytes] = {}  # file name -> bytes, recorded as Streamlit stores each download
+    real_store = MemoryMediaFileStorage.load_and_get_id
+
+    def recording_store(self, path_or_data, mimetype, kind, filename=None):
+        if filename:
+            served[filename] = path_or_data
+        return real_store(self, path_or_data, mimetype, kind, filename)
+
+    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", recording_store)
+    app.file_uploader(key="uploads-0").set_value(("meeting.wav", meeting_wav, "audio/wav")).run()
+    app.button(key="transcribe").click().run()
+    _finish(app)
+    ((result_id, _),) = app.session_state.results
+    app.session_state[f"edit-{result_id}"] = {"edited_rows": {1: {"Text": "Please call Stella."}}}
+    app.run()
+    assert app.code[0].value.endswith("\nPlease call Stella.")
+    assert sorted(served) == ["meeting.json", "meeting.srt", "meeting.txt", "meeting.vtt"]
+    for name, data in served.items():
+        text = data.decode("utf-8") if isinstance(data, bytes) else data
+        assert "Please call Stella." in text, name
+    assert json.loads(served["meeting.json"])["segments"][1]["text"] == "Please call Stella."
+
+
+def test_clear_resets_inputs_and_results(app, meeting_wav):
+    app.file_uploader(key="uploads-0").set_value(("meeting.wav", meeting_wav, "audio/wav")).run()
+    app.button(key="transcribe").click().run()
+    _finish(app)
+    assert app.button(key="transcribe").proto.label == "Transcribe again"
+    app.button(key="clear").click().run()
+    assert app.session_state.results == [] and app.session_state.input_nonce == 1
+    assert app.button(key="transcribe").proto.disabled  # nothing to transcribe until a new input arrives
+
+
+def test_missing_model_offers_a_download_and_downloads_nothing_by_itself(monkeypatch, tmp_path):
+    monkeypatch.setenv("QWEN3_ASR_MODEL", str(tmp_path / "no-model-here"))
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    assert not at.exception
+    assert any("not on this computer" in w.value for w in at.warning)
+    assert at.button(key="download_model").proto.label == "Download Qwen3-ASR-0.6B (about 1.9 GB)"
+    assert "download_job" not in at.session_state  # nothing started without the click
+    at.radio(key="source").set_value("A mirror").run()
+    assert at.button(key="download_model").proto.disabled  # a mirror needs its URL first
