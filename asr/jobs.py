@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, replace
-from enum import Enum
+from enum import StrEnum
 
 from .errors import ASRError, TranscriptionCancelled
 from .options import TranscribeOptions
@@ -25,7 +25,7 @@ logger = logging.getLogger(__name__)
 _TURN = threading.Lock()  # one transcription at a time per process: the model is shared
 
 
-class JobStatus(str, Enum):
+class JobStatus(StrEnum):
     QUEUED = "queued"  # waiting for another session's transcription to finish
     RUNNING = "running"
     DONE = "done"  # every input has a result or an error

@@ -7,7 +7,7 @@ the decoded waveform are in samples (``_sample``) at ``audio.SAMPLE_RATE``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -77,7 +77,7 @@ class Chunk:
         return self.end_sample - self.start_sample
 
 
-class SegmentFlag(str, Enum):
+class SegmentFlag(StrEnum):
     """Something a reader of the transcript should know about one segment."""
 
     TOKEN_CAP = "token_cap"  # generation stopped at max_new_tokens: text may be cut short

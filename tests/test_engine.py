@@ -146,5 +146,5 @@ def test_out_of_memory_becomes_a_clear_error(engine, golden_clip, monkeypatch):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
     monkeypatch.setattr(engine._model, "generate", exhausted)
-    with pytest.raises(asr.DeviceMemoryError, match="Ran out of cpu memory on a batch of 2 chunk.*batch size of 1"):
+    with pytest.raises(asr.DeviceMemoryError, match=r"Ran out of cpu memory on a batch of 2 chunk.*batch size of 1"):
         engine.transcribe_chunks([golden_clip, golden_clip], language=None, context="", max_new_tokens=8)
