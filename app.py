@@ -50,12 +50,16 @@ def load_engine(model: str, device: str) -> asr.QwenEngine:
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def describe(file_id: str, _data: bytes) -> tuple[str, list[float]]:
-    """Facts line and a 400-point loudness envelope of one input (cached per upload, not per rerun)."""
+def describe(file_id: str, _data: bytes) -> tuple[str, dict[str, list[float]]]:
+    """Facts line and a 400-point loudness envelope over seconds (cached per upload, not per rerun)."""
     decoded = asr.decode_audio(_data)
     samples = decoded.samples
     step = max(1, len(samples) // 400)
-    envelope = [float(abs(samples[i : i + step]).max()) for i in range(0, len(samples), step)]
+    starts = range(0, len(samples), step)
+    envelope = {
+        "seconds": [round(i / asr.SAMPLE_RATE, 2) for i in starts],
+        "level": [float(abs(samples[i : i + step]).max()) for i in starts],
+    }
     return decoded.source.summary(), envelope
 
 
@@ -66,7 +70,8 @@ def sidebar(engine: asr.QwenEngine | None) -> asr.TranscribeOptions:
         if engine is None:
             st.caption(f"{state.model} · not loaded")
         else:
-            st.caption(f"**{engine.info.name}**  \n{engine.info.folder}")
+            where = "" if engine.info.folder == engine.info.name else f"  \n{engine.info.folder}"
+            st.caption(f"**{engine.info.name}**{where}")
             st.caption(f"{engine.info.device} · {engine.info.dtype} · loaded in {engine.info.load_s:.1f} s")
             st.caption(engine.memory_summary())
         st.header("Language")
@@ -105,8 +110,11 @@ def privacy_panel() -> None:
 
 def model_missing_panel(error: asr.ModelNotFoundError) -> None:
     """Explain, and offer the download (only on a click) or a folder the user already has."""
-    st.warning("The speech model is not on this computer yet.")
-    st.caption(str(error))
+    if is_repo_id(state.model):
+        st.warning("The speech model is not on this computer yet.")
+        st.caption("Download it once (Hugging Face or a mirror); after that, everything runs offline.")
+    else:  # a folder the user chose or configured: say what is wrong with it
+        st.warning(str(error))
     job: DownloadJob | None = state.get("download_job")
     if job is None:
         target = state.model if is_repo_id(state.model) else asr.DEFAULT_MODEL
@@ -174,7 +182,7 @@ def current_inputs() -> list[JobInput]:
                 st.audio(data)
                 st.caption(facts)
             with right:
-                st.area_chart(envelope, height=90, x_label=None, y_label=None)
+                st.area_chart(envelope, x="seconds", y="level", height=90, x_label="seconds", y_label="")
         inputs.append(JobInput(name, data))
     return inputs
 
@@ -185,6 +193,8 @@ def job_is_running(job: TranscriptionJob) -> bool:
 
 def progress_line(snapshot: JobSnapshot) -> str:
     """e.g. "Processed 1:12 / 2:38 · 2.4× real time · about 0:36 left"."""
+    if not snapshot.total_s:
+        return "Reading the audio…"
     parts = [f"Processed {format_clock(snapshot.processed_s)} / {format_clock(snapshot.total_s)}"]
     if snapshot.speed:
         parts.append(f"{snapshot.speed:.1f}× real time")

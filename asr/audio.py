@@ -182,7 +182,7 @@ class _Source:
     """A checked, non-empty input: a path or a seekable file object at its start, and a label for messages."""
 
     target: str | BinaryIO
-    label: str  # the path the user gave, quoted, or "the given data"; for messages, never for the log
+    label: str  # the path the user gave, quoted, or "this file" for bytes; for messages, never for the log
     size_bytes: int | None
     head: bytes  # the first bytes, to recognise the format; never logged
 
@@ -216,7 +216,7 @@ def _prepared_source(source: AudioSource) -> Iterator[_Source]:
         raise TypeError(f"Expected a path, bytes or a binary file object, not {type(source).__name__}")
 
 
-def _source_from_bytes(data: bytes, label: str = "the given data") -> _Source:
+def _source_from_bytes(data: bytes, label: str = "this file") -> _Source:
     """An in-memory source."""
     if not data:
         raise AudioDecodeError(
@@ -267,8 +267,8 @@ def _source_from_file_object(file: BinaryIO, start: int | None) -> _Source:
         raise AudioDecodeError(f"Cannot read the given file object: {e}. Pass the file's bytes instead.") from e
     _require_bytes(head)
     if not size:
-        raise AudioDecodeError(f"The given data is empty (0 bytes): there is no audio in it. {_FORMATS_HINT}")
-    return _Source(file, "the given data", size, head)
+        raise AudioDecodeError(f"This file is empty (0 bytes): there is no audio in it. {_FORMATS_HINT}")
+    return _Source(file, "this file", size, head)
 
 
 def _position(file: BinaryIO) -> int | None:

@@ -145,6 +145,8 @@ def transcribe(
         decoded = _as_decoded(audio, options, workdir)
         _check_cancel(cancel, 0)
         samples = decoded.samples
+        if progress is not None:
+            progress(0.0, len(samples) / SAMPLE_RATE)  # the total is known now; the first words come next
         spans = get_speech_spans(samples, options.vad)
         chunks = collect_chunks(samples, spans, max_chunk_s=options.max_chunk_s)
         _check_cancel(cancel, 0)

@@ -458,7 +458,7 @@ def test_not_audio(kind: str, suffix: str, tmp_path: Path) -> None:
     with pytest.raises(AudioDecodeError, match=message):
         read_source_info(path)
     if suffix == "":  # without a name, FFmpeg can only guess from the content
-        with pytest.raises(AudioDecodeError, match=r"^The given data is not an audio or video file"):
+        with pytest.raises(AudioDecodeError, match=r"^This file is not an audio or video file"):
             decode_audio(path.read_bytes())
 
 
@@ -543,7 +543,7 @@ def test_unreadable_rest_of_a_container_keeps_what_decoded(encode_speech, caplog
 def test_nothing_decodes(encode_speech) -> None:
     damaged = _damage_m4a(AAC_M4A.make(encode_speech).read_bytes(), 0, None)
 
-    with pytest.raises(AudioDecodeError, match=r"No audio could be decoded from the given data \(\d+ damaged packet"):
+    with pytest.raises(AudioDecodeError, match=r"No audio could be decoded from this file \(\d+ damaged packet"):
         decode_audio(damaged)
     with pytest.raises(AudioDecodeError, match="No audio could be decoded"):
         read_source_info(damaged)

@@ -60,6 +60,7 @@ def test_progress_reaches_the_total(four_sentences):
         samples, engine=FakeEngine(), progress=lambda done, total: reports.append((done, total))
     )
     list(segments)
+    assert reports[0] == (0.0, info.duration_s)  # the total is known as soon as the audio is decoded
     assert reports[-1] == (info.duration_s, info.duration_s)
     done = [d for d, _ in reports]
     assert done == sorted(done) and len(reports) >= 2
