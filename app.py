@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tempfile
 from pathlib import Path
 
 import streamlit as st
 
 import asr
 from asr import netwatch
-from asr.hub import is_repo_id
+from asr.hub import default_endpoint, is_repo_id
 from asr.jobs import DownloadJob, FileResult, JobInput, JobSnapshot, JobStatus, TranscriptionJob
 from asr.results import SegmentFlag, format_clock
-from asr.tempfiles import PREFIX as TEMP_PREFIX
+from asr.tempfiles import KEEP_ENV, leftover_workdirs
 
 st.set_page_config(page_title="Transcriber · private speech-to-text", page_icon="🎙️", layout="wide")
 
@@ -92,15 +91,14 @@ def privacy_panel() -> None:
     """Each line is checked now, not promised."""
     st.header("Privacy")
     outside = netwatch.outside_connections()
-    leftovers = [p for p in Path(tempfile.gettempdir()).glob(f"{TEMP_PREFIX}*") if p.is_dir()]
-    running = any(job_is_running(j) for j in [state.get("job")] if j is not None)
+    leftovers = leftover_workdirs()
     checks = [
         (outside == 0, f"Network use since start: {'none' if outside == 0 else f'{outside} connection(s)'}"),
         (st.get_option("server.address") in ("127.0.0.1", "localhost", "::1"),
          f"Listening on {st.get_option('server.address') or 'all addresses'}"),
         (not st.get_option("browser.gatherUsageStats"), "Usage statistics: off"),
-        (running or not leftovers, "Temporary audio: deleted after each run" if not leftovers or running
-         else f"Temporary audio: {len(leftovers)} folder(s) waiting to be removed"),
+        (not leftovers, "Temporary audio: deleted after each run" if not leftovers
+         else f"Temporary audio: {len(leftovers)} folder(s) kept ({KEEP_ENV} is set, or removal failed)"),
     ]  # fmt: skip
     for ok, line in checks:
         st.markdown(f"{'✅' if ok else '⚠️'} {line}")
@@ -119,7 +117,9 @@ def model_missing_panel(error: asr.ModelNotFoundError) -> None:
     if job is None:
         target = state.model if is_repo_id(state.model) else asr.DEFAULT_MODEL
         size = asr.MODEL_SIZES.get(target, "size unknown")
-        source = st.radio("Download from", ["Hugging Face", "A mirror"], horizontal=True, key="source")
+        source = st.radio(
+            "Download from", [f"Hugging Face ({default_endpoint()})", "A mirror"], horizontal=True, key="source"
+        )
         endpoint = (
             st.text_input("Mirror URL", key="mirror", placeholder="https://hf-mirror.com")
             if (source == "A mirror")
@@ -149,7 +149,7 @@ def download_progress() -> None:
             state.download_error = snapshot.error
         st.rerun()
     fraction = snapshot.downloaded_bytes / snapshot.total_bytes if snapshot.total_bytes else 0.0
-    text = f"Downloading… {snapshot.downloaded_bytes / 1e6:.0f} / {snapshot.total_bytes / 1e6:.0f} MB"
+    text = f"Downloading… {snapshot.downloaded_bytes / 1e9:.2f} / {snapshot.total_bytes / 1e9:.2f} GB"
     st.progress(min(fraction, 1.0), text=text if snapshot.total_bytes else "Starting the download…")
 
 
@@ -185,10 +185,6 @@ def current_inputs() -> list[JobInput]:
                 st.area_chart(envelope, x="seconds", y="level", height=90, x_label="seconds", y_label="")
         inputs.append(JobInput(name, data))
     return inputs
-
-
-def job_is_running(job: TranscriptionJob) -> bool:
-    return job.snapshot().status in (JobStatus.QUEUED, JobStatus.RUNNING)
 
 
 def progress_line(snapshot: JobSnapshot) -> str:

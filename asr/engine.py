@@ -158,7 +158,7 @@ class QwenEngine:
             return f"GPU memory {used:.1f} / {total:.1f} GB"
         import psutil
 
-        return f"RAM used by the app {psutil.Process().memory_info().rss / 1e9:.1f} GB"
+        return f"RAM used by the app: {psutil.Process().memory_info().rss / 1e9:.1f} GB"
 
     def transcribe_chunks(
         self,

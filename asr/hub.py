@@ -98,6 +98,13 @@ def _one_line_reason(error: BaseException) -> str:
     return f"{type(error).__name__}: {lines[0] if lines else 'no details'}"
 
 
+def default_endpoint() -> str:
+    """Where a download goes when no mirror is given: HF_ENDPOINT, or https://huggingface.co."""
+    from huggingface_hub import constants
+
+    return constants.ENDPOINT
+
+
 def download_model(model: str = DEFAULT_MODEL, *, endpoint: str | None = None, tqdm_class=None) -> Path:
     """Fetch `model` into the Hugging Face cache (with progress bars) and return its folder.
 
@@ -111,15 +118,15 @@ def download_model(model: str = DEFAULT_MODEL, *, endpoint: str | None = None, t
     """
     if not is_repo_id(model):
         raise DownloadError(f"{model!r} is not a Hugging Face repo id like {DEFAULT_MODEL!r}.")
-    from huggingface_hub import constants, snapshot_download
+    from huggingface_hub import snapshot_download
 
-    logger.info("Downloading %s from %s", model, endpoint or constants.ENDPOINT)
+    logger.info("Downloading %s from %s", model, endpoint or default_endpoint())
     try:
         folder = Path(
             snapshot_download(model, endpoint=endpoint, allow_patterns=_DOWNLOAD_PATTERNS, tqdm_class=tqdm_class)
         )
     except Exception as e:  # network, HTTP and disk errors all mean the same to the user
-        where = endpoint or constants.ENDPOINT  # HF_ENDPOINT or https://huggingface.co
+        where = endpoint or default_endpoint()
         raise DownloadError(
             f"Could not download {model} from {where}: {_one_line_reason(e)}. "
             "Check the connection or the mirror URL, and that there is enough free disk space."

@@ -13,6 +13,7 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,6 +24,9 @@ logger = logging.getLogger(__name__)
 PREFIX = "qwen3asr-"  # every folder we create starts with this, so leftovers can be found
 KEEP_ENV = "QWEN3_ASR_KEEP_TEMP"  # "1" keeps the folder for debugging and logs where it is
 STALE_AFTER_S = 24 * 3600
+
+_lock = threading.Lock()
+_ended_but_present: set[Path] = set()  # folders whose work ended but which could not be removed (or were kept)
 
 
 def _keep_requested() -> bool:
@@ -40,6 +44,16 @@ def private_workdir() -> Iterator[Path]:
             logger.warning("Keeping temporary folder %s because %s is set", path, KEEP_ENV)
         else:
             shutil.rmtree(path, ignore_errors=True)
+        if path.exists():
+            with _lock:
+                _ended_but_present.add(path)
+
+
+def leftover_workdirs() -> list[Path]:
+    """Folders this process made whose work has ended but which still exist (the app's privacy check)."""
+    with _lock:
+        _ended_but_present.intersection_update({p for p in _ended_but_present if p.exists()})
+        return sorted(_ended_but_present)
 
 
 def remove_stale_workdirs(max_age_s: float = STALE_AFTER_S, root: Path | None = None) -> int:

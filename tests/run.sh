@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v espeak-ng >/dev/null || need_apt+=(espeak-ng)
+command -v chromium >/dev/null || need_apt+=(chromium)
 if ((${#need_apt[@]})); then
   if [ "$(id -u)" -ne 0 ]; then
     echo "Please install: ${need_apt[*]} (e.g. sudo apt-get install ${need_apt[*]})" >&2
@@ -24,8 +25,8 @@ fi
 .venv/bin/python -m pip install -q --disable-pip-version-check torch==2.13.0
 .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements-dev.txt
 
-.venv/bin/ruff check asr tests bench
-.venv/bin/ruff format --check asr tests bench
+.venv/bin/ruff check asr tests bench launchers app.py
+.venv/bin/ruff format --check asr tests bench launchers app.py
 
 set +e
 .venv/bin/python -m pytest "$@"

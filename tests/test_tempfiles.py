@@ -17,7 +17,8 @@ def test_folder_is_private_and_removed(tmp_path, monkeypatch):
         assert work.parent == tmp_path and work.name.startswith(tempfiles.PREFIX)
         assert stat.S_IMODE(work.stat().st_mode) == 0o700
         (work / "samples.f32").write_bytes(b"\0" * 16)
-    assert not work.exists()
+        assert work not in tempfiles.leftover_workdirs()  # in use, not left over
+    assert not work.exists() and work not in tempfiles.leftover_workdirs()
 
 
 def test_folder_is_removed_after_an_exception(tmp_path, monkeypatch):
@@ -34,6 +35,7 @@ def test_keep_switch_keeps_and_logs_the_path(tmp_path, monkeypatch, caplog):
     with caplog.at_level("WARNING"), tempfiles.private_workdir() as work:
         pass
     assert work.exists() and str(work) in caplog.text
+    assert work in tempfiles.leftover_workdirs()  # the app's privacy panel reports it
 
 
 def test_stale_folders_of_ours_are_removed(tmp_path):

@@ -1,0 +1,311 @@
+"""Fixtures for the browser tests (registered by conftest.py): a real app server and a real headless Chromium.
+
+The server is started exactly as the launcher starts it (`launchers.start.server_command`), on a free port of
+127.0.0.1, and polled at `/_stcore/health` (Streamlit's own `e2e_playwright/conftest.py` does the same). The
+browser is Debian's `chromium` driven by Playwright, with a fake microphone that plays espeak-ng speech.
+
+Screenshots go to a temporary folder; with ``UPDATE_SCREENSHOTS=1`` they replace ``docs/screenshots/*.png``
+(so an ordinary test run leaves the repository untouched).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from hub_mirror import HubMirror, _Handler
+from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
+from speech import SAMPLE_RATE, SENTENCES, speech_with_pauses
+
+from asr.tempfiles import PREFIX as TEMP_PREFIX
+from launchers import start
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+VIEWPORT = {"width": 1400, "height": 900}
+SCREENSHOT_DIR = ROOT / "docs" / "screenshots"
+STARTUP_TIMEOUT_S = 60
+EXPECT_TIMEOUT_MS = 30_000  # the first page of a server waits for the model to load (torch import included)
+# Settings of the outer environment that must not reach the server: the tests choose the model, the hub and the cache.
+_SCRUBBED = (
+    "QWEN3_ASR_MODEL",
+    "HF_ENDPOINT",
+    "HF_HUB_OFFLINE",
+    "TRANSFORMERS_OFFLINE",
+    "HF_TOKEN",
+    "HF_HOME",
+    "HF_HUB_CACHE",
+    "HF_HUB_DISABLE_PROGRESS_BARS",
+    "HF_HUB_ENABLE_HF_TRANSFER",
+    "TQDM_DISABLE",
+)
+# Records, from the first byte of the page on, which of these elements ever appeared and the texts of progress bars,
+# so a test can assert on a state that came and went between two polls (a traceback, a short progress bar).
+_WATCH_SCRIPT = """
+window.__seen = {stException: 0, stProgress: 0};
+window.__progressTexts = [];
+new MutationObserver(() => {
+  for (const id of Object.keys(window.__seen)) {
+    if (document.querySelector(`[data-testid="${id}"]`)) window.__seen[id] += 1;
+  }
+  for (const bar of document.querySelectorAll('[data-testid="stProgress"]')) {
+    const text = bar.innerText.trim();
+    if (text && !window.__progressTexts.includes(text)) window.__progressTexts.push(text);
+  }
+}).observe(document, {childList: true, subtree: true, characterData: true});
+"""
+
+
+# -- the app server ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class AppServer:
+    """A running `streamlit run app.py` as the launcher starts it."""
+
+    url: str
+    process: subprocess.Popen
+    log: Path
+
+    def output(self) -> str:
+        return self.log.read_text(encoding="utf-8", errors="replace")
+
+
+@contextmanager
+def serve_app(folder: Path, **env_changes: str) -> Iterator[AppServer]:
+    """Start the app with `env_changes` added to a scrubbed environment; stop it on exit and check what it left.
+
+    `folder` gets the server's output (server.log) and its own temp folder (TMPDIR), so the privacy panel's
+    count of leftover temporary audio sees only this server's folders, not those of tests running beside it.
+    """
+    port = start.find_free_port()
+    log, temp = folder / "server.log", folder / "tmp"
+    temp.mkdir(parents=True, exist_ok=True)
+    env = {key: value for key, value in os.environ.items() if key not in _SCRUBBED}
+    env.update(
+        TMPDIR=str(temp),
+        PYTHONUNBUFFERED="1",
+        HF_HUB_DISABLE_TELEMETRY="1",
+        NO_PROXY="127.0.0.1,localhost",
+        no_proxy="127.0.0.1,localhost",
+        **env_changes,
+    )
+    with log.open("w", encoding="utf-8") as sink:
+        process = subprocess.Popen(
+            start.server_command(Path(sys.executable), port),
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    server = AppServer(start.page_url(port), process, log)
+    try:
+        try:
+            start.wait_until_healthy(start.health_url(port), process, timeout_s=STARTUP_TIMEOUT_S)
+        except start.LauncherError as error:
+            pytest.fail(f"{error}\nServer output:\n{server.output()}")
+        yield server
+    finally:
+        start.stop_server(process)
+    assert "Traceback" not in server.output(), f"the server logged a traceback:\n{server.output()}"
+    assert not list(temp.glob(f"{TEMP_PREFIX}*")), "temporary audio was left behind"
+
+
+@pytest.fixture(scope="module")
+def app_server(tiny_model_dir, tmp_path_factory) -> Iterator[AppServer]:
+    """The app on the tiny checkpoint (QWEN3_ASR_MODEL), with an empty hub cache of its own."""
+    folder = tmp_path_factory.mktemp("app-server")
+    with serve_app(
+        folder,
+        QWEN3_ASR_MODEL=str(tiny_model_dir),
+        HF_HOME=str(folder / "hf_home"),
+        HF_HUB_CACHE=str(folder / "hub_cache"),
+    ) as server:
+        yield server
+
+
+# -- a hub mirror the test can hold back -----------------------------------------------------------------------------
+
+
+class _HeldHandler(_Handler):
+    """Sends half of each weights file, then waits until the test releases the mirror (so progress can be seen)."""
+
+    mirror: HeldHubMirror
+
+    def _send(self, status: int, headers: dict[str, str], body: bytes, send_body: bool) -> None:
+        if not (send_body and status in (200, 206) and self.path.split("?")[0].endswith(".safetensors")):
+            super()._send(status, headers, body, send_body)
+            return
+        super()._send(status, headers, body, send_body=False)  # status line and headers only
+        half = len(body) // 2
+        self.wfile.write(body[:half])
+        self.wfile.flush()
+        self.mirror.released.wait(timeout=30)
+        self.wfile.write(body[half:])
+
+
+class HeldHubMirror(HubMirror):
+    """A `HubMirror` whose weight downloads stop halfway until `release()` is called."""
+
+    def __init__(self, repos: dict[str, Path | str]) -> None:
+        super().__init__(repos)
+        self.released = threading.Event()
+
+    def start(self) -> HeldHubMirror:
+        from http.server import ThreadingHTTPServer
+
+        handler = type("_BoundHeldHandler", (_HeldHandler,), {"mirror": self})
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="hub-mirror", daemon=True)
+        self._thread.start()
+        return self
+
+    def release(self) -> None:
+        self.released.set()
+
+    def stop(self) -> None:
+        self.released.set()  # a held request must not keep a thread waiting
+        super().stop()
+
+
+# -- audio ---------------------------------------------------------------------------------------------------------
+
+
+def _encode(samples: np.ndarray, format: str) -> bytes:
+    buffer = io.BytesIO()
+    sf.write(buffer, samples, SAMPLE_RATE, format=format)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="session")
+def interview_mp3() -> bytes:
+    """About 15 s of espeak-ng speech (three sentences and two pauses) as an MP3: long enough to see progress."""
+    samples, _ = speech_with_pauses(SENTENCES[:3], (1.0, 1.0))
+    return _encode(samples, "MP3")
+
+
+@pytest.fixture(scope="session")
+def microphone_wav(speech_16k, tmp_path_factory) -> Path:
+    """What the fake microphone plays (Chromium loops the file): espeak-ng speech as 16-bit PCM WAV."""
+    path = tmp_path_factory.mktemp("microphone") / "speech.wav"
+    sf.write(path, speech_16k, SAMPLE_RATE, subtype="PCM_16")
+    return path
+
+
+# -- the browser ---------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def browser(playwright: Playwright, microphone_wav: Path) -> Iterator[Browser]:
+    """Headless Debian Chromium; Playwright gives every launch a fresh temporary profile (user-data dir)."""
+    expect.set_options(timeout=EXPECT_TIMEOUT_MS)
+    browser = playwright.chromium.launch(
+        executable_path=CHROMIUM,
+        headless=True,
+        args=[
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--use-fake-ui-for-media-stream",
+            "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-audio-capture={microphone_wav}",
+        ],
+    )
+    yield browser
+    browser.close()
+
+
+def assert_no_traceback(page: Page) -> None:
+    """No Python traceback on the page now, and none since it was opened."""
+    expect(page.get_by_test_id("stException")).to_have_count(0)
+    assert page.evaluate("window.__seen.stException") == 0, "a traceback (stException) was shown at some point"
+
+
+def wait_for_script(page: Page) -> None:
+    """Wait until the page is connected and its script run has finished."""
+    app = page.get_by_test_id("stApp")
+    expect(app).to_have_attribute("data-test-connection-state", "CONNECTED")
+    expect(app).to_have_attribute("data-test-script-state", "notRunning")
+
+
+@pytest.fixture
+def open_page(browser: Browser) -> Iterator[Callable[[AppServer], Page]]:
+    """Factory: ``open_page(server)`` opens the app in a fresh browser context (its own session and cookies),
+    with microphone access granted, and waits for the title. Every page is checked for tracebacks at the end."""
+    contexts = []
+
+    def open_(server: AppServer) -> Page:
+        context = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
+        context.grant_permissions(["microphone"], origin=server.url.rstrip("/"))
+        context.add_init_script(_WATCH_SCRIPT)
+        contexts.append(context)
+        page = context.new_page()
+        page.goto(server.url)
+        expect(page).to_have_title("Transcriber · private speech-to-text")
+        expect(page.get_by_role("heading", name="Transcriber")).to_be_visible()
+        return page
+
+    yield open_
+    try:
+        for context in contexts:
+            for page in context.pages:
+                assert_no_traceback(page)
+    finally:
+        for context in contexts:
+            context.close()
+
+
+@pytest.fixture(scope="session")
+def screenshot_dir(tmp_path_factory) -> Path:
+    if os.environ.get("UPDATE_SCREENSHOTS") == "1":
+        SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
+        return SCREENSHOT_DIR
+    return tmp_path_factory.mktemp("screenshots")
+
+
+@pytest.fixture(scope="session")
+def screenshot(screenshot_dir: Path) -> Callable[..., Path]:
+    """``screenshot(page, "01-empty")``: the whole page at 1400 px wide, however long it is.
+
+    Streamlit scrolls inside its main area, not the document, so a plain full-page screenshot would stop at the
+    window's edge: the window is made as tall as the content for the shot, then set back.
+    """
+
+    def take(page: Page, name: str, full_page: bool = True) -> Path:
+        path = screenshot_dir / f"{name}.png"
+        if not full_page:
+            page.screenshot(path=path)
+            return path
+        height = page.evaluate(
+            "Math.max(...['stMain', 'stSidebarContent'].map("
+            "id => document.querySelector(`[data-testid=${id}]`)?.scrollHeight ?? 0))"
+        )
+        page.set_viewport_size({"width": VIEWPORT["width"], "height": max(VIEWPORT["height"], int(height))})
+        try:
+            page.screenshot(path=path, animations="disabled")
+        finally:
+            page.set_viewport_size(VIEWPORT)
+        return path
+
+    return take

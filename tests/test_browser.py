@@ -1,0 +1,168 @@
+"""The app in a real browser: headless Chromium against the server the launcher starts, on the tiny checkpoint.
+
+What AppTest cannot show: uploads through the browser's file chooser, recording through a (fake) microphone,
+the download of an SRT file, the model download panel against a local hub mirror, and that no page ever shows
+a Python traceback (checked on every page by the `open_page` fixture, and in every server's output).
+Fixtures: tests/browser_fixtures.py. Set UPDATE_SCREENSHOTS=1 to refresh docs/screenshots/.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from browser_fixtures import HeldHubMirror, assert_no_traceback, serve_app, wait_for_script
+from playwright.sync_api import Locator, Page, expect
+
+REPO = "Qwen/Qwen3-ASR-0.6B-hf"
+TRANSCRIBE_TIMEOUT_MS = 60_000
+# The facts line of the 15 s MP3 made by the `interview_mp3` fixture, e.g. "0:15 · 16 kHz · mono · mp3 · 88 kB".
+INTERVIEW_FACTS = re.compile(r"^0:1\d · 16 kHz · mono · mp3 · \d+ kB$")
+
+
+def add_file(page: Page, name: str, mime_type: str, data: bytes) -> None:
+    """Add one file through the uploader's button and the browser's file chooser, as a user does."""
+    dropzone = page.get_by_test_id("stFileUploaderDropzone")
+    # The button reads "Upload" while the uploader is empty, then "+" ("Add files").
+    button = dropzone.get_by_role("button", name=re.compile(r"^(Upload|Add files)$"))
+    with page.expect_file_chooser() as chooser:
+        button.click()
+    chooser.value.set_files({"name": name, "mimeType": mime_type, "buffer": data})
+    expect(dropzone.get_by_test_id("stFileChipName").filter(has_text=name)).to_be_visible()
+
+
+def input_title(page: Page, name: str) -> Locator:
+    """The bold name above an input's player (not the chip in the uploader, not a result's heading)."""
+    return page.get_by_test_id("stMain").locator("strong").filter(has_text=re.compile(f"^{re.escape(name)}$"))
+
+
+def transcribe(page: Page) -> None:
+    button = page.get_by_role("button", name=re.compile(r"^Transcribe( again)?$"))
+    expect(button).to_be_enabled()
+    button.click()
+
+
+def expect_result(page: Page, name: str) -> None:
+    """A finished result: its heading, the segment table, the copy block and the four downloads."""
+    expect(page.get_by_role("heading", name=name, exact=True)).to_be_visible(timeout=TRANSCRIBE_TIMEOUT_MS)
+    # Until a run ends, Streamlit keeps the previous run's elements whose place moved (shown faded, "stale").
+    wait_for_script(page)
+    expect(page.get_by_test_id("stDataFrame")).to_be_visible()
+    expect(page.get_by_test_id("stCode")).to_be_visible()
+    expect(page.get_by_test_id("stDownloadButton")).to_have_count(4)
+    expect(page.get_by_role("button", name="Cancel")).to_have_count(0)  # the job panel is gone
+
+
+def test_upload_transcribe_and_download_srt(app_server, open_page, interview_mp3, screenshot):
+    page = open_page(app_server)
+    expect(page.get_by_test_id("stFileUploader")).to_be_visible()  # the model has loaded
+    wait_for_script(page)
+    expect(page.get_by_role("button", name="Transcribe", exact=True)).to_be_disabled()
+    screenshot(page, "01-empty")
+
+    add_file(page, "interview.mp3", "audio/mpeg", interview_mp3)
+    expect(input_title(page, "interview.mp3")).to_be_visible()
+    expect(page.get_by_test_id("stCaptionContainer").filter(has_text=INTERVIEW_FACTS)).to_be_visible()
+    expect(page.get_by_test_id("stAudio")).to_be_visible()  # the player
+    expect(page.get_by_test_id("stVegaLiteChart")).to_be_visible()  # the waveform
+    wait_for_script(page)
+    screenshot(page, "02-file-added")
+
+    transcribe(page)
+    progress = page.get_by_test_id("stProgress")
+    expect(progress).to_be_visible()
+    expect(page.get_by_role("button", name="Cancel")).to_be_visible()
+    screenshot(page, "03-progress", full_page=False)
+    expect_result(page, "interview.mp3")
+    texts = page.evaluate("window.__progressTexts")  # every text the bar showed, however briefly
+    assert any(re.fullmatch(r"interview\.mp3 · Processed \d:\d\d / \d:\d\d.*", text) for text in texts), texts
+    expect(page.get_by_test_id("stCaptionContainer").filter(has_text="Language:")).to_be_visible()
+    wait_for_script(page)
+    screenshot(page, "04-result")
+
+    with page.expect_download() as download_info:
+        page.get_by_role("button", name="⬇️ SRT").click()
+    download = download_info.value
+    assert download.suggested_filename == "interview.srt"
+    srt = Path(download.path()).read_text(encoding="utf-8")
+    assert srt.startswith("1\n00:00:0"), srt
+    assert " --> 00:00:" in srt.splitlines()[1]
+    # The privacy panel, checked live: nothing went online, and the temporary audio of the run is gone.
+    sidebar = page.get_by_test_id("stSidebar")
+    expect(sidebar.get_by_text("✅ Network use since start: none")).to_be_visible()
+    expect(sidebar.get_by_text("✅ Temporary audio: deleted after each run")).to_be_visible()
+    assert_no_traceback(page)
+
+
+def test_record_through_the_microphone_and_transcribe(app_server, open_page):
+    page = open_page(app_server)
+    page.get_by_role("tab", name="🎙️ Record").click()
+    recorder = page.get_by_test_id("stAudioInput")
+    recorder.get_by_role("button", name="Record", exact=True).click()
+    # The time code counts the recorded seconds: stop after three of them (Chromium plays speech.wav as the mic).
+    expect(recorder.get_by_test_id("stAudioInputWaveformTimeCode")).to_have_text(re.compile(r"^00:0[3-9]$"))
+    recorder.get_by_role("button", name="Stop recording").click()
+
+    expect(input_title(page, "Recording 1.wav")).to_be_visible()
+    facts = page.get_by_test_id("stCaptionContainer").filter(has_text=re.compile(r"^0:0[3-9] · .* · mono · "))
+    expect(facts).to_be_visible()
+    transcribe(page)
+    expect_result(page, "Recording 1.wav")
+    assert_no_traceback(page)
+
+
+def test_broken_file_shows_its_error_and_keeps_the_earlier_result(app_server, open_page, interview_mp3, screenshot):
+    page = open_page(app_server)
+    add_file(page, "interview.mp3", "audio/mpeg", interview_mp3)
+    transcribe(page)
+    expect_result(page, "interview.mp3")
+
+    add_file(page, "notes.mp3", "audio/mpeg", b"Meeting notes\n- call Stella\n- budget for next year\n")
+    expect(input_title(page, "notes.mp3")).to_be_visible()
+    alert = page.get_by_test_id("stAlert")
+    expect(alert).to_have_count(1)
+    expect(alert).to_contain_text("not an audio or video file (it looks like a text file)")
+    expect(page.get_by_test_id("stException")).to_have_count(0)
+    expect_result(page, "interview.mp3")  # the earlier result is still there, with its table and downloads
+    # The broken file is left out of the next run; the good one can still be transcribed.
+    expect(page.get_by_role("button", name="Transcribe again")).to_be_enabled()
+    wait_for_script(page)
+    screenshot(page, "05-error")
+    assert_no_traceback(page)
+
+
+def test_model_download_panel_fetches_only_on_click(tiny_model_dir, tmp_path, open_page, interview_mp3, screenshot):
+    with (
+        HeldHubMirror({REPO: tiny_model_dir}) as mirror,
+        serve_app(
+            tmp_path,
+            HF_HOME=str(tmp_path / "hf_home"),
+            HF_HUB_CACHE=str(tmp_path / "hub_cache"),
+            HF_ENDPOINT=mirror.url,
+        ) as server,
+    ):
+        page = open_page(server)
+        expect(page.get_by_text("The speech model is not on this computer yet.")).to_be_visible()
+        download = page.get_by_role("button", name="Download Qwen3-ASR-0.6B (about 1.9 GB)")
+        expect(download).to_be_enabled()
+        expect(page.get_by_role("tab", name="📁 Upload files")).to_have_count(0)
+        wait_for_script(page)
+        screenshot(page, "06-model-missing")
+        assert mirror.requests == [], "something was fetched before the click"
+
+        download.click()
+        # The mirror holds the weights halfway, so the progress bar stays up until it is released.
+        expect(page.get_by_test_id("stProgress")).to_contain_text(re.compile(r"Downloading… \d+\.\d\d / \d+\.\d\d GB"))
+        screenshot(page, "07-downloading")
+        mirror.release()
+
+        expect(page.get_by_role("tab", name="📁 Upload files")).to_be_visible(timeout=TRANSCRIBE_TIMEOUT_MS)
+        expect(page.get_by_test_id("stAlert")).to_have_count(0)
+        expect(page.get_by_test_id("stSidebar")).not_to_contain_text("not loaded")
+        assert server.process.poll() is None, "the server was restarted"
+        assert mirror.count("GET", mirror.resolve_path(REPO, "model.safetensors")) == 1
+
+        add_file(page, "interview.mp3", "audio/mpeg", interview_mp3)
+        transcribe(page)
+        expect_result(page, "interview.mp3")
+        assert_no_traceback(page)
