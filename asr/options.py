@@ -131,12 +131,15 @@ class TranscribeOptions:
         vad: speech detection settings.
         decode: model settings.
         max_chunk_s: longest slice sent to the model at once (see `segment.py` for why 24 s).
+        first_chunk_s: the first chunk is cut (in a pause) to at most this long and transcribed alone,
+            so the first words appear after a few seconds of decoding whatever the file's length.
         max_duration_s: longer inputs are refused before any model work; None for no limit.
     """
 
     vad: VadOptions = field(default_factory=VadOptions)
     decode: DecodeOptions = field(default_factory=DecodeOptions)
     max_chunk_s: float = 24.0
+    first_chunk_s: float = 6.0
     max_duration_s: float | None = None
 
     def validate(self) -> None:
@@ -145,5 +148,7 @@ class TranscribeOptions:
         self.decode.validate()
         if not 2.0 <= self.max_chunk_s <= 30.0:
             raise OptionsError(f"max_chunk_s must be between 2 and 30 seconds, got {self.max_chunk_s}.")
+        if not 2.0 <= self.first_chunk_s <= self.max_chunk_s:
+            raise OptionsError(f"first_chunk_s must be between 2 s and max_chunk_s, got {self.first_chunk_s}.")
         if self.max_duration_s is not None and self.max_duration_s <= 0:
             raise OptionsError(f"max_duration_s must be positive, got {self.max_duration_s}.")

@@ -22,22 +22,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
 
+from model_config import FULL_SIZE_0_6B
 from speech import SENTENCES, speak
 from tiny_model import write_tiny_checkpoint
 from transformers import AutoProcessor, Qwen3ASRConfig, Qwen3ASRForConditionalGeneration
-
-FULL_SIZE_0_6B = {
-    "audio_config": {
-        "model_type": "qwen3_asr_encoder", "num_mel_bins": 128, "encoder_layers": 18, "encoder_attention_heads": 14,
-        "encoder_ffn_dim": 3584, "d_model": 896, "output_dim": 1024, "n_window": 50, "n_window_infer": 800,
-        "downsample_hidden_size": 480,
-    },
-    "text_config": {
-        "model_type": "qwen3", "vocab_size": 151936, "hidden_size": 1024, "intermediate_size": 3072,
-        "num_hidden_layers": 28, "num_attention_heads": 16, "num_key_value_heads": 8, "head_dim": 128,
-        "max_position_embeddings": 65536, "tie_word_embeddings": True,
-    },
-}  # fmt: skip
 
 
 def main() -> None:

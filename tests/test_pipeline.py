@@ -7,6 +7,7 @@ engine on the tiny checkpoint.
 
 from __future__ import annotations
 
+import itertools
 import threading
 
 import numpy as np
@@ -143,3 +144,17 @@ def test_mandarin_speech_with_forced_chinese(engine):
     (segment,) = transcript.segments
     assert transcript.info.speech_s > 1.0 and transcript.languages == ("Chinese",)
     assert 0.5 < segment.start_s < 1.0 and segment.end_s < transcript.info.duration_s - 0.5  # VAD trimmed silence
+
+
+def test_first_chunk_is_short_and_cut_in_a_pause():
+    samples, spans = speech_with_pauses(SENTENCES[:3], (0.5, 0.5))  # about 13 s that VAD keeps as one chunk
+    engine = FakeEngine()
+    segments, info = asr.transcribe(samples, engine=engine)
+    first_call = engine.calls[0]["lengths"]
+    assert len(first_call) == 1 and first_call[0] <= 6.0 * asr.SAMPLE_RATE  # alone, and short: fast first words
+    segments = list(segments)
+    assert info.num_chunks == 2 and len(segments) == 2
+    cut_s = segments[0].end_s
+    pauses = [(end / asr.SAMPLE_RATE, start / asr.SAMPLE_RATE) for (_, end), (start, _) in itertools.pairwise(spans)]
+    assert any(pause_start - 0.25 <= cut_s <= pause_end + 0.25 for pause_start, pause_end in pauses)
+    assert segments[1].start_s >= cut_s and segments[1].end_s >= spans[-1][1] / asr.SAMPLE_RATE - 0.25

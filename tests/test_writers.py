@@ -169,6 +169,7 @@ def test_json_golden():
         "retry_repetition_penalty": 1.15
       },
       "max_chunk_s": 24.0,
+      "first_chunk_s": 6.0,
       "max_duration_s": 7200.0
     }
   }
