@@ -162,3 +162,28 @@ def test_vad_leaves_torch_thread_count_alone(paused):
 def test_importing_vad_does_not_import_torch():
     code = "import sys, asr.vad, asr.segment; sys.exit(int('torch' in sys.modules or 'silero_vad' in sys.modules))"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_parallel_streams_find_what_silero_finds_sequentially():
+    """Over several 60 s streams, our batched probabilities give Silero's own spans (within 2 windows)."""
+    import silero_vad
+    import torch
+
+    sentences = SENTENCES * 6  # about 110 s: crosses the borders between 20 s streams
+    samples, _ = speech_with_pauses(sentences, tuple(0.4 + 0.3 * (i % 5) for i in range(len(sentences) - 1)))
+    options = VadOptions()
+    ours = get_speech_spans(samples, options)
+    with torch.inference_mode():
+        reference = silero_vad.get_speech_timestamps(
+            torch.from_numpy(samples),
+            silero_vad.load_silero_vad(),
+            sampling_rate=SAMPLE_RATE,
+            threshold=options.threshold,
+            min_speech_duration_ms=options.min_speech_duration_ms,
+            min_silence_duration_ms=options.min_silence_duration_ms,
+            speech_pad_ms=options.speech_pad_ms,
+        )
+    assert len(samples) > 2 * 60 * SAMPLE_RATE * 0.9 and len(ours) == len(reference) >= len(sentences) - 2
+    for span, expected in zip(ours, reference, strict=True):
+        assert abs(span.start_sample - expected["start"]) <= 2 * 512
+        assert abs(span.end_sample - min(expected["end"], len(samples))) <= 2 * 512
