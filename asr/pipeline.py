@@ -20,7 +20,7 @@ from typing import BinaryIO, Protocol
 import numpy as np
 
 from .audio import SAMPLE_RATE, decode_audio
-from .errors import TranscriptionCancelled
+from .errors import DeviceMemoryError, TranscriptionCancelled
 from .options import DecodeOptions, TranscribeOptions
 from .results import Chunk, ChunkText, DecodedAudio, Segment, SegmentFlag, SourceInfo, Transcript, TranscriptionInfo
 from .segment import collect_chunks
@@ -99,6 +99,23 @@ def _check_cancel(cancel: threading.Event | None, done: int) -> None:
         raise TranscriptionCancelled(f"Transcription cancelled after {done} finished segment(s).")
 
 
+def _generate_fitting(engine: Engine, waves: list[np.ndarray], budgets: list[int], request: dict) -> list[ChunkText]:
+    """Generate a batch; when the device runs out of memory, split it in halves and try again.
+
+    Only a single chunk that does not fit is an error: the message says what to try.
+    """
+    try:
+        return engine.transcribe_chunks(waves, max_new_tokens=max(budgets), **request)
+    except DeviceMemoryError:
+        if len(waves) == 1:
+            raise
+        half = len(waves) // 2
+        logger.warning("Out of memory on a batch of %d chunks; retrying in halves", len(waves))
+        return _generate_fitting(engine, waves[:half], budgets[:half], request) + _generate_fitting(
+            engine, waves[half:], budgets[half:], request
+        )
+
+
 def _transcribe_batch(
     engine: Engine, samples: np.ndarray, chunks: Sequence[Chunk], decode: DecodeOptions
 ) -> list[Segment]:
@@ -106,7 +123,7 @@ def _transcribe_batch(
     waves = [samples[chunk.start_sample : chunk.end_sample] for chunk in chunks]
     budgets = [decode.max_new_tokens(chunk.num_samples / SAMPLE_RATE) for chunk in chunks]
     request = {"language": decode.language, "context": decode.context}
-    results = engine.transcribe_chunks(waves, max_new_tokens=max(budgets), **request)
+    results = _generate_fitting(engine, waves, budgets, request)
     segments = []
     for chunk, wave, budget, result in zip(chunks, waves, budgets, results, strict=True):
         flags: list[SegmentFlag] = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+from asr.errors import DeviceMemoryError
 from asr.results import ChunkText
 
 
@@ -19,16 +20,21 @@ class FakeEngine:
         finished: bool = True,
         gate: threading.Event | None = None,
         free_calls: int = 0,
+        max_rows: int | None = None,
     ):
         self.calls: list[dict] = []
         self.loop_first_try = loop_first_try
         self.finished = finished
         self.gate = gate  # when given, calls after the first `free_calls` wait for it: holds a job mid-run
         self.free_calls = free_calls
+        self.max_rows = max_rows  # a batch with more chunks raises DeviceMemoryError, like a full GPU
 
     def transcribe_chunks(self, chunks, *, language, context, max_new_tokens, repetition_penalty=None):
         if self.gate is not None and len(self.calls) >= self.free_calls:
             assert self.gate.wait(10), "the test never opened the gate"
+        if self.max_rows is not None and len(chunks) > self.max_rows:
+            self.calls.append({"lengths": [len(c) for c in chunks], "out_of_memory": True})
+            raise DeviceMemoryError(f"Ran out of cuda memory on a batch of {len(chunks)} chunk(s).")
         self.calls.append(
             {
                 "lengths": [len(c) for c in chunks],

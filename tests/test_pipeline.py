@@ -158,3 +158,18 @@ def test_first_chunk_is_short_and_cut_in_a_pause():
     pauses = [(end / asr.SAMPLE_RATE, start / asr.SAMPLE_RATE) for (_, end), (start, _) in itertools.pairwise(spans)]
     assert any(pause_start - 0.25 <= cut_s <= pause_end + 0.25 for pause_start, pause_end in pauses)
     assert segments[1].start_s >= cut_s and segments[1].end_s >= spans[-1][1] / asr.SAMPLE_RATE - 0.25
+
+
+def test_out_of_memory_splits_the_batch_until_it_fits(four_sentences):
+    samples, _ = four_sentences
+    engine = FakeEngine(max_rows=1)  # a device that holds one chunk at a time
+    options = asr.TranscribeOptions(decode=asr.DecodeOptions(batch_size=3))
+    transcript = asr.transcribe_all(samples, engine=engine, options=options)
+    assert len(transcript.segments) == 4  # nothing lost
+    assert [len(c["lengths"]) for c in engine.calls] == [1, 3, 1, 2, 1, 1]  # 3 -> 1 + 2 -> 1 + 1
+    assert [c.get("out_of_memory", False) for c in engine.calls] == [False, True, False, True, False, False]
+
+
+def test_a_single_chunk_that_does_not_fit_is_a_clear_error(four_sentences):
+    with pytest.raises(asr.DeviceMemoryError, match="Ran out of cuda memory"):
+        asr.transcribe_all(four_sentences[0], engine=FakeEngine(max_rows=0))
