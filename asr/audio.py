@@ -329,7 +329,7 @@ def _decode_with_soundfile(src: _Source, max_duration_s: float | None, spill_dir
 def _soundfile_blocks(sound_file: sf.SoundFile) -> Iterator[tuple[np.ndarray, int]]:
     """Mono float32 blocks and their rate, read from libsndfile in large pieces."""
     while len(block := sound_file.read(_SOUNDFILE_BLOCK_FRAMES, dtype="float32", always_2d=True)):
-        yield (block[:, 0] if sound_file.channels == 1 else block.mean(axis=1)), sound_file.samplerate
+        yield (block[:, 0] if sound_file.channels == 1 else _mix(block.T)), sound_file.samplerate
 
 
 def _soundfile_info(src: _Source) -> SourceInfo | None:
@@ -356,7 +356,7 @@ def _soundfile_source_info(sound_file: sf.SoundFile, src: _Source, duration_s: f
 def _open_soundfile(src: _Source) -> sf.SoundFile | None:
     """Open with libsndfile when the input is a WAV/FLAC/Ogg file with a codec we map, else None."""
     head = src.head
-    if not ((head[:4] == b"RIFF" and head[8:12] == b"WAVE") or head[:4] in (b"fLaC", b"OggS")):
+    if not ((head[:4] in (b"RIFF", b"RIFX") and head[8:12] == b"WAVE") or head[:4] in (b"fLaC", b"OggS")):
         return None
     try:
         sound_file = sf.SoundFile(src.rewound())
@@ -551,7 +551,21 @@ def _downmixed(frames: Iterable[av.AudioFrame]) -> Iterator[tuple[np.ndarray, in
             data = data.astype(np.float32) / np.float32(_INT_SCALE[kind])
         else:  # flt or dbl
             data = data.astype(np.float32, copy=False)
-        yield (data[0] if channels == 1 else data.mean(axis=0)), frame.sample_rate
+        yield (data[0] if channels == 1 else _mix(data)), frame.sample_rate
+
+
+def _mix(channels: np.ndarray) -> np.ndarray:
+    """The average of the channels (rows); the loudest channel alone when the average cancels out.
+
+    A channel with reversed polarity (a miswired microphone, a stereo-widening effect) sounds fine on its
+    own, but the average of +x and -x is silence: when the average keeps less than 1/100 of the channels'
+    power (-20 dB), which natural recordings never do, the loudest channel is used instead.
+    """
+    mono = channels.mean(axis=0)
+    power = np.mean(np.square(channels, dtype=np.float64), axis=1)
+    if power.max() > 1e-8 and np.mean(np.square(mono, dtype=np.float64)) < 0.01 * power.mean():
+        return channels[int(np.argmax(power))]
+    return mono
 
 
 def _measure_stream_s(container: av.container.InputContainer, stream: av.audio.stream.AudioStream) -> float | None:
@@ -612,6 +626,10 @@ def _resample_to_16k(blocks: Iterable[tuple[np.ndarray, int]]) -> Iterator[np.nd
         return [out.to_ndarray().reshape(-1) for out in resampler.resample(frame)]
 
     for samples, block_rate in blocks:
+        if not np.isfinite(samples).all():  # a broken float file: NaN or inf would poison VAD and the model
+            bad = ~np.isfinite(samples)
+            logger.warning("Replaced %d NaN or infinite sample(s) with silence", int(bad.sum()))
+            samples = np.where(bad, np.float32(0), samples)
         if block_rate != rate:  # the first block, or a stream that changes rate part way
             if pending:
                 yield from push(np.concatenate(pending))
@@ -711,11 +729,22 @@ def _recognise_non_media(head: bytes) -> str | None:
     return "a text file" if _looks_like_text(head) else None
 
 
+_TEXT_BOMS = ((b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"))
+_MEDIA_STARTS = (b"ID3", b"RIFF", b"RIFX", b"OggS", b"fLaC", b"\x1aE\xdf\xa3")  # MP3 tag, WAV, Ogg, FLAC, Matroska
+
+
 def _looks_like_text(head: bytes) -> bool:
-    """True when the first bytes are printable UTF-8 text; every audio or video container starts in binary."""
+    """True when the first bytes are printable text (UTF-8, or UTF-8/16 after a byte-order mark)."""
+    if head.startswith(_MEDIA_STARTS) or head[4:8] == b"ftyp":  # the start of a real (if cut) media file
+        return False
+    encoding = "utf-8"
+    for bom, name in _TEXT_BOMS:
+        if head.startswith(bom):
+            head, encoding = head[len(bom) :], name
+            break
     for cut in range(4):  # the read may have split the last character
         try:
-            text = head[: len(head) - cut].decode("utf-8")
+            text = head[: len(head) - cut].decode(encoding)
             break
         except UnicodeDecodeError:
             continue

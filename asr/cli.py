@@ -46,6 +46,7 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     run.add_argument("--dtype", default="auto", choices=["auto", "bfloat16", "float16", "float32"])
     run.add_argument("--batch-size", type=int, help="chunks per model call (default: by device)")
+    run.add_argument("--max-duration", type=float, metavar="SECONDS", help="refuse longer files (default: no limit)")
     run.add_argument("-v", "--verbose", action="store_true", help="log what happens (never audio or text)")
 
     info = commands.add_parser("info", help="show duration, sample rate, channels, codec and container")
@@ -62,7 +63,8 @@ def _options(args: argparse.Namespace) -> TranscribeOptions:
     options = TranscribeOptions(
         decode=DecodeOptions(
             language=normalize_language(args.language), context=args.context, batch_size=args.batch_size
-        )
+        ),
+        max_duration_s=args.max_duration,
     )
     options.validate()
     return options

@@ -231,3 +231,20 @@ def test_silence_only_file_gives_an_empty_transcript_and_a_note(capsys, tmp_path
     assert f"{quiet}: no speech detected" in err
     assert (tmp_path / "quiet.txt").read_text(encoding="utf-8") == ""
     assert json.loads((tmp_path / "quiet.json").read_text(encoding="utf-8"))["info"]["notes"] == ["no speech detected"]
+
+
+def test_max_duration_refuses_longer_files(capsys, tmp_path, tiny_model_dir, speech_files):
+    code, _, err = _cli(
+        capsys,
+        "transcribe",
+        str(speech_files[0]),
+        "--model",
+        str(tiny_model_dir),
+        "--max-duration",
+        "2",
+        "--output-dir",
+        str(tmp_path),
+    )
+    assert code == 1 and "more than the limit" in err and "Traceback" not in err
+    code, _, err = _cli(capsys, "transcribe", str(speech_files[0]), "--max-duration", "-1")
+    assert code == 2 and "max_duration_s must be positive" in err
