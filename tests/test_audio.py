@@ -9,12 +9,12 @@ import os
 import re
 import struct
 import time
-import zipfile
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 import av
+import corpus
 import numpy as np
 import pytest
 import soundfile as sf
@@ -416,32 +416,11 @@ def test_empty_input(kind: str, tmp_path: Path) -> None:
         read_source_info(source.getvalue() if kind == "file object" else source)
 
 
-def _png() -> bytes:
-    """A real PNG image, written by FFmpeg's PNG encoder."""
-    buffer = io.BytesIO()
-    with av.open(buffer, "w", format="image2pipe") as output:
-        stream = output.add_stream("png", rate=1)
-        stream.width = stream.height = 16
-        stream.pix_fmt = "rgb24"
-        frame = av.VideoFrame.from_ndarray(np.full((16, 16, 3), 200, dtype=np.uint8), format="rgb24")
-        output.mux(stream.encode(frame))
-        output.mux(stream.encode(None))
-    return buffer.getvalue()
-
-
-def _zip() -> bytes:
-    """A real ZIP archive."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("notes.txt", "meeting notes " * 100)
-    return buffer.getvalue()
-
-
 NOT_AUDIO = {
     "text": (lambda: ("Meeting notes, not a recording.\n" * 50).encode(), "a text file"),
-    "png": (_png, "a PNG image"),
-    "pdf": (lambda: b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n", "a PDF"),
-    "zip": (_zip, "a ZIP archive"),
+    "png": (corpus.png, "a PNG image"),
+    "pdf": (corpus.pdf, "a PDF"),
+    "zip": (corpus.zip_archive, "a ZIP archive"),
 }
 
 
