@@ -1,0 +1,437 @@
+"""CPU int8 dynamic quantisation vs bfloat16 and float32 on the full-size Qwen3-ASR-0.6B (random weights).
+
+    .venv/bin/python bench/cpu_int8.py                                  # about 9 minutes on 2 cores
+    .venv/bin/python bench/cpu_int8.py --rounds 3 --variants bf16,int8  # fewer variants, more rounds
+    PYTHONPATH=/some/dir .venv/bin/python bench/cpu_int8.py             # torchao importable from /some/dir:
+                                                                        # adds its int8 weight-only variant
+
+The model is the cached random checkpoint that `bench/run.py` writes under `bench/.cache/` (bf16
+safetensors, like the hub checkpoint); it is written here first if missing. Variants, each loaded
+from that folder:
+
+- fp32: `dtype=torch.float32`.
+- bf16: `dtype=torch.bfloat16` (the app's CPU default).
+- int8: fp32, then `torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)`
+  (torch's default dynamic qconfig: one scale per weight tensor; activations quantised per call, per
+  tensor; every Linear, the LM head and the audio encoder's included; the rest stays fp32).
+- int8-pc: the same with `per_channel_dynamic_qconfig` (one weight scale per output channel).
+- ao-int8wo (only when `torchao` imports): bf16, then `torchao.quantization.quantize_(model,
+  Int8WeightOnlyConfig())`, eager (no `torch.compile`). `ao-int8dyn` (fp32 +
+  `Int8DynamicActivationInt8WeightConfig()`) can be asked for with --variants.
+
+Measured (speed does not depend on the weights' values once the number of tokens is fixed):
+
+1. Decode: `generate(min_new_tokens = max_new_tokens = --tokens)` on a 10 s espeak-ng speech prompt
+   (the tiny test processor's feature extractor and prompt, as in `cpu_dtype.py`), batch 1 and batch 8
+   (8 different 10 s clips). Forward hooks time each forward pass: the first is the prefill (audio
+   encoder + LM over the prompt), the others are one-token decode steps; the median step is reported,
+   plus prefill and the whole `generate`.
+2. Audio encoder + prefill of one 24 s chunk (the app's longest chunk): `generate(max_new_tokens=1)`.
+3. Peak RSS, each variant in its own fresh process: after loading (and quantising), the peak while
+   loading, then (peak reset through /proc/self/clear_refs) the peak while running the app's largest
+   call, 8 chunks of 24 s (--rss-rows, --rss-seconds) with 4 new tokens. bf16 weights are memory-mapped
+   from the bf16 checkpoint and paged in on first use, so its RSS after loading is small: compare the
+   peaks. fp32 and int8 load the checkpoint as fp32 first (int8 then quantises), hence their load peak.
+4. Accuracy-risk proxy (token agreement on random weights means nothing): the LM's logits for the
+   first generated token on 20 different speech prompts (5 sentences x 4 speaking rates), compared with
+   fp32: relative error mean|delta| / mean|fp32 logits|, and how many of the 20 greedy first tokens
+   (argmax) agree with fp32. With random weights the logits are nearly flat (tiny top-1 margin, shown),
+   so disagreement here is pessimistic; random weights also lack the activation outliers of trained
+   LLMs, which is where per-tensor int8 activations lose accuracy, so a small error here is optimistic.
+   Only a real checkpoint on real speech settles accuracy.
+
+Timing variants alternate within each round (A B C A B C), all loaded in this one process, so machine
+drift hits all; the best round (lowest median) is shown with ratios to bf16 and fp32, and the per-round
+ratios are printed so noise is visible. On a busy 2-core machine a decode step can jump several-fold at
+random (OpenMP spin-wait, see `run.py`); medians and several rounds absorb most of it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import gc
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+BENCH_DIR = Path(__file__).resolve().parent
+sys.path[:0] = [str(BENCH_DIR), str(BENCH_DIR.parent / "tests")]
+
+from run import SAMPLE_RATE, checkpoint_folder, write_checkpoint  # noqa: E402
+from speech import SENTENCES, speak  # noqa: E402
+
+DEFAULT_VARIANTS = ("fp32", "bf16", "int8", "int8-lm")
+ALL_VARIANTS = (*DEFAULT_VARIANTS, "int8-pc", "ao-int8wo", "ao-int8dyn")
+ACCURACY_PROMPTS = 20  # 4 s windows of the speech loop, 1.5 s apart, 10 per forward pass
+
+
+def torchao_available() -> bool:
+    try:
+        import torchao.quantization  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def load_variant(folder: Path, variant: str) -> tuple[Any, float, float]:
+    """(model, load seconds, quantise seconds) for one variant."""
+    import torch
+    from transformers import Qwen3ASRForConditionalGeneration
+
+    dtype = torch.bfloat16 if variant in ("bf16", "int8-lm", "ao-int8wo") else torch.float32
+    started = time.perf_counter()
+    model = Qwen3ASRForConditionalGeneration.from_pretrained(folder, local_files_only=True, dtype=dtype).eval()
+    loaded = time.perf_counter()
+    if variant in ("int8", "int8-pc"):
+        from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+        spec = {torch.nn.Linear} if variant == "int8" else {torch.nn.Linear: per_channel_dynamic_qconfig}
+        # inplace: the float32 copy is this freshly loaded model; its Linear weights are freed as replaced.
+        model = quantize_dynamic(model, spec, dtype=torch.qint8, inplace=True)
+    elif variant == "int8-lm":
+        quantize_text_decoder(model)
+    elif variant.startswith("ao-"):
+        from torchao.quantization import Int8DynamicActivationInt8WeightConfig, Int8WeightOnlyConfig, quantize_
+
+        quantize_(model, Int8WeightOnlyConfig() if variant == "ao-int8wo" else Int8DynamicActivationInt8WeightConfig())
+    else:
+        return model, loaded - started, 0.0
+    release_freed_memory()
+    return model, loaded - started, time.perf_counter() - loaded
+
+
+def quantize_text_decoder(model: Any) -> None:
+    """int8 dynamic Linear layers in the text decoder and LM head; the audio encoder stays as loaded (bf16).
+
+    One decoder layer at a time goes to fp32 and is quantised, so the whole fp32 decoder never exists at
+    once. The embeddings (tied to the LM head) and the final norm become fp32: the decoder's activations
+    must be fp32 for the quantised Linear layers. `transformers` casts the audio embeddings to the text
+    embeddings' dtype, and `model.dtype` (the first parameter's, the audio encoder's) stays bf16, so the
+    input features are cast to bf16 as before.
+    """
+    import torch
+    from torch.ao.quantization import default_dynamic_qconfig, quantize_dynamic
+
+    decoder = model.model.language_model
+    for layer in decoder.layers:
+        quantize_dynamic(layer.float(), {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
+        release_freed_memory()  # else glibc keeps each layer's freed fp32 weights: +60 MB a layer
+    decoder.float()  # embeddings (= the LM head's weight), final norm, rotary buffers
+    quantize_dynamic(model, {"lm_head": default_dynamic_qconfig}, dtype=torch.qint8, inplace=True)
+
+
+def release_freed_memory() -> None:
+    """Give the freed fp32 weights back to the OS: glibc keeps freed blocks under 32 MB in its heap."""
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to do
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+@dataclass
+class ForwardTimes:
+    """Forward passes of one `generate`: prefill (prompt) vs one-token decode steps, and the audio encoder."""
+
+    prefill_s: list[float] = field(default_factory=list)
+    steps_s: list[float] = field(default_factory=list)
+    encoder_s: float = 0.0
+
+
+class Timer:
+    def __init__(self, model: Any) -> None:
+        self.times = ForwardTimes()
+        self._started = self._encoder_started = 0.0
+        model.register_forward_pre_hook(self._start)
+        model.register_forward_hook(self._stop, with_kwargs=True)
+        model.model.audio_tower.register_forward_pre_hook(self._encoder_start)
+        model.model.audio_tower.register_forward_hook(self._encoder_stop)
+
+    def _start(self, module: Any, args: tuple) -> None:
+        self._started = time.perf_counter()
+
+    def _stop(self, module: Any, args: tuple, kwargs: dict, output: Any) -> None:
+        elapsed = time.perf_counter() - self._started
+        ids = kwargs.get("input_ids")
+        length = ids.shape[1] if ids is not None else kwargs["inputs_embeds"].shape[1]
+        (self.times.prefill_s if length > 1 else self.times.steps_s).append(elapsed)
+
+    def _encoder_start(self, module: Any, args: tuple) -> None:
+        self._encoder_started = time.perf_counter()
+
+    def _encoder_stop(self, module: Any, args: tuple, output: Any) -> None:
+        self.times.encoder_s += time.perf_counter() - self._encoder_started
+
+
+def speech_clip(seconds: float, offset_s: float = 0.0) -> np.ndarray:
+    """`seconds` of the test sentences read in a loop, starting `offset_s` in."""
+    loop = np.concatenate([speak(s) for s in SENTENCES])
+    need = round((offset_s + seconds) * SAMPLE_RATE)
+    samples = np.tile(loop, need // len(loop) + 1)
+    return samples[round(offset_s * SAMPLE_RATE) : need]
+
+
+def prompt(processor: Any, clips: list[np.ndarray]) -> Any:
+    return processor.apply_transcription_request(audio=clips, language="English")
+
+
+def run_generate(model: Any, timer: Timer, inputs: Any, tokens: int) -> tuple[float, ForwardTimes]:
+    import torch
+
+    timer.times = ForwardTimes()
+    started = time.perf_counter()
+    with torch.inference_mode():
+        model.generate(**inputs.to(dtype=model.dtype), max_new_tokens=tokens, min_new_tokens=tokens, do_sample=False)
+    return time.perf_counter() - started, timer.times
+
+
+def first_token_logits(model: Any, inputs: Any) -> np.ndarray:
+    import torch
+
+    with torch.inference_mode():
+        out = model(**inputs.to(dtype=model.dtype), logits_to_keep=1)
+    return out.logits[:, -1].float().numpy()
+
+
+# ----------------------------------------------------------------------------------------------
+# Peak RSS: one fresh process per variant
+
+
+def _status_kb(key: str) -> int:
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith(key + ":"))
+
+
+def rss_worker(args: argparse.Namespace) -> None:
+    import torch
+    from transformers import AutoProcessor
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    processor = AutoProcessor.from_pretrained(args.checkpoint, local_files_only=True)
+    clips = [speech_clip(args.rss_seconds, offset_s=3.0 * i) for i in range(args.rss_rows)]
+    inputs = prompt(processor, clips)
+    model, load_s, quant_s = load_variant(args.checkpoint, args.rss_worker)
+    loaded_kb, load_peak_kb = _status_kb("VmRSS"), _status_kb("VmHWM")
+    anon_kb, file_kb = _status_kb("RssAnon"), _status_kb("RssFile")
+    with open("/proc/self/clear_refs", "w") as refs:  # resets VmHWM to the current RSS (Linux >= 4.0)
+        refs.write("5")
+    started = time.perf_counter()
+    with torch.inference_mode():
+        model.generate(**inputs.to(dtype=model.dtype), max_new_tokens=4, min_new_tokens=4, do_sample=False)
+    result = {
+        "variant": args.rss_worker,
+        "load_s": load_s,
+        "quant_s": quant_s,
+        "rss_loaded_gb": loaded_kb / 1e6,
+        "rss_loaded_anon_gb": anon_kb / 1e6,  # private memory
+        "rss_loaded_file_gb": file_kb / 1e6,  # mapped checkpoint pages: shared, the kernel can drop them
+        "rss_after_anon_gb": _status_kb("RssAnon") / 1e6,
+        "rss_after_file_gb": _status_kb("RssFile") / 1e6,
+        "peak_load_gb": load_peak_kb / 1e6,
+        "peak_infer_gb": _status_kb("VmHWM") / 1e6,
+        "ru_maxrss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6,
+        "infer_s": time.perf_counter() - started,
+    }
+    print(json.dumps(result), flush=True)
+
+
+def measure_rss(args: argparse.Namespace, variant: str) -> dict[str, Any]:
+    command = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--rss-worker",
+        variant,
+        "--checkpoint",
+        str(args.checkpoint),
+    ]
+    command += ["--rss-rows", str(args.rss_rows), "--rss-seconds", str(args.rss_seconds)]
+    if args.threads:
+        command += ["--threads", str(args.threads)]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error", "TOKENIZERS_PARALLELISM": "false"}
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        sys.stderr.write(done.stdout[-3000:] + done.stderr[-3000:])
+        raise SystemExit(f"RSS worker {variant} failed with exit code {done.returncode}")
+    return json.loads([line for line in done.stdout.splitlines() if line.startswith("{")][-1])
+
+
+# ----------------------------------------------------------------------------------------------
+# Main
+
+
+def _ratio(reference: float, value: float) -> str:
+    return f"{reference / value:.2f}x"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--variants", default=",".join(DEFAULT_VARIANTS), help=f"any of {', '.join(ALL_VARIANTS)}")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--tokens", type=int, default=40)
+    parser.add_argument("--seconds", type=float, default=10.0, help="decode prompt length")
+    parser.add_argument("--chunk-seconds", type=float, default=24.0, help="encoder + prefill chunk")
+    parser.add_argument("--rss-rows", type=int, default=8)
+    parser.add_argument("--rss-seconds", type=float, default=24.0)
+    parser.add_argument(
+        "--rss-variants", default="fp32,bf16,int8,int8-lm", help="variants measured for peak RSS ('' for none)"
+    )
+    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
+    parser.add_argument("--cache-dir", type=Path, default=BENCH_DIR / ".cache")
+    parser.add_argument("--json", type=Path, help="write every measurement to this file")
+    parser.add_argument("--rss-worker", choices=ALL_VARIANTS, help=argparse.SUPPRESS)
+    parser.add_argument("--checkpoint", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.rss_worker:
+        rss_worker(args)
+        return
+
+    began = time.perf_counter()
+    variants = [v for v in args.variants.split(",") if v]
+    unknown = set(variants) - set(ALL_VARIANTS)
+    if unknown:
+        parser.error(f"unknown variants: {', '.join(sorted(unknown))}")
+    if "bf16" not in variants or "fp32" not in variants:
+        parser.error("fp32 and bf16 are the references: keep both in --variants")
+    if not torchao_available():
+        dropped = [v for v in variants if v.startswith("ao-")]
+        variants = [v for v in variants if not v.startswith("ao-")]
+        if dropped:
+            print(f"torchao does not import here: skipping {', '.join(dropped)}", flush=True)
+
+    import torch
+    from transformers import AutoProcessor
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    args.checkpoint = checkpoint_folder(args.cache_dir)
+    if not args.checkpoint.is_dir():
+        print(f"Writing the full-size random checkpoint to {args.checkpoint} (once) ...", flush=True)
+        write_checkpoint(args.checkpoint)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, quantized engine "
+          f"{torch.backends.quantized.engine}, load average {os.getloadavg()[0]:.1f}", flush=True)  # fmt: skip
+
+    report: dict[str, Any] = {"variants": variants, "threads": torch.get_num_threads(), "rounds": []}
+
+    # 3. Peak RSS, each variant alone in a fresh process (first, while this process is still small).
+    rss: dict[str, dict[str, Any]] = {}
+    for variant in [v for v in variants if v in args.rss_variants.split(",")]:
+        rss[variant] = r = measure_rss(args, variant)
+        print(f"RSS {variant}: load {r['load_s']:.1f} s + quantise {r['quant_s']:.1f} s; loaded "
+              f"{r['rss_loaded_gb']:.2f} GB (anon {r['rss_loaded_anon_gb']:.2f} + file "
+              f"{r['rss_loaded_file_gb']:.2f}; after the call {r['rss_after_anon_gb']:.2f} + "
+              f"{r['rss_after_file_gb']:.2f}); peak while loading {r['peak_load_gb']:.2f} GB; peak on "
+              f"{args.rss_rows} x {args.rss_seconds:g} s {r['peak_infer_gb']:.2f} GB "
+              f"({r['infer_s']:.1f} s)", flush=True)  # fmt: skip
+    report["rss"] = rss
+
+    processor = AutoProcessor.from_pretrained(args.checkpoint, local_files_only=True)
+    models: dict[str, Any] = {}
+    timers: dict[str, Timer] = {}
+    load_times: dict[str, tuple[float, float]] = {}
+    for variant in variants:
+        model, load_s, quant_s = load_variant(args.checkpoint, variant)
+        models[variant], timers[variant], load_times[variant] = model, Timer(model), (load_s, quant_s)
+        print(f"loaded {variant} ({model.dtype}) in {load_s:.1f} s + quantise {quant_s:.1f} s", flush=True)
+
+    # 4. Accuracy proxy (also warms every variant up).
+    clips = [speech_clip(4.0, offset_s=1.5 * i) for i in range(ACCURACY_PROMPTS)]
+    prompts = [prompt(processor, clips[i : i + 10]) for i in range(0, len(clips), 10)]
+    logits: dict[str, np.ndarray] = {}
+    for variant, model in models.items():
+        started = time.perf_counter()
+        logits[variant] = np.concatenate([first_token_logits(model, p) for p in prompts])
+        print(f"logits {variant}: {time.perf_counter() - started:.1f} s", flush=True)
+    reference = logits["fp32"]
+    top2 = np.sort(reference, axis=1)[:, -2:]
+    margin = float(np.median(top2[:, 1] - top2[:, 0]))
+    accuracy: dict[str, dict[str, float]] = {}
+    for variant, values in logits.items():
+        delta = np.abs(values - reference)
+        accuracy[variant] = {
+            "rel_err": float(delta.mean() / np.abs(reference).mean()),
+            "mean_abs_delta": float(delta.mean()),
+            "argmax_agree": int((values.argmax(1) == reference.argmax(1)).sum()),
+            "in_fp32_top5": int(
+                sum(a in set(row) for a, row in zip(values.argmax(1), np.argsort(reference, 1)[:, -5:], strict=True))
+            ),
+        }
+    report["accuracy"] = {"prompts": ACCURACY_PROMPTS, "fp32_median_top1_margin": margin, **accuracy}
+    print(f"accuracy done ({ACCURACY_PROMPTS} prompts; fp32 median top-1 margin {margin:.4f}, "
+          f"mean |fp32 logit| {float(np.abs(reference).mean()):.4f})", flush=True)  # fmt: skip
+
+    # 1 + 2. Speed, alternating the variants within each round.
+    decode_1 = prompt(processor, [speech_clip(args.seconds)])
+    decode_8 = prompt(processor, [speech_clip(args.seconds, offset_s=3.0 * i) for i in range(8)])
+    chunk = prompt(processor, [speech_clip(args.chunk_seconds)])
+    rounds: list[dict[str, dict[str, float]]] = []
+    for round_ in range(1, args.rounds + 1):
+        row: dict[str, dict[str, float]] = {}
+        for variant, model in models.items():
+            cell: dict[str, float] = {}
+            for name, inputs in (("b1", decode_1), ("b8", decode_8)):
+                total, times = run_generate(model, timers[variant], inputs, args.tokens)
+                cell[f"{name}_step_s"] = statistics.median(times.steps_s)
+                cell[f"{name}_prefill_s"] = times.prefill_s[0]
+                cell[f"{name}_total_s"] = total
+            total, times = run_generate(model, timers[variant], chunk, 1)
+            cell["chunk_encoder_s"], cell["chunk_prefill_s"] = times.encoder_s, times.prefill_s[0]
+            cell["load_avg"] = os.getloadavg()[0]
+            row[variant] = cell
+            print(f"round {round_} {variant}: step b1 {cell['b1_step_s'] * 1e3:.0f} ms, b8 "
+                  f"{cell['b8_step_s'] * 1e3:.0f} ms; prefill 10 s b1 {cell['b1_prefill_s']:.2f} s; "
+                  f"{args.chunk_seconds:g} s chunk encoder {cell['chunk_encoder_s']:.2f} s, encoder + prefill "
+                  f"{cell['chunk_prefill_s']:.2f} s; generate b1 {cell['b1_total_s']:.1f} s, b8 "
+                  f"{cell['b8_total_s']:.1f} s (load avg {cell['load_avg']:.1f})", flush=True)  # fmt: skip
+        rounds.append(row)
+        ratios = ", ".join(f"{v} {row['bf16']['b1_step_s'] / row[v]['b1_step_s']:.2f}x" for v in variants)
+        print(f"round {round_} b1 step speed vs bf16: {ratios}", flush=True)
+    report["rounds"] = rounds
+    report["load_s"] = load_times
+
+    def best(variant: str, key: str) -> float:
+        return min(r[variant][key] for r in rounds)
+
+    keys = ("b1_step_s", "b8_step_s", "b1_prefill_s", "chunk_encoder_s", "chunk_prefill_s", "b1_total_s")
+    table = {v: {k: best(v, k) for k in keys} for v in variants}
+    report["best"] = table
+    print(f"\nBest of {args.rounds} rounds; speed ratios are bf16 time / variant time (>1: faster than bf16), "
+          f"then fp32 time / variant time. {torch.get_num_threads()} threads.\n")  # fmt: skip
+    print("| variant | decode step b1 | vs bf16 / fp32 | decode step b8 | vs bf16 / fp32 "
+          f"| {args.chunk_seconds:g} s encoder | {args.chunk_seconds:g} s encoder + prefill | vs bf16 / fp32 "
+          f"| generate b1 {args.tokens} tok | load + quantise | RSS loaded | peak RSS load | peak RSS "
+          f"{args.rss_rows}x{args.rss_seconds:g} s | logits rel. err vs fp32 | argmax = fp32 |")  # fmt: skip
+    print("|---" * 16 + "|")
+    for v in variants:
+        t, bf, fp, acc = table[v], table["bf16"], table["fp32"], accuracy[v]
+        r = rss.get(v)
+        memory = (f"{r['rss_loaded_gb']:.2f} GB | {r['peak_load_gb']:.2f} GB | {r['peak_infer_gb']:.2f} GB"
+                  if r else "- | - | -")  # fmt: skip
+        print(f"| {v} | {t['b1_step_s'] * 1e3:.0f} ms | {_ratio(bf['b1_step_s'], t['b1_step_s'])} / "
+              f"{_ratio(fp['b1_step_s'], t['b1_step_s'])} | {t['b8_step_s'] * 1e3:.0f} ms | "
+              f"{_ratio(bf['b8_step_s'], t['b8_step_s'])} / {_ratio(fp['b8_step_s'], t['b8_step_s'])} | "
+              f"{t['chunk_encoder_s']:.2f} s | {t['chunk_prefill_s']:.2f} s | "
+              f"{_ratio(bf['chunk_prefill_s'], t['chunk_prefill_s'])} / "
+              f"{_ratio(fp['chunk_prefill_s'], t['chunk_prefill_s'])} | {t['b1_total_s']:.1f} s | "
+              f"{load_times[v][0]:.1f} + {load_times[v][1]:.1f} s | {memory} | {acc['rel_err']:.2e} | "
+              f"{acc['argmax_agree']}/{ACCURACY_PROMPTS} (top-5: {acc['in_fp32_top5']}) |")  # fmt: skip
+    print(f"\nfp32 logits: median top-1 margin {margin:.4f} (random weights: nearly flat). "
+          f"Total {time.perf_counter() - began:.0f} s.")  # fmt: skip
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()
