@@ -1,9 +1,9 @@
 """CPU int8 dynamic quantisation vs bfloat16 and float32 on the full-size Qwen3-ASR-0.6B (random weights).
 
-    .venv/bin/python bench/cpu_int8.py                                  # about 9 minutes on 2 cores
-    .venv/bin/python bench/cpu_int8.py --rounds 3 --variants bf16,int8  # fewer variants, more rounds
-    PYTHONPATH=/some/dir .venv/bin/python bench/cpu_int8.py             # torchao importable from /some/dir:
-                                                                        # adds its int8 weight-only variant
+    .venv/bin/python bench/cpu_int8.py                                 # about 6 minutes on 2 cores
+    .venv/bin/python bench/cpu_int8.py --rounds 3 --rss-variants ""    # more rounds, no RSS processes
+    .venv/bin/python bench/cpu_int8.py --variants fp32,bf16,int8,int8-lm,int8-pc --json out.json
+    PYTHONPATH=DIR .venv/bin/python bench/cpu_int8.py --variants fp32,bf16,ao-int8wo  # torchao from DIR
 
 The model is the cached random checkpoint that `bench/run.py` writes under `bench/.cache/` (bf16
 safetensors, like the hub checkpoint); it is written here first if missing. Variants, each loaded
@@ -11,39 +11,46 @@ from that folder:
 
 - fp32: `dtype=torch.float32`.
 - bf16: `dtype=torch.bfloat16` (the app's CPU default).
-- int8: fp32, then `torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)`
-  (torch's default dynamic qconfig: one scale per weight tensor; activations quantised per call, per
-  tensor; every Linear, the LM head and the audio encoder's included; the rest stays fp32).
-- int8-pc: the same with `per_channel_dynamic_qconfig` (one weight scale per output channel).
-- ao-int8wo (only when `torchao` imports): bf16, then `torchao.quantization.quantize_(model,
-  Int8WeightOnlyConfig())`, eager (no `torch.compile`). `ao-int8dyn` (fp32 +
-  `Int8DynamicActivationInt8WeightConfig()`) can be asked for with --variants.
+- int8: fp32, then `torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)`:
+  torch's default dynamic qconfig (one scale per weight tensor; activations quantised on the fly, one
+  scale per tensor per call); every Linear (audio encoder, text decoder, LM head); the rest stays fp32.
+- int8-lm: bf16, then only the text decoder's Linear layers and the LM head become dynamic int8 with
+  `per_channel_dynamic_qconfig` (one weight scale per output channel), one layer at a time (see
+  `quantize_text_decoder`); the audio encoder stays bf16. This is the variant proposed for the engine.
+- int8-pc (opt-in): as int8, with `per_channel_dynamic_qconfig`.
+- ao-int8wo, ao-int8dyn (opt-in, only when `torchao` imports; it is not a project dependency): bf16 +
+  `torchao.quantization.quantize_(model, Int8WeightOnlyConfig())`, and fp32 +
+  `Int8DynamicActivationInt8WeightConfig()`, both eager (no `torch.compile`).
+
+`torch.ao.quantization` is deprecated in favour of torchao, and so are torch's quantized tensor dtypes
+(qint8 ...; pytorch issue 184982): both warnings are silenced here.
 
 Measured (speed does not depend on the weights' values once the number of tokens is fixed):
 
 1. Decode: `generate(min_new_tokens = max_new_tokens = --tokens)` on a 10 s espeak-ng speech prompt
-   (the tiny test processor's feature extractor and prompt, as in `cpu_dtype.py`), batch 1 and batch 8
-   (8 different 10 s clips). Forward hooks time each forward pass: the first is the prefill (audio
-   encoder + LM over the prompt), the others are one-token decode steps; the median step is reported,
-   plus prefill and the whole `generate`.
+   (the checkpoint's processor, as in `cpu_dtype.py`), batch 1 and batch 8 (8 different 10 s clips).
+   Forward hooks time each forward pass: the first is the prefill (audio encoder + LM over the prompt),
+   the others are one-token decode steps; the median step is reported, plus prefill and the whole
+   `generate`.
 2. Audio encoder + prefill of one 24 s chunk (the app's longest chunk): `generate(max_new_tokens=1)`.
-3. Peak RSS, each variant in its own fresh process: after loading (and quantising), the peak while
-   loading, then (peak reset through /proc/self/clear_refs) the peak while running the app's largest
-   call, 8 chunks of 24 s (--rss-rows, --rss-seconds) with 4 new tokens. bf16 weights are memory-mapped
-   from the bf16 checkpoint and paged in on first use, so its RSS after loading is small: compare the
-   peaks. fp32 and int8 load the checkpoint as fp32 first (int8 then quantises), hence their load peak.
-4. Accuracy-risk proxy (token agreement on random weights means nothing): the LM's logits for the
-   first generated token on 20 different speech prompts (5 sentences x 4 speaking rates), compared with
-   fp32: relative error mean|delta| / mean|fp32 logits|, and how many of the 20 greedy first tokens
-   (argmax) agree with fp32. With random weights the logits are nearly flat (tiny top-1 margin, shown),
-   so disagreement here is pessimistic; random weights also lack the activation outliers of trained
-   LLMs, which is where per-tensor int8 activations lose accuracy, so a small error here is optimistic.
-   Only a real checkpoint on real speech settles accuracy.
+3. Peak RSS (--rss-variants), each variant alone in a fresh process: RSS after loading (and quantising,
+   then `malloc_trim`), split into anonymous and file-backed pages, the peak while loading, and (after
+   resetting the peak through /proc/self/clear_refs) the peak during the app's largest call, 8 chunks of
+   24 s (--rss-rows, --rss-seconds) with 4 new tokens. bf16 weights stay memory-mapped from the
+   checkpoint and are paged in on first use (file-backed, so small right after loading: compare the
+   peaks); fp32 and int8 load the checkpoint as fp32 first, hence their load peak.
+4. Accuracy-risk proxy (token agreement on random weights means nothing): the logits for the first
+   generated token on 20 different 4 s speech prompts (windows of the speech loop, 10 per forward pass),
+   compared with fp32: relative error mean|delta| / mean|fp32 logits|, and how many of the 20 greedy
+   first tokens (argmax) agree with fp32 (and lie in fp32's top 5). Random weights give nearly flat
+   logits (the median fp32 top-1 margin is printed), so argmax disagreement here is pessimistic; they
+   also lack the activation outliers of trained LLMs, which is where per-tensor int8 activations lose
+   accuracy, so a small error here is optimistic. Only the real checkpoint on real speech settles it.
 
-Timing variants alternate within each round (A B C A B C), all loaded in this one process, so machine
-drift hits all; the best round (lowest median) is shown with ratios to bf16 and fp32, and the per-round
-ratios are printed so noise is visible. On a busy 2-core machine a decode step can jump several-fold at
-random (OpenMP spin-wait, see `run.py`); medians and several rounds absorb most of it.
+Timing variants all live in this one process and alternate within each round (A B C A B C), so machine
+drift hits all; each figure is the best of the rounds, with ratios to bf16 and fp32, and the per-round
+ratios are printed so noise is visible. On a busy 2-core machine a step can jump several-fold at random
+(OpenMP spin-wait, see `run.py`): look at the load averages printed, and rerun when they exceed 2.
 """
 
 from __future__ import annotations
@@ -59,6 +66,7 @@ import statistics
 import subprocess
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,6 +78,9 @@ sys.path[:0] = [str(BENCH_DIR), str(BENCH_DIR.parent / "tests")]
 
 from run import SAMPLE_RATE, checkpoint_folder, write_checkpoint  # noqa: E402
 from speech import SENTENCES, speak  # noqa: E402
+
+warnings.filterwarnings("ignore", message=r"(?s)torch\.ao\.quantization is deprecated")
+warnings.filterwarnings("ignore", message=r"torch\.quantize_per_tensor, torch\.quantize_per_channel")
 
 DEFAULT_VARIANTS = ("fp32", "bf16", "int8", "int8-lm")
 ALL_VARIANTS = (*DEFAULT_VARIANTS, "int8-pc", "ao-int8wo", "ao-int8dyn")
@@ -112,7 +123,7 @@ def load_variant(folder: Path, variant: str) -> tuple[Any, float, float]:
 
 
 def quantize_text_decoder(model: Any) -> None:
-    """int8 dynamic Linear layers in the text decoder and LM head; the audio encoder stays as loaded (bf16).
+    """Per-channel int8 dynamic Linear layers in the text decoder and LM head; the audio encoder stays bf16.
 
     One decoder layer at a time goes to fp32 and is quantised, so the whole fp32 decoder never exists at
     once. The embeddings (tied to the LM head) and the final norm become fp32: the decoder's activations
@@ -121,14 +132,14 @@ def quantize_text_decoder(model: Any) -> None:
     input features are cast to bf16 as before.
     """
     import torch
-    from torch.ao.quantization import default_dynamic_qconfig, quantize_dynamic
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
     decoder = model.model.language_model
     for layer in decoder.layers:
-        quantize_dynamic(layer.float(), {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
+        quantize_dynamic(layer.float(), {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8, inplace=True)
         release_freed_memory()  # else glibc keeps each layer's freed fp32 weights: +60 MB a layer
     decoder.float()  # embeddings (= the LM head's weight), final norm, rotary buffers
-    quantize_dynamic(model, {"lm_head": default_dynamic_qconfig}, dtype=torch.qint8, inplace=True)
+    quantize_dynamic(model, {"lm_head": per_channel_dynamic_qconfig}, dtype=torch.qint8, inplace=True)
 
 
 def release_freed_memory() -> None:
@@ -391,7 +402,7 @@ def main(argv: list[str] | None = None) -> None:
             cell["load_avg"] = os.getloadavg()[0]
             row[variant] = cell
             print(f"round {round_} {variant}: step b1 {cell['b1_step_s'] * 1e3:.0f} ms, b8 "
-                  f"{cell['b8_step_s'] * 1e3:.0f} ms; prefill 10 s b1 {cell['b1_prefill_s']:.2f} s; "
+                  f"{cell['b8_step_s'] * 1e3:.0f} ms; prefill {args.seconds:g} s b1 {cell['b1_prefill_s']:.2f} s; "
                   f"{args.chunk_seconds:g} s chunk encoder {cell['chunk_encoder_s']:.2f} s, encoder + prefill "
                   f"{cell['chunk_prefill_s']:.2f} s; generate b1 {cell['b1_total_s']:.1f} s, b8 "
                   f"{cell['b8_total_s']:.1f} s (load avg {cell['load_avg']:.1f})", flush=True)  # fmt: skip
