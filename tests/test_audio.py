@@ -7,7 +7,6 @@ import logging
 import math
 import os
 import re
-import struct
 import time
 from dataclasses import dataclass
 from fractions import Fraction
@@ -212,17 +211,6 @@ def _webm_without_duration(samples: np.ndarray) -> bytes:
             output.mux(stream.encode(piece))
         output.mux(stream.encode(None))
     return sink.getvalue()
-
-
-def _sparse_wav(path: Path, seconds: int, rate: int = 8_000) -> Path:
-    """A real 16-bit mono WAV of silence, written as a sparse file (no disk space, no encoding time)."""
-    data_bytes = seconds * rate * 2
-    header = b"RIFF" + struct.pack("<I", 36 + data_bytes) + b"WAVEfmt "
-    header += struct.pack("<IHHIIHH", 16, 1, 1, rate, rate * 2, 2, 16) + b"data" + struct.pack("<I", data_bytes)
-    with open(path, "wb") as file:
-        file.write(header)
-        file.truncate(len(header) + data_bytes)
-    return path
 
 
 # --- every format decodes to the same speech ---------------------------------------------------------------
@@ -565,7 +553,7 @@ def test_nothing_about_the_input_is_logged(tmp_path: Path, encode_speech, caplog
 def test_declared_length_over_the_limit_is_refused_before_decoding(soundfile: bool, tmp_path: Path, monkeypatch):
     if not soundfile:
         _without_soundfile(monkeypatch)
-    three_hours = _sparse_wav(tmp_path / "three-hours.wav", seconds=3 * 3600)
+    three_hours = corpus.sparse_silent_wav(tmp_path / "three-hours.wav", 3 * 3600, rate=8_000)
     monkeypatch.setattr(audio, "_collect", _fail("samples were decoded before the refusal"))
 
     with pytest.raises(AudioDecodeError, match=r"is 3:00:00 long, more than the limit of 1:00:00") as caught:
@@ -642,7 +630,7 @@ def test_source_info_fields(encode_speech, speech_16k: np.ndarray) -> None:
 def test_source_info_of_a_long_file_does_not_decode_it(soundfile: bool, tmp_path: Path, monkeypatch) -> None:
     if not soundfile:
         _without_soundfile(monkeypatch)
-    path = _sparse_wav(tmp_path / "three-hours.wav", seconds=3 * 3600)
+    path = corpus.sparse_silent_wav(tmp_path / "three-hours.wav", 3 * 3600, rate=8_000)
     monkeypatch.setattr(audio, "_collect", _fail("read_source_info decoded the whole file"))
 
     started = time.perf_counter()
