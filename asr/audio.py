@@ -40,6 +40,7 @@ import logging
 import math
 import os
 import stat
+import threading
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -51,7 +52,7 @@ import av
 import numpy as np
 import soundfile as sf
 
-from .errors import AudioDecodeError, OptionsError
+from .errors import AudioDecodeError, OptionsError, TranscriptionCancelled
 from .results import DecodedAudio, SourceInfo
 
 __all__ = ["SAMPLE_RATE", "AudioSource", "decode_audio", "read_source_info"]
@@ -109,7 +110,11 @@ _FORMATS_HINT = "Choose a recording such as WAV, MP3, M4A, FLAC, OGG, OPUS or WE
 
 
 def decode_audio(
-    source: AudioSource, *, max_duration_s: float | None = None, spill_dir: Path | None = None
+    source: AudioSource,
+    *,
+    max_duration_s: float | None = None,
+    spill_dir: Path | None = None,
+    cancel: threading.Event | None = None,
 ) -> DecodedAudio:
     """Decode any audio, or the first audio track of a video, to mono float32 samples at 16 kHz.
 
@@ -121,6 +126,7 @@ def decode_audio(
             container declares its length, a longer input is refused before anything is decoded.
         spill_dir: A private folder (``tempfiles.private_workdir``) for the samples of inputs longer than
             ``SPILL_AFTER_S``, returned memory-mapped; it must outlive their use. ``None`` keeps all in RAM.
+        cancel: when set from another thread, decoding stops at the next block (a long file takes seconds).
 
     Returns:
         The samples (1-D ``float32`` at ``SAMPLE_RATE``, channels averaged) and the facts of the source;
@@ -130,14 +136,15 @@ def decode_audio(
         AudioDecodeError: The input is missing, a folder, unreadable, empty, not audio, a video without an
             audio track, damaged so that nothing decodes, holds no samples, or is longer than
             ``max_duration_s``. The message says which, and what to do.
+        TranscriptionCancelled: ``cancel`` was set.
         OptionsError: ``max_duration_s`` is not a positive number.
         TypeError: ``source`` is none of the accepted types.
     """
     _check_max_duration(max_duration_s)
     with _prepared_source(source) as src:
-        decoded = _decode_with_soundfile(src, max_duration_s, spill_dir)
+        decoded = _decode_with_soundfile(src, max_duration_s, spill_dir, cancel)
         if decoded is None:
-            decoded = _decode_with_pyav(src, max_duration_s, spill_dir)
+            decoded = _decode_with_pyav(src, max_duration_s, spill_dir, cancel)
     logger.debug(
         "Decoded %.2f s of audio (%s in %s, %d Hz, %d channel(s))",
         decoded.source.duration_s,
@@ -303,7 +310,9 @@ def _check_max_duration(max_duration_s: float | None) -> None:
 # --- soundfile fast path ------------------------------------------------------------------------------------
 
 
-def _decode_with_soundfile(src: _Source, max_duration_s: float | None, spill_dir: Path | None) -> DecodedAudio | None:
+def _decode_with_soundfile(
+    src: _Source, max_duration_s: float | None, spill_dir: Path | None, cancel: threading.Event | None
+) -> DecodedAudio | None:
     """Decode WAV/FLAC/Ogg Vorbis with libsndfile; None when it does not fit (then PyAV decodes)."""
     sound_file = _open_soundfile(src)
     if sound_file is None:
@@ -313,7 +322,7 @@ def _decode_with_soundfile(src: _Source, max_duration_s: float | None, spill_dir
         if max_duration_s is not None and declared / rate > max_duration_s:
             raise _too_long_error(src, declared / rate, max_duration_s)
         try:
-            samples = _collect(_resample_to_16k(_soundfile_blocks(sound_file)), max_duration_s, spill_dir)
+            samples = _collect(_resample_to_16k(_soundfile_blocks(sound_file)), max_duration_s, spill_dir, cancel)
         except sf.SoundFileError:  # libsndfile failed part way: FFmpeg may do better, and explains errors well
             logger.debug("libsndfile failed while reading; decoding with PyAV instead")
             return None
@@ -389,7 +398,9 @@ class _DecodeStats:
         self.decoded_frames += 1
 
 
-def _decode_with_pyav(src: _Source, max_duration_s: float | None, spill_dir: Path | None) -> DecodedAudio:
+def _decode_with_pyav(
+    src: _Source, max_duration_s: float | None, spill_dir: Path | None, cancel: threading.Event | None
+) -> DecodedAudio:
     """Decode the first audio stream with FFmpeg."""
     container = _open_container(src)
     with container:
@@ -400,7 +411,7 @@ def _decode_with_pyav(src: _Source, max_duration_s: float | None, spill_dir: Pat
         stats = _DecodeStats()
         frames = _decoded_frames(container, stream, stats)
         try:
-            samples = _collect(_resample_to_16k(_downmixed(frames)), max_duration_s, spill_dir)
+            samples = _collect(_resample_to_16k(_downmixed(frames)), max_duration_s, spill_dir, cancel)
         except (av.FFmpegError, OSError) as e:  # from the resampler or a failing file object
             raise AudioDecodeError(
                 f"Decoding {src.label} failed ({_reason(e)}). The file may be damaged; try exporting it again."
@@ -442,7 +453,7 @@ def _pyav_info(src: _Source) -> SourceInfo:
             return SourceInfo(
                 declared, stats.sample_rate, stats.channels, _codec_name(stream), container.format.name, src.size_bytes
             )
-    return _decode_with_pyav(src, None, None).source
+    return _decode_with_pyav(src, None, None, None).source
 
 
 def _open_container(src: _Source) -> av.container.InputContainer:
@@ -653,7 +664,12 @@ def _resample_to_16k(blocks: Iterable[tuple[np.ndarray, int]]) -> Iterator[np.nd
         yield from push(None)  # flush: the resampler holds back the last few samples
 
 
-def _collect(blocks: Iterable[np.ndarray], max_duration_s: float | None, spill_dir: Path | None) -> np.ndarray | None:
+def _collect(
+    blocks: Iterable[np.ndarray],
+    max_duration_s: float | None,
+    spill_dir: Path | None,
+    cancel: threading.Event | None,
+) -> np.ndarray | None:
     """All blocks as one float32 array, or None as soon as they pass ``max_duration_s``.
 
     Past ``SPILL_AFTER_S`` the samples go to a file in ``spill_dir`` and come back memory-mapped, so a
@@ -665,6 +681,8 @@ def _collect(blocks: Iterable[np.ndarray], max_duration_s: float | None, spill_d
     spill: BinaryIO | None = None
     try:
         for block in blocks:
+            if cancel is not None and cancel.is_set():
+                raise TranscriptionCancelled("Transcription cancelled while decoding the audio.")
             total += len(block)
             if total > limit:
                 return None

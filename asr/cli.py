@@ -102,6 +102,13 @@ def _progress_bar(file: Path):
     return bar, update
 
 
+def _print_notice(text: str) -> None:
+    """A change of course during a run (e.g. the GPU ran out of memory), printed above the progress bar."""
+    from tqdm import tqdm
+
+    tqdm.write(f"note: {text}", file=sys.stderr)
+
+
 def _run_transcribe(args: argparse.Namespace) -> int:
     try:
         options = _options(args)
@@ -126,7 +133,7 @@ def _run_transcribe(args: argparse.Namespace) -> int:
     for file, outputs in zip(args.files, _output_paths(args.files, args.output_dir, formats), strict=True):
         bar, update = _progress_bar(file)
         try:
-            segments, info = transcribe(file, engine=engine, options=options, progress=update)
+            segments, info = transcribe(file, engine=engine, options=options, progress=update, notice=_print_notice)
             transcript = Transcript(segments=tuple(segments), info=info)
         except ASRError as e:
             bar.close()

@@ -12,7 +12,7 @@ import os
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -149,8 +149,19 @@ class QwenEngine:
             dtype=str(torch_dtype).removeprefix("torch."),
             load_s=time.perf_counter() - started,
         )
-        logger.info("Loaded %s on %s (%s) in %.1f s", model, info.device, info.dtype, info.load_s)
-        return cls(loaded, processor, info)
+        engine = cls(loaded, processor, info)
+        engine._warm_up()
+        engine.info = replace(info, load_s=time.perf_counter() - started)
+        logger.info("Loaded %s on %s (%s) in %.1f s", model, info.device, info.dtype, engine.info.load_s)
+        return engine
+
+    def _warm_up(self) -> None:
+        """Run one second of silence through the model once, while the user still waits for loading.
+
+        The first `generate` of a process pays one-time costs (kernel selection, memory pools; about
+        0.5 s on CPU); paid here, they do not delay the first words of the first transcription.
+        """
+        self.transcribe_chunks([np.zeros(16_000, np.float32)], language=None, context="", max_new_tokens=[2])
 
     def memory_summary(self) -> str:
         """Memory in use, for the app's sidebar: GPU memory on CUDA, this process's RAM otherwise."""
@@ -162,13 +173,37 @@ class QwenEngine:
 
         return f"RAM used by the app: {psutil.Process().memory_info().rss / 1e9:.1f} GB"
 
+    def fall_back_to_cpu(self) -> str | None:
+        """Move the model to the CPU after the GPU ran out of memory even for a single chunk.
+
+        Returns the notice to show the user, or None when the model is already on the CPU (then
+        there is nothing left to fall back to). Every later run of this engine stays on the CPU.
+        """
+        with self._lock:
+            if self._model.device.type == "cpu":
+                return None
+            previous = self.info.device
+            try:
+                self._model = self._model.to("cpu", dtype=torch.bfloat16)
+            except (RuntimeError, ValueError) as e:  # e.g. a model split over several devices by device_map
+                logger.warning("Could not move the model to the CPU: %s", e)
+                return None
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            self.info = replace(self.info, device="cpu", dtype="bfloat16")
+        logger.warning("Out of %s memory on a single chunk: the model now runs on the CPU", previous)
+        return (
+            f"The {previous} ran out of memory even for one chunk, so the model moved to the CPU: the "
+            "transcription goes on there, more slowly. Restart the app to use the GPU again."
+        )
+
     def transcribe_chunks(
         self,
         chunks: Sequence[np.ndarray],
         *,
         language: str | None,
         context: str,
-        max_new_tokens: int,
+        max_new_tokens: Sequence[int],
         repetition_penalty: float | None = None,
     ) -> list[ChunkText]:
         """Transcribe a batch of mono float32 16 kHz chunks with greedy decoding.
@@ -177,7 +212,8 @@ class QwenEngine:
             chunks: waveforms, one request each; they are padded together into one batch.
             language: full language name to force, or None to let the model detect it.
             context: text for the system prompt (names, jargon); "" for none.
-            max_new_tokens: cap on generated tokens for every chunk of the batch.
+            max_new_tokens: cap on generated tokens, one per chunk. The batch runs to the largest;
+                each row is then cut to its own cap, so a chunk's text does not depend on its batch.
             repetition_penalty: used when a chunk is decoded again after a loop.
 
         Returns:
@@ -193,7 +229,7 @@ class QwenEngine:
         extra = {"repetition_penalty": repetition_penalty} if repetition_penalty else {}
         try:
             with self._lock, torch.inference_mode():
-                generated = self._model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False, **extra)
+                generated = self._model.generate(**inputs, max_new_tokens=max(max_new_tokens), do_sample=False, **extra)
         except (torch.OutOfMemoryError, MemoryError) as e:
             raise DeviceMemoryError(
                 f"Ran out of {self.info.device} memory on a batch of {len(chunks)} chunk(s). Try a batch size of 1, "
@@ -203,7 +239,8 @@ class QwenEngine:
         eos_ids = set(self._model.generation_config.eos_token_id or [])
         pad_id = self._model.generation_config.pad_token_id
         results = []
-        for row in new_tokens.tolist():
+        for row, cap in zip(new_tokens.tolist(), max_new_tokens, strict=True):
+            row = row[:cap]
             finished = any(token in eos_ids for token in row)
             if finished:
                 row = row[: next(i for i, token in enumerate(row) if token in eos_ids)]

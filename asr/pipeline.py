@@ -1,9 +1,9 @@
 """`transcribe()`: decoded audio -> speech spans -> chunks -> engine batches -> segments.
 
-The first chunk is transcribed on its own before `transcribe()` returns, for two reasons: the
-first words reach the user within seconds whatever the file's length, and `TranscriptionInfo`
-can name the detected language before the rest is generated. The remaining chunks are
-generated lazily, batch by batch, as the caller iterates.
+The first words come first. VAD scans only the file's first seconds, the first chunk (cut in a
+pause to at most `first_chunk_s`) is transcribed alone, and `transcribe()` returns with it: the
+first text and the language are there within about two seconds whatever the file's length. The
+rest of the file is scanned and generated lazily, batch by batch, as the caller iterates.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import threading
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
@@ -22,7 +23,17 @@ import numpy as np
 from .audio import SAMPLE_RATE, decode_audio
 from .errors import DeviceMemoryError, TranscriptionCancelled
 from .options import DecodeOptions, TranscribeOptions
-from .results import Chunk, ChunkText, DecodedAudio, Segment, SegmentFlag, SourceInfo, Transcript, TranscriptionInfo
+from .results import (
+    Chunk,
+    ChunkText,
+    DecodedAudio,
+    Segment,
+    SegmentFlag,
+    SourceInfo,
+    SpeechSpan,
+    Transcript,
+    TranscriptionInfo,
+)
 from .segment import collect_chunks
 from .tempfiles import private_workdir
 from .vad import get_speech_spans
@@ -31,6 +42,7 @@ logger = logging.getLogger(__name__)
 
 AudioSource = str | os.PathLike | bytes | BinaryIO | DecodedAudio | np.ndarray
 ProgressCallback = Callable[[float, float], None]  # (processed audio seconds, total audio seconds)
+NoticeCallback = Callable[[str], None]  # a sentence for the user
 
 NO_SPEECH_NOTE = "no speech detected"
 # A text counts as a decoding loop when its tail is one unit (up to this many characters)
@@ -38,6 +50,9 @@ NO_SPEECH_NOTE = "no speech detected"
 _LOOP_MAX_UNIT_CHARS = 50
 _LOOP_MIN_REPEATS = 4
 _LOOP_MIN_CHARS = 40
+# VAD first scans this many first_chunk_s of the file (4 s -> 10 s: under 0.2 s), enough to hold the first chunk.
+_HEAD_CHUNKS = 2.5
+_VAD_LEAD_IN_SAMPLES = SAMPLE_RATE  # the rest's VAD starts 1 s before the first chunk's end, to settle first
 
 
 class Engine(Protocol):
@@ -52,9 +67,11 @@ class Engine(Protocol):
         *,
         language: str | None,
         context: str,
-        max_new_tokens: int,
+        max_new_tokens: Sequence[int],
         repetition_penalty: float | None = None,
     ) -> list[ChunkText]: ...
+
+    def fall_back_to_cpu(self) -> str | None: ...
 
 
 def is_repetition_loop(text: str) -> bool:
@@ -69,7 +86,9 @@ def is_repetition_loop(text: str) -> bool:
     return False
 
 
-def _as_decoded(audio: AudioSource, options: TranscribeOptions, workdir: Path) -> DecodedAudio:
+def _as_decoded(
+    audio: AudioSource, options: TranscribeOptions, workdir: Path, cancel: threading.Event | None
+) -> DecodedAudio:
     """Decode files and bytes; take arrays as mono float32 samples at 16 kHz, as they are."""
     if isinstance(audio, DecodedAudio):
         return audio
@@ -77,21 +96,49 @@ def _as_decoded(audio: AudioSource, options: TranscribeOptions, workdir: Path) -
         samples = np.asarray(audio, dtype=np.float32).reshape(-1)
         facts = SourceInfo(len(samples) / SAMPLE_RATE, SAMPLE_RATE, 1, "pcm_f32le", "array")
         return DecodedAudio(samples, facts)
-    return decode_audio(audio, max_duration_s=options.max_duration_s, spill_dir=workdir)
+    return decode_audio(audio, max_duration_s=options.max_duration_s, spill_dir=workdir, cancel=cancel)
 
 
-def _short_first_chunk(samples: np.ndarray, chunks: list[Chunk], options: TranscribeOptions) -> list[Chunk]:
-    """Cut the first chunk at a pause to at most `first_chunk_s`; the rest of it becomes the second chunk.
+def _first_chunk(samples: np.ndarray, spans: list[SpeechSpan], options: TranscribeOptions) -> Chunk | None:
+    """The first chunk: the opening speech, cut (in a pause, by the usual rule) to at most `first_chunk_s`.
 
-    Decoding time grows with the chunk's text, so a short first chunk is what makes the first words
-    come fast. The cut uses the same quietest-point rule as all chunking.
+    Decoding time grows with the chunk's text, so a short first chunk is what makes the first words come fast.
     """
-    if not chunks or chunks[0].num_samples <= options.first_chunk_s * SAMPLE_RATE:
-        return chunks
-    head = chunks[0]
-    first, *rest = collect_chunks(samples, list(head.spans), max_chunk_s=options.first_chunk_s)
-    remainder = Chunk(rest[0].start_sample, head.end_sample, tuple(span for piece in rest for span in piece.spans))
-    return [first, remainder, *chunks[1:]]
+    return collect_chunks(samples, spans, max_chunk_s=options.first_chunk_s)[0] if spans else None
+
+
+def _spans_from(spans: list[SpeechSpan], start: int) -> list[SpeechSpan]:
+    """The parts of `spans` at or after sample `start`."""
+    return [SpeechSpan(max(span.start_sample, start), span.end_sample) for span in spans if span.end_sample > start]
+
+
+def _plan_first_chunk(
+    samples: np.ndarray, options: TranscribeOptions, cancel: threading.Event | None
+) -> tuple[Chunk | None, list[SpeechSpan] | None]:
+    """Find the first chunk, scanning only the head of the file when that is enough.
+
+    Returns the first chunk (None: no speech anywhere) and the speech spans after it when the whole
+    file had to be scanned anyway (None: the rest is scanned later, after the first words are out).
+    The head is enough when the first chunk ends inside it: a span cut off by the head's end would
+    reach the head's last sample.
+    """
+    head_end = min(len(samples), round(_HEAD_CHUNKS * options.first_chunk_s * SAMPLE_RATE))
+    spans = get_speech_spans(samples[:head_end], options.vad, cancel=cancel)
+    first = _first_chunk(samples, spans, options)
+    if head_end < len(samples) and (first is None or first.end_sample >= head_end):
+        spans = get_speech_spans(samples, options.vad, cancel=cancel)  # speech starts late, or there is none
+        first = _first_chunk(samples, spans, options)
+    elif head_end < len(samples):
+        return first, None
+    return first, [] if first is None else _spans_from(spans, first.end_sample)
+
+
+def _spans_after(samples: np.ndarray, start: int, options: TranscribeOptions, cancel: threading.Event | None):
+    """Speech spans from sample `start` on; the VAD starts a little earlier to settle on the audio before it."""
+    lead_in = max(0, start - _VAD_LEAD_IN_SAMPLES)
+    spans = get_speech_spans(samples[lead_in:], options.vad, cancel=cancel)
+    moved = [SpeechSpan(span.start_sample + lead_in, span.end_sample + lead_in) for span in spans]
+    return _spans_from(moved, start)
 
 
 def _check_cancel(cancel: threading.Event | None, done: int) -> None:
@@ -99,37 +146,52 @@ def _check_cancel(cancel: threading.Event | None, done: int) -> None:
         raise TranscriptionCancelled(f"Transcription cancelled after {done} finished segment(s).")
 
 
-def _generate_fitting(engine: Engine, waves: list[np.ndarray], budgets: list[int], request: dict) -> list[ChunkText]:
+def _generate_fitting(
+    engine: Engine, waves: list[np.ndarray], budgets: list[int], request: dict, notice: NoticeCallback | None
+) -> list[ChunkText]:
     """Generate a batch; when the device runs out of memory, split it in halves and try again.
 
-    Only a single chunk that does not fit is an error: the message says what to try.
+    When even a single chunk does not fit, the engine moves to the CPU (the user is told) and the
+    run goes on there; only an engine already on the CPU gives up, with a message saying what to try.
     """
     try:
-        return engine.transcribe_chunks(waves, max_new_tokens=max(budgets), **request)
+        return engine.transcribe_chunks(waves, max_new_tokens=budgets, **request)
     except DeviceMemoryError:
         if len(waves) == 1:
-            raise
+            message = engine.fall_back_to_cpu()
+            if message is None:
+                raise
+            if notice is not None:
+                notice(message)
+            return engine.transcribe_chunks(waves, max_new_tokens=budgets, **request)
         half = len(waves) // 2
         logger.warning("Out of memory on a batch of %d chunks; retrying in halves", len(waves))
-        return _generate_fitting(engine, waves[:half], budgets[:half], request) + _generate_fitting(
-            engine, waves[half:], budgets[half:], request
+        return _generate_fitting(engine, waves[:half], budgets[:half], request, notice) + _generate_fitting(
+            engine, waves[half:], budgets[half:], request, notice
         )
 
 
 def _transcribe_batch(
-    engine: Engine, samples: np.ndarray, chunks: Sequence[Chunk], decode: DecodeOptions
+    engine: Engine,
+    samples: np.ndarray,
+    chunks: Sequence[Chunk],
+    decode: DecodeOptions,
+    notice: NoticeCallback | None,
 ) -> list[Segment]:
-    """Run one batch through the engine, retry loops once with a penalty, and place texts on the timeline."""
+    """Run one batch through the engine, retry loops once with a penalty, and place texts on the timeline.
+
+    Each chunk's token budget follows its seconds of speech, not its length: pauses hold no words.
+    """
     waves = [samples[chunk.start_sample : chunk.end_sample] for chunk in chunks]
-    budgets = [decode.max_new_tokens(chunk.num_samples / SAMPLE_RATE) for chunk in chunks]
+    budgets = [decode.max_new_tokens(chunk.speech_samples / SAMPLE_RATE) for chunk in chunks]
     request = {"language": decode.language, "context": decode.context}
-    results = _generate_fitting(engine, waves, budgets, request)
+    results = _generate_fitting(engine, waves, budgets, request, notice)
     segments = []
     for chunk, wave, budget, result in zip(chunks, waves, budgets, results, strict=True):
         flags: list[SegmentFlag] = []
         if is_repetition_loop(result.text):
             (result,) = engine.transcribe_chunks(
-                [wave], max_new_tokens=budget, repetition_penalty=decode.retry_repetition_penalty, **request
+                [wave], max_new_tokens=[budget], repetition_penalty=decode.retry_repetition_penalty, **request
             )
             flags.append(SegmentFlag.RETRIED)
             if is_repetition_loop(result.text):
@@ -149,6 +211,7 @@ def transcribe(
     options: TranscribeOptions | None = None,
     progress: ProgressCallback | None = None,
     cancel: threading.Event | None = None,
+    notice: NoticeCallback | None = None,
 ) -> tuple[Iterator[Segment], TranscriptionInfo]:
     """Transcribe speech; segments come lazily, in time order, as batches finish.
 
@@ -156,12 +219,16 @@ def transcribe(
         audio: a path, bytes, a binary file object, `DecodedAudio`, or mono float32 samples at 16 kHz.
         engine: a loaded engine (e.g. `QwenEngine.load(...)`); shared, never modified.
         options: all settings; validated before any decoding or model work.
-        progress: called with (processed seconds, total seconds) after each batch.
-        cancel: set it from another thread to stop between batches.
+        progress: called with (processed seconds, total seconds) after decoding and after each batch.
+        cancel: set it from another thread to stop; decoding, speech detection and generation
+            all check it, so a run stops within about a second (the current batch's generate is not
+            interrupted: at most one batch).
+        notice: called with a sentence for the user when the run had to change course (the GPU ran
+            out of memory and the model moved to the CPU).
 
     Returns:
-        (segments, info): a lazy iterator of `Segment`s and the facts known before generation.
-        Nothing after the first chunk runs until you iterate, so errors (including
+        (segments, info): a lazy iterator of `Segment`s and the facts known once the first chunk is
+        transcribed. Nothing after the first chunk runs until you iterate, so errors (including
         `TranscriptionCancelled`) can be raised while iterating. The run's private temporary
         folder is removed when the iterator ends, fails, is closed, or is garbage-collected.
 
@@ -173,63 +240,75 @@ def transcribe(
     cleanup = ExitStack()
     try:
         workdir = cleanup.enter_context(private_workdir())
-        decoded = _as_decoded(audio, options, workdir)
+        decoded = _as_decoded(audio, options, workdir, cancel)
         _check_cancel(cancel, 0)
         samples = decoded.samples
         if progress is not None:
             progress(0.0, len(samples) / SAMPLE_RATE)  # the total is known now; the first words come next
-        spans = get_speech_spans(samples, options.vad)
-        chunks = _short_first_chunk(samples, collect_chunks(samples, spans, max_chunk_s=options.max_chunk_s), options)
+        first, rest_spans = _plan_first_chunk(samples, options, cancel)
         _check_cancel(cancel, 0)
-        first = _transcribe_batch(engine, samples, chunks[:1], options.decode) if chunks else []
+        first_segments = [] if first is None else _transcribe_batch(engine, samples, [first], options.decode, notice)
     except BaseException:
         cleanup.close()
         raise
-    duration_s = len(samples) / SAMPLE_RATE
     info = TranscriptionInfo(
         source=decoded.source,
-        duration_s=duration_s,
-        speech_s=sum(span.end_sample - span.start_sample for span in spans) / SAMPLE_RATE,
-        num_chunks=len(chunks),
-        language=options.decode.language or next((s.language for s in first if s.language), None),
+        duration_s=len(samples) / SAMPLE_RATE,
+        language=options.decode.language or next((s.language for s in first_segments if s.language), None),
         options=options,
         model=engine.name,
-        notes=() if chunks else (NO_SPEECH_NOTE,),
+        notes=(NO_SPEECH_NOTE,) if first is None else (),
     )
-    logger.info("%.1f s of audio, %.1f s of speech in %d chunk(s)", duration_s, info.speech_s, len(chunks))
-    segments = _generate_rest(engine, samples, chunks, first, options, progress, cancel, cleanup)
+    run = _Run(engine, samples, options, progress, cancel, notice)
+    segments = run.rest(first, first_segments, rest_spans, cleanup)
     weakref.finalize(segments, cleanup.close)  # also when the caller drops the iterator unstarted
     return segments, info
 
 
-def _generate_rest(
-    engine: Engine,
-    samples: np.ndarray,
-    chunks: list[Chunk],
-    first: list[Segment],
-    options: TranscribeOptions,
-    progress: ProgressCallback | None,
-    cancel: threading.Event | None,
-    cleanup: ExitStack,
-) -> Iterator[Segment]:
-    """Yield the first chunk's segments, then generate and yield the other chunks batch by batch."""
-    duration_s = len(samples) / SAMPLE_RATE
-    batch_size = options.decode.batch_size or engine.default_batch_size
-    done, position, ready = 0, min(1, len(chunks)), first
-    with cleanup:
-        while True:
-            for segment in ready:
-                done += 1
-                yield segment
-            if progress is not None:
-                finished = position >= len(chunks)
-                progress(duration_s if finished else chunks[position - 1].end_sample / SAMPLE_RATE, duration_s)
-            if position >= len(chunks):
-                return
-            _check_cancel(cancel, done)
-            batch = chunks[position : position + batch_size]
-            ready = _transcribe_batch(engine, samples, batch, options.decode)
-            position += len(batch)
+@dataclass(frozen=True)
+class _Run:
+    """What the lazy part of a run needs, in one place."""
+
+    engine: Engine
+    samples: np.ndarray
+    options: TranscribeOptions
+    progress: ProgressCallback | None
+    cancel: threading.Event | None
+    notice: NoticeCallback | None
+
+    def _report(self, processed_sample: int) -> None:
+        if self.progress is not None:
+            self.progress(processed_sample / SAMPLE_RATE, len(self.samples) / SAMPLE_RATE)
+
+    def rest(
+        self,
+        first: Chunk | None,
+        first_segments: list[Segment],
+        rest_spans: list[SpeechSpan] | None,
+        cleanup: ExitStack,
+    ) -> Iterator[Segment]:
+        """Yield the first chunk's segments, then scan the rest of the file and yield it batch by batch."""
+        batch_size = self.options.decode.batch_size or self.engine.default_batch_size
+        done = 0
+        with cleanup:
+            yield from first_segments
+            done += len(first_segments)
+            if first is not None:
+                self._report(first.end_sample)
+                if rest_spans is None:
+                    _check_cancel(self.cancel, done)
+                    rest_spans = _spans_after(self.samples, first.end_sample, self.options, self.cancel)
+                chunks = collect_chunks(self.samples, rest_spans, max_chunk_s=self.options.max_chunk_s)
+                for position in range(0, len(chunks), batch_size):
+                    _check_cancel(self.cancel, done)
+                    batch = chunks[position : position + batch_size]
+                    segments = _transcribe_batch(self.engine, self.samples, batch, self.options.decode, self.notice)
+                    yield from segments
+                    done += len(segments)
+                    self._report(batch[-1].end_sample)
+                speech_s = (first.speech_samples + sum(c.speech_samples for c in chunks)) / SAMPLE_RATE
+                logger.info("%.1f s of speech in %d chunk(s)", speech_s, 1 + len(chunks))
+            self._report(len(self.samples))
 
 
 def transcribe_all(
@@ -239,7 +318,8 @@ def transcribe_all(
     options: TranscribeOptions | None = None,
     progress: ProgressCallback | None = None,
     cancel: threading.Event | None = None,
+    notice: NoticeCallback | None = None,
 ) -> Transcript:
     """Like `transcribe`, but runs to the end and returns the whole `Transcript`."""
-    segments, info = transcribe(audio, engine=engine, options=options, progress=progress, cancel=cancel)
+    segments, info = transcribe(audio, engine=engine, options=options, progress=progress, cancel=cancel, notice=notice)
     return Transcript(segments=tuple(segments), info=info)

@@ -76,6 +76,11 @@ class Chunk:
     def num_samples(self) -> int:
         return self.end_sample - self.start_sample
 
+    @property
+    def speech_samples(self) -> int:
+        """Samples of speech in the chunk (its pauses left out): what its token budget is based on."""
+        return sum(span.end_sample - span.start_sample for span in self.spans)
+
 
 class SegmentFlag(StrEnum):
     """Something a reader of the transcript should know about one segment."""
@@ -108,12 +113,10 @@ class Segment:
 
 @dataclass(frozen=True)
 class TranscriptionInfo:
-    """What is known before generation starts; returned next to the segment iterator."""
+    """What is known once the first words are out; returned next to the segment iterator."""
 
     source: SourceInfo
     duration_s: float
-    speech_s: float  # seconds of speech that VAD kept
-    num_chunks: int
     language: str | None  # the forced language, or the one detected in the first chunk
     options: TranscribeOptions
     model: str  # the model id or folder that produced the text

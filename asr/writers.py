@@ -137,8 +137,6 @@ def render_json(transcript: Transcript) -> str:
         "info": {
             "source": {**dataclasses.asdict(info.source), "duration_s": _round_s(info.source.duration_s)},
             "duration_s": _round_s(info.duration_s),
-            "speech_s": _round_s(info.speech_s),
-            "num_chunks": info.num_chunks,
             "language": info.language,
             "model": info.model,
             "notes": list(info.notes),

@@ -14,9 +14,10 @@ Speed does not depend on weight values once the amount of generated text is fixe
 second of speech:
 
 - ours: `asr.QwenEngine.load(folder)` + `asr.transcribe(samples, ...)` fully consumed, with
-  `DecodeOptions(tokens_per_s=4.0, min_new_tokens_budget=1)`. Ours budgets per second of *chunk*
-  (pauses and VAD padding included) and a batch generates its longest budget for every row, so it
-  generates more tokens than the reference; both counts are reported (rows x steps, measured).
+  `DecodeOptions(tokens_per_s=4.0, min_new_tokens_budget=1)`. Ours budgets per second of speech that
+  VAD found in a chunk (its padding included), and a batch runs to its longest budget for every row,
+  so it generates somewhat more tokens than the reference; both counts are reported (rows x steps,
+  measured, and in brackets the tokens the requests asked for).
 - reference: `AutoProcessor` + `Qwen3ASRForConditionalGeneration.from_pretrained(folder, device_map=...)`,
   then for each consecutive 30 s window (the feature extractor's window) `apply_transcription_request`
   -> `generate(max_new_tokens = min_new_tokens = round(4 x speech seconds in the window))` ->
@@ -308,10 +309,11 @@ class ForwardTimer:
 class EngineCall:
     started: float
     rows: int
-    max_new_tokens: int
-    budgets: int  # sum of the budgets the rows would need alone
+    max_new_tokens: int  # the batch's longest budget: the steps it runs
+    budgets: int  # sum of the rows' own budgets
     samples: int  # audio samples in the batch
     padded_samples: int  # rows x longest chunk
+    retry: bool  # a chunk decoded again because its text looped
 
 
 @dataclass
@@ -319,7 +321,6 @@ class RecordingEngine:
     """Our engine, with each `transcribe_chunks` call recorded (the pipeline only needs this interface)."""
 
     engine: Any
-    decode: Any  # asr.DecodeOptions: the per-chunk budget
     calls: list[EngineCall] = field(default_factory=list)
 
     @property
@@ -332,11 +333,15 @@ class RecordingEngine:
 
     def transcribe_chunks(self, chunks: Sequence[np.ndarray], **kwargs: Any) -> Any:
         lengths = [len(chunk) for chunk in chunks]
-        budgets = sum(self.decode.max_new_tokens(n / SAMPLE_RATE) for n in lengths)
+        budgets = kwargs["max_new_tokens"]
+        retry = kwargs.get("repetition_penalty") is not None
         padded = len(lengths) * max(lengths)
-        call = EngineCall(time.perf_counter(), len(lengths), kwargs["max_new_tokens"], budgets, sum(lengths), padded)
+        call = EngineCall(time.perf_counter(), len(lengths), max(budgets), sum(budgets), sum(lengths), padded, retry)
         self.calls.append(call)
         return self.engine.transcribe_chunks(chunks, **kwargs)
+
+    def fall_back_to_cpu(self) -> str | None:
+        return self.engine.fall_back_to_cpu()
 
 
 def _peak_rss_mb() -> float:
@@ -387,10 +392,10 @@ def run_ours(speech: SyntheticSpeech, args: argparse.Namespace) -> RunResult:
     timer = ForwardTimer(engine._model, cuda=args.device == "cuda")  # the engine keeps its model private
     loaded = Loaded(clock.wall_s(), _peak_rss_mb(), engine.info.dtype, timer)
     decode = asr.DecodeOptions(tokens_per_s=args.tokens_per_s, min_new_tokens_budget=1, batch_size=args.batch_size)
-    recording = RecordingEngine(engine, decode)
+    recording = RecordingEngine(engine)
 
     clock = Stopwatch()
-    segments, info = asr.transcribe(speech.samples, engine=recording, options=asr.TranscribeOptions(decode=decode))
+    segments, _ = asr.transcribe(speech.samples, engine=recording, options=asr.TranscribeOptions(decode=decode))
     first_text_s = clock.wall_s()  # the first chunk is generated before transcribe() returns
     texts = [segment.text for segment in segments]
 
@@ -405,7 +410,7 @@ def run_ours(speech: SyntheticSpeech, args: argparse.Namespace) -> RunResult:
         prep_s=calls[0].started - clock.started if calls else 0.0,
         batch_size=args.batch_size or engine.default_batch_size,
         requests=sum(call.rows for call in calls),
-        retries=sum(call.rows for call in calls) - info.num_chunks,
+        retries=sum(call.rows for call in calls if call.retry),
         generate_calls=len(calls),
         budget_tokens=sum(call.budgets for call in calls),
         audio_pad_fraction=1 - sum(c.samples for c in calls) / max(1, sum(c.padded_samples for c in calls)),

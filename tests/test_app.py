@@ -79,7 +79,7 @@ def test_recording_is_transcribed(app):
     app.button(key="transcribe").click().run()
     _finish(app)
     ((_, result),) = app.session_state.results
-    assert result.name == "Recording 1.wav" and len(result.transcript.segments) == 1
+    assert result.name == "Recording 1.wav" and result.transcript.segments
 
 
 def test_bad_file_shows_its_error_and_keeps_the_earlier_result(app, meeting_wav):

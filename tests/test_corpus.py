@@ -25,6 +25,7 @@ import contextlib
 import dataclasses
 import functools
 import io
+import itertools
 import json
 import os
 import re
@@ -383,8 +384,8 @@ def quick_tiny_model():
 
     generate = QwenEngine.transcribe_chunks
 
-    def capped(self, chunks, *, max_new_tokens: int, **kwargs):
-        return generate(self, chunks, max_new_tokens=min(max_new_tokens, MAX_NEW_TOKENS), **kwargs)
+    def capped(self, chunks, *, max_new_tokens: list[int], **kwargs):
+        return generate(self, chunks, max_new_tokens=[min(n, MAX_NEW_TOKENS) for n in max_new_tokens], **kwargs)
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -569,10 +570,10 @@ def test_unusual_input_gives_a_sane_transcript(case: Good, corpus, good_run: Cli
     _check_timeline([(s.start_s, s.end_s) for s in transcript.segments], transcript.info.duration_s)
     assert all(chunk <= transcript.info.options.max_chunk_s for chunk in spy.chunks_s)
     if case.speech is True:
-        assert transcript.segments and transcript.info.num_chunks >= 1 and not transcript.info.notes
+        assert transcript.segments and spy.chunks_s and not transcript.info.notes
     elif case.speech is False:
         assert transcript.segments == () and transcript.text == ""
-        assert transcript.info.notes == (NO_SPEECH,) and transcript.info.num_chunks == 0
+        assert transcript.info.notes == (NO_SPEECH,)
         assert spy.chunks_s == [], "the model was called on silence"
 
 
@@ -586,17 +587,16 @@ def test_ten_minutes_of_silence_are_fast_and_never_reach_the_model(library) -> N
 def test_speech_after_a_minute_of_silence_keeps_its_time(library) -> None:
     transcript, spy, _ = library("lead-silence-60s.m4a")
     assert transcript.segments and transcript.segments[0].start_s > 59.0
-    assert transcript.info.speech_s < seconds(clip()) + 1.0  # the silence was not sent to the model as speech
-    assert sum(spy.chunks_s) < seconds(clip()) + 1.0
+    assert sum(spy.chunks_s) < seconds(clip()) + 1.0  # the silence was not sent to the model as speech
 
 
 def test_two_minutes_without_a_pause_are_still_cut_into_chunks(library) -> None:
     transcript, spy, _ = library("nonstop-speech-2-min.flac")
     limit = transcript.info.options.max_chunk_s
-    assert transcript.info.num_chunks >= 5 and len(spy.chunks_s) >= 5
+    assert len(spy.chunks_s) >= 5
     assert all(chunk <= limit for chunk in spy.chunks_s), spy.chunks_s
     assert all(s.end_s - s.start_s <= limit for s in transcript.segments)
-    assert sum(spy.chunks_s) == pytest.approx(transcript.info.speech_s, abs=0.01)  # no speech dropped at the cuts
+    assert all(a.end_s == b.start_s for a, b in itertools.pairwise(transcript.segments))  # no speech dropped at cuts
 
 
 def test_the_first_of_two_audio_tracks_is_used(library) -> None:

@@ -96,7 +96,6 @@ def test_golden_pipeline_equals_plain_transformers_usage(engine, tiny_model_dir,
     options = asr.TranscribeOptions(decode=asr.DecodeOptions(language=language))
     transcript = asr.transcribe_all(golden_clip, engine=engine, options=options)
     # Preconditions that make the comparison fair: one chunk spanning the whole clip, no loop retry.
-    assert transcript.info.num_chunks == 1
     (segment,) = transcript.segments
     assert segment.start_s == 0 and segment.end_s == pytest.approx(len(golden_clip) / asr.SAMPLE_RATE)
     assert SegmentFlag.RETRIED not in segment.flags
@@ -108,18 +107,29 @@ def test_golden_pipeline_equals_plain_transformers_usage(engine, tiny_model_dir,
 
 
 def test_batch_gives_each_chunk_its_own_text(engine, golden_clip, other_clip):
-    single = engine.transcribe_chunks([golden_clip], language="English", context="", max_new_tokens=24)
-    other = engine.transcribe_chunks([other_clip], language="English", context="", max_new_tokens=24)
-    both = engine.transcribe_chunks([golden_clip, other_clip], language="English", context="", max_new_tokens=24)
+    single = engine.transcribe_chunks([golden_clip], language="English", context="", max_new_tokens=[24])
+    other = engine.transcribe_chunks([other_clip], language="English", context="", max_new_tokens=[24])
+    both = engine.transcribe_chunks([golden_clip, other_clip], language="English", context="", max_new_tokens=[24, 24])
     assert single[0].text != other[0].text  # the output depends on the audio
     assert [r.text for r in both] == [single[0].text, other[0].text]
     assert all(r.language == "English" and r.num_tokens == 24 and not r.finished for r in both)
 
 
+def test_each_chunk_of_a_batch_stops_at_its_own_cap(engine, golden_clip, other_clip):
+    short = engine.transcribe_chunks([other_clip], language="English", context="", max_new_tokens=[10])
+    mixed = engine.transcribe_chunks([golden_clip, other_clip], language="English", context="", max_new_tokens=[24, 10])
+    assert [r.num_tokens for r in mixed] == [24, 10]
+    assert mixed[1].text == short[0].text  # the batch's longer cap does not leak into this chunk's text
+
+
+def test_an_engine_on_the_cpu_has_nothing_to_fall_back_to(engine):
+    assert engine.fall_back_to_cpu() is None and engine.info.device == "cpu"
+
+
 def test_context_reaches_the_prompt(engine, golden_clip):
-    plain = engine.transcribe_chunks([golden_clip], language="English", context="", max_new_tokens=16)
+    plain = engine.transcribe_chunks([golden_clip], language="English", context="", max_new_tokens=[16])
     hinted = engine.transcribe_chunks(
-        [golden_clip], language="English", context="Stella, Tuesday, budget", max_new_tokens=16
+        [golden_clip], language="English", context="Stella, Tuesday, budget", max_new_tokens=[16]
     )
     assert plain[0].text != hinted[0].text
 
@@ -147,4 +157,4 @@ def test_out_of_memory_becomes_a_clear_error(engine, golden_clip, monkeypatch):
 
     monkeypatch.setattr(engine._model, "generate", exhausted)
     with pytest.raises(asr.DeviceMemoryError, match=r"Ran out of cpu memory on a batch of 2 chunk.*batch size of 1"):
-        engine.transcribe_chunks([golden_clip, golden_clip], language=None, context="", max_new_tokens=8)
+        engine.transcribe_chunks([golden_clip, golden_clip], language=None, context="", max_new_tokens=[8, 8])

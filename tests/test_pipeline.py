@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -30,7 +31,7 @@ def test_segments_come_in_time_order_in_batches(four_sentences):
     engine = FakeEngine()
     options = asr.TranscribeOptions(decode=asr.DecodeOptions(language="English", context="Stella", batch_size=2))
     segments, info = asr.transcribe(samples, engine=engine, options=options)
-    assert info.num_chunks == 4 and len(engine.calls) == 1  # only the first chunk runs before iteration
+    assert len(engine.calls) == 1  # only the first chunk runs before iteration
     segments = list(segments)
     assert [len(call["lengths"]) for call in engine.calls] == [1, 2, 1]
     assert [s.text for s in segments] == [f"chunk of {n} samples" for call in engine.calls for n in call["lengths"]]
@@ -42,16 +43,33 @@ def test_segments_come_in_time_order_in_batches(four_sentences):
         assert 0 <= segment.start_s < segment.end_s <= info.duration_s
     assert all(call["language"] == "English" and call["context"] == "Stella" for call in engine.calls)
     assert info.language == "English" and info.model == "fake" and info.notes == ()
-    assert info.speech_s == pytest.approx(sum(e - s for s, e in spans) / asr.SAMPLE_RATE, rel=0.25)
 
 
-def test_token_budget_follows_chunk_length(four_sentences):
+def test_token_budget_follows_the_seconds_of_speech_not_the_pauses():
+    """Two sentences 1.5 s apart make one chunk; its budget counts their speech, not the pause between them."""
+    samples, spans = speech_with_pauses(SENTENCES[1:3], (1.5,), lead_s=0.5)
+    engine = FakeEngine()
+    decode = asr.DecodeOptions(batch_size=4)
+    options = asr.TranscribeOptions(decode=decode, first_chunk_s=2.0)
+    list(asr.transcribe(samples, engine=engine, options=options)[0])
+    budgets = [budget for call in engine.calls for budget in call["max_new_tokens"]]
+    lengths_s = [n / asr.SAMPLE_RATE for call in engine.calls for n in call["lengths"]]
+    speech_s = sum(e - s for s, e in spans) / asr.SAMPLE_RATE
+    chunk_s = sum(lengths_s)
+    assert chunk_s > speech_s + 1.0  # the pause is inside a chunk
+    per_chunk = decode.min_new_tokens_budget * len(budgets)
+    assert sum(budgets) - per_chunk == pytest.approx(decode.tokens_per_s * speech_s, rel=0.1)
+    assert sum(budgets) - per_chunk < decode.tokens_per_s * (chunk_s - 1.0)
+
+
+def test_each_chunk_of_a_batch_gets_its_own_budget(four_sentences):
     samples, _ = four_sentences
     engine = FakeEngine()
-    decode = asr.DecodeOptions(batch_size=1)
-    list(asr.transcribe(samples, engine=engine, options=asr.TranscribeOptions(decode=decode))[0])
-    for call in engine.calls:
-        assert call["max_new_tokens"] == decode.max_new_tokens(call["lengths"][0] / asr.SAMPLE_RATE)
+    list(
+        asr.transcribe(samples, engine=engine, options=asr.TranscribeOptions(decode=asr.DecodeOptions(batch_size=3)))[0]
+    )
+    batch = next(call for call in engine.calls if len(call["lengths"]) == 3)
+    assert len(batch["max_new_tokens"]) == 3 and len(set(batch["max_new_tokens"])) > 1
 
 
 def test_progress_reaches_the_total(four_sentences):
@@ -129,7 +147,6 @@ def test_bad_options_fail_before_any_work():
 def test_real_engine_end_to_end(engine, four_sentences):
     samples, _ = four_sentences
     transcript = asr.transcribe_all(samples, engine=engine)
-    assert transcript.info.num_chunks == 4
     assert len(transcript.segments) == 4
     assert len({s.text for s in transcript.segments}) == 4  # each chunk got its own text
     for segment in transcript.segments:
@@ -142,18 +159,19 @@ def test_mandarin_speech_with_forced_chinese(engine):
     options = asr.TranscribeOptions(decode=asr.DecodeOptions(language=asr.normalize_language("zh")))
     transcript = asr.transcribe_all(mandarin, engine=engine, options=options)
     (segment,) = transcript.segments
-    assert transcript.info.speech_s > 1.0 and transcript.languages == ("Chinese",)
+    assert segment.end_s - segment.start_s > 1.0 and transcript.languages == ("Chinese",)
     assert 0.5 < segment.start_s < 1.0 and segment.end_s < transcript.info.duration_s - 0.5  # VAD trimmed silence
 
 
 def test_first_chunk_is_short_and_cut_in_a_pause():
     samples, spans = speech_with_pauses(SENTENCES[:3], (0.5, 0.5))  # about 13 s that VAD keeps as one chunk
     engine = FakeEngine()
-    segments, info = asr.transcribe(samples, engine=engine)
+    segments, _ = asr.transcribe(samples, engine=engine)
     first_call = engine.calls[0]["lengths"]
-    assert len(first_call) == 1 and first_call[0] <= 6.0 * asr.SAMPLE_RATE  # alone, and short: fast first words
+    limit = asr.TranscribeOptions().first_chunk_s * asr.SAMPLE_RATE
+    assert len(first_call) == 1 and first_call[0] <= limit  # alone, and short: fast first words
     segments = list(segments)
-    assert info.num_chunks == 2 and len(segments) == 2
+    assert len(segments) == 2
     cut_s = segments[0].end_s
     pauses = [(end / asr.SAMPLE_RATE, start / asr.SAMPLE_RATE) for (_, end), (start, _) in itertools.pairwise(spans)]
     assert any(pause_start - 0.25 <= cut_s <= pause_end + 0.25 for pause_start, pause_end in pauses)
@@ -170,6 +188,78 @@ def test_out_of_memory_splits_the_batch_until_it_fits(four_sentences):
     assert [c.get("out_of_memory", False) for c in engine.calls] == [False, True, False, True, False, False]
 
 
-def test_a_single_chunk_that_does_not_fit_is_a_clear_error(four_sentences):
+def test_a_single_chunk_that_does_not_fit_is_a_clear_error_on_the_cpu(four_sentences):
     with pytest.raises(asr.DeviceMemoryError, match="Ran out of cuda memory"):
         asr.transcribe_all(four_sentences[0], engine=FakeEngine(max_rows=0))
+
+
+def test_out_of_memory_for_one_chunk_moves_to_the_cpu_says_so_and_completes(four_sentences):
+    """A GPU cannot run here: the fake engine plays one whose memory holds no chunk at all."""
+    samples, _ = four_sentences
+    engine = FakeEngine(max_rows=0, cpu_fallback=True)
+    notices: list[str] = []
+    transcript = asr.transcribe_all(samples, engine=engine, notice=notices.append)
+    assert len(transcript.segments) == 4  # the run completed
+    assert notices == ["The cuda ran out of memory even for one chunk, so the model moved to the CPU."]
+    assert engine.on_cpu and [c.get("out_of_memory", False) for c in engine.calls][:2] == [True, False]
+
+
+def test_the_first_words_come_before_the_rest_of_a_long_file_is_scanned(monkeypatch):
+    """With speech at the start, VAD reads only the head before the first chunk; the rest waits for iteration."""
+    from asr import pipeline
+
+    sentences = SENTENCES * 4
+    samples, spans = speech_with_pauses(sentences, (1.0,) * (len(sentences) - 1))
+    scanned: list[int] = []
+    real_vad = pipeline.get_speech_spans
+
+    def counting_vad(audio, *args, **kwargs):
+        scanned.append(len(audio))
+        return real_vad(audio, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "get_speech_spans", counting_vad)
+    options = asr.TranscribeOptions()
+    segments, _ = asr.transcribe(samples, engine=FakeEngine(), options=options)
+    head = round(2.5 * options.first_chunk_s * asr.SAMPLE_RATE)
+    assert scanned == [head]  # the first words are out; the rest of the file is not scanned yet
+    segments = list(segments)
+    assert len(scanned) == 2 and len(samples) - head < scanned[1] < len(samples)  # the rest, once
+    covered = [(s.start_s * asr.SAMPLE_RATE, s.end_s * asr.SAMPLE_RATE) for s in segments]
+    assert all(a[1] <= b[0] for a, b in itertools.pairwise(covered))
+    margin = asr.SAMPLE_RATE // 4
+    for start, end in spans:  # no speech lost between the head and the rest
+        for point in range(start + margin, end - margin, asr.SAMPLE_RATE // 10):
+            assert any(a <= point <= b for a, b in covered), f"sample {point} of a sentence is in no segment"
+
+
+def test_cancel_stops_decoding_a_long_file_at_once(tmp_path):
+    """Decoding is cancelled between blocks, not after the whole file (here: 20 min of FLAC)."""
+    import soundfile as sf
+
+    path = tmp_path / "long.flac"
+    sf.write(path, np.zeros(20 * 60 * asr.SAMPLE_RATE, np.float32), asr.SAMPLE_RATE)
+    cancel = threading.Event()
+    threading.Timer(0.05, cancel.set).start()
+    started = time.monotonic()
+    with pytest.raises(asr.TranscriptionCancelled, match="while decoding"):
+        asr.decode_audio(path, cancel=cancel)
+    cancelled_after = time.monotonic() - started
+    started = time.monotonic()
+    asr.decode_audio(path)
+    assert cancelled_after < 0.5 * (time.monotonic() - started) + 0.05
+
+
+def test_cancel_stops_the_speech_scan_of_a_long_file():
+    from asr.vad import get_speech_spans
+
+    samples = speech_with_pauses(SENTENCES, (1.0,) * (len(SENTENCES) - 1))[0]
+    long = np.tile(samples, 60)  # about 20 minutes
+    cancel = threading.Event()
+    threading.Timer(0.05, cancel.set).start()
+    started = time.monotonic()
+    with pytest.raises(asr.TranscriptionCancelled, match="looking for speech"):
+        get_speech_spans(long, asr.VadOptions(), cancel=cancel)
+    cancelled_after = time.monotonic() - started
+    started = time.monotonic()
+    get_speech_spans(long, asr.VadOptions())
+    assert cancelled_after < 0.5 * (time.monotonic() - started) + 0.05

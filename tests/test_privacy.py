@@ -53,7 +53,7 @@ def test_no_socket_is_opened_while_loading_and_transcribing(tmp_path, tiny_model
         check=True,
     )
     report = json.loads(result.stdout.strip().splitlines()[-1])
-    assert report["segments"] == 1  # the run really transcribed
+    assert report["segments"] >= 1  # the run really transcribed
     assert report["events"] == []  # not one connection, lookup or bind: not even to loopback
 
 

@@ -35,8 +35,6 @@ def make_transcript(*segments: Segment, options: TranscribeOptions | None = None
     info = TranscriptionInfo(
         source=SOURCE,
         duration_s=3725.2504,
-        speech_s=61.23456,
-        num_chunks=3,
         language=None,
         options=options or TranscribeOptions(),
         model="Qwen/Qwen3-ASR-0.6B",
@@ -146,8 +144,6 @@ def test_json_golden():
       "size_bytes": 1234567
     },
     "duration_s": 3725.25,
-    "speech_s": 61.235,
-    "num_chunks": 3,
     "language": null,
     "model": "Qwen/Qwen3-ASR-0.6B",
     "notes": [
@@ -169,7 +165,7 @@ def test_json_golden():
         "retry_repetition_penalty": 1.15
       },
       "max_chunk_s": 24.0,
-      "first_chunk_s": 6.0,
+      "first_chunk_s": 4.0,
       "max_duration_s": 7200.0
     }
   }
