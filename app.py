@@ -2,16 +2,21 @@
 
 Transcription runs in a background job (`asr.jobs`), so the page stays responsive: a fragment
 polls the job twice a second to draw progress and the segments that are done, and Cancel stops it
-between batches. Results live in `st.session_state` and are never replaced by a later error.
+between batches. Results live in `st.session_state` and are never replaced by a later error. A job
+stops by itself when its page has been disconnected for a few seconds (a closed tab), see
+`page_is_connected`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import streamlit as st
+from streamlit.runtime import Runtime
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 import asr
 from asr import netwatch
@@ -187,6 +192,20 @@ def current_inputs() -> list[JobInput]:
     return inputs
 
 
+def page_is_connected() -> Callable[[], bool] | None:
+    """Asks, from any thread, whether this page's session still has its websocket (a closed tab has not).
+
+    The server's own view of the connection, not a heartbeat from the polling fragment: browsers slow down
+    timers in background tabs, and a tab in the background must keep its run. None without a Streamlit
+    runtime (the script run bare); AppTest's stand-in runtime answers with a truthy mock, so its jobs run on.
+    """
+    context = get_script_run_ctx()
+    if context is None or not Runtime.exists():
+        return None
+    runtime, session_id = Runtime.instance(), context.session_id
+    return lambda: runtime.is_active_session(session_id)
+
+
 def progress_line(snapshot: JobSnapshot) -> str:
     """e.g. "Processed 1:12 / 2:38 · 2.4× real time · about 0:36 left"."""
     if not snapshot.total_s:
@@ -306,7 +325,7 @@ def main() -> None:
     label = "Transcribe again" if state.results and inputs else "Transcribe"
     left, right = st.columns([5, 1])
     if left.button(label, type="primary", key="transcribe", disabled=running or not inputs, width="stretch"):
-        state.job = TranscriptionJob(inputs, engine=engine, options=options).start()
+        state.job = TranscriptionJob(inputs, engine=engine, options=options, still_wanted=page_is_connected()).start()
         st.rerun()
     if right.button("Clear", key="clear", disabled=running, width="stretch"):
         state.input_nonce += 1

@@ -4,7 +4,11 @@ A `TranscriptionJob` works through its inputs one after another on its own threa
 snapshot of its state (`JobSnapshot`) that a page can poll and draw: which file is running,
 processed/total seconds, segments so far, per-file results and errors. Jobs of all sessions share
 one model, so they take turns: a job waits in the queue (`JobStatus.QUEUED`) until the one before
-it has finished. Nothing here knows about Streamlit.
+it has finished. A job can be told how to ask whether anyone still wants it (`still_wanted`, e.g.
+"is the page that started it still connected?"); once the answer has been no for
+`ABANDONED_AFTER_S`, the job cancels itself and drops its audio and results, so a closed browser
+tab frees the model, the memory and the temporary files of its run. Nothing here knows about
+Streamlit.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
@@ -23,6 +28,10 @@ from .results import Segment, Transcript, TranscriptionInfo
 logger = logging.getLogger(__name__)
 
 _TURN = threading.Lock()  # one transcription at a time per process: the model is shared
+# How long nobody may want a job before it is cancelled: long enough for a dropped connection to come back
+# (a laptop waking up, a flaky network), short enough that a closed tab's run does not hold the model.
+ABANDONED_AFTER_S = 5.0
+_POLL_S = 0.25  # how often a queued job looks for its turn and the watcher asks `still_wanted`
 
 
 class JobStatus(StrEnum):
@@ -75,13 +84,30 @@ class JobSnapshot:
 
 
 class TranscriptionJob:
-    """Transcribes `inputs` in order on a background thread; poll `snapshot()`, stop with `cancel()`."""
+    """Transcribes `inputs` in order on a background thread; poll `snapshot()`, stop with `cancel()`.
 
-    def __init__(self, inputs: list[JobInput], *, engine: Engine, options: TranscribeOptions) -> None:
+    With `still_wanted`, a watcher thread asks it every `_POLL_S`; when it has answered False for
+    `abandoned_after_s` in a row, the job is cancelled as abandoned: it ends without results and
+    lets go of its inputs, since nobody is left to read them.
+    """
+
+    def __init__(
+        self,
+        inputs: list[JobInput],
+        *,
+        engine: Engine,
+        options: TranscribeOptions,
+        still_wanted: Callable[[], bool] | None = None,
+        abandoned_after_s: float = ABANDONED_AFTER_S,
+    ) -> None:
         self._inputs = list(inputs)
         self._engine = engine
         self._options = options
+        self._still_wanted = still_wanted
+        self._abandoned_after_s = abandoned_after_s
         self._cancel = threading.Event()
+        self._abandoned = False
+        self._ended = threading.Event()
         self._lock = threading.Lock()
         self._state = JobSnapshot(status=JobStatus.QUEUED)
         self._started_at = 0.0
@@ -89,10 +115,12 @@ class TranscriptionJob:
 
     def start(self) -> TranscriptionJob:
         self._thread.start()
+        if self._still_wanted is not None:
+            threading.Thread(target=self._watch, name="transcription-watcher", daemon=True).start()
         return self
 
     def cancel(self) -> None:
-        """Stop after the current batch; finished segments are kept as a partial result."""
+        """Stop after the current batch (a queued job leaves the queue at once); finished segments are kept."""
         self._cancel.set()
 
     def wait(self, timeout_s: float | None = None) -> bool:
@@ -113,20 +141,59 @@ class TranscriptionJob:
     def _on_progress(self, processed_s: float, total_s: float) -> None:
         self._update(processed_s=processed_s, total_s=total_s)
 
-    def _run(self) -> None:
-        with _TURN:
-            for item in self._inputs:
-                if self._cancel.is_set():
-                    break
-                self._started_at = time.monotonic()
-                self._update(
-                    status=JobStatus.RUNNING, current=item.name, processed_s=0.0, total_s=0.0, segments=(), info=None
+    def _watch(self) -> None:
+        """Cancel the job once `still_wanted` has said no for `abandoned_after_s` without a break."""
+        unwanted_since: float | None = None
+        while not self._ended.wait(_POLL_S):
+            if self._still_wanted():
+                unwanted_since = None
+                continue
+            now = time.monotonic()
+            unwanted_since = now if unwanted_since is None else unwanted_since
+            if now - unwanted_since >= self._abandoned_after_s:
+                logger.info(
+                    "Cancelling a %s transcription: its page has been closed for %.0f s",
+                    self.snapshot().status,
+                    now - unwanted_since,
                 )
-                result = self._transcribe_one(item)
+                self._abandoned = True
+                self._cancel.set()
+                return
+
+    def _take_turn(self) -> bool:
+        """Wait for the shared model; False if cancelled meanwhile (a queued job then ends at once)."""
+        while not _TURN.acquire(timeout=_POLL_S):
+            if self._cancel.is_set():
+                return False
+        return True
+
+    def _run(self) -> None:
+        try:
+            if self._take_turn():
+                try:
+                    self._run_inputs()
+                finally:
+                    _TURN.release()
+            if self._abandoned:  # nobody will read the results: keep nothing of the run
+                self._inputs = []
                 with self._lock:
-                    self._state = replace(self._state, results=(*self._state.results, result), segments=())
-        final = JobStatus.CANCELLED if self._cancel.is_set() else JobStatus.DONE
-        self._update(status=final, current=None)
+                    self._state = JobSnapshot(status=JobStatus.CANCELLED)
+            final = JobStatus.CANCELLED if self._cancel.is_set() else JobStatus.DONE
+            self._update(status=final, current=None)
+        finally:
+            self._ended.set()
+
+    def _run_inputs(self) -> None:
+        for item in self._inputs:
+            if self._cancel.is_set():
+                break
+            self._started_at = time.monotonic()
+            self._update(
+                status=JobStatus.RUNNING, current=item.name, processed_s=0.0, total_s=0.0, segments=(), info=None
+            )
+            result = self._transcribe_one(item)
+            with self._lock:
+                self._state = replace(self._state, results=(*self._state.results, result), segments=())
 
     def _transcribe_one(self, item: JobInput) -> FileResult:
         info = None

@@ -36,6 +36,15 @@ VIEWPORT = {"width": 1400, "height": 900}
 SCREENSHOT_DIR = ROOT / "docs" / "screenshots"
 STARTUP_TIMEOUT_S = 60
 EXPECT_TIMEOUT_MS = 30_000  # the first page of a server waits for the model to load (torch import included)
+# Headless Chromium that starts no connection of its own: no component updates, sync, first-run or background fetches.
+CHROMIUM_ARGS = (
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+)
 # Settings of the outer environment that must not reach the server: the tests choose the model, the hub and the cache.
 _SCRUBBED = (
     "QWEN3_ASR_MODEL",
@@ -49,18 +58,22 @@ _SCRUBBED = (
     "HF_HUB_ENABLE_HF_TRANSFER",
     "TQDM_DISABLE",
 )
-# Records, from the first byte of the page on, which of these elements ever appeared and the texts of progress bars,
-# so a test can assert on a state that came and went between two polls (a traceback, a short progress bar).
+# Records, from the first byte of the page on, which of these elements ever appeared and the texts of progress bars
+# and alerts, so a test can assert on a state that came and went between two polls (a traceback, a short progress
+# bar, a "waiting for another transcription" message).
 _WATCH_SCRIPT = """
 window.__seen = {stException: 0, stProgress: 0};
 window.__progressTexts = [];
+window.__alertTexts = [];
 new MutationObserver(() => {
   for (const id of Object.keys(window.__seen)) {
     if (document.querySelector(`[data-testid="${id}"]`)) window.__seen[id] += 1;
   }
-  for (const bar of document.querySelectorAll('[data-testid="stProgress"]')) {
-    const text = bar.innerText.trim();
-    if (text && !window.__progressTexts.includes(text)) window.__progressTexts.push(text);
+  for (const [id, texts] of [['stProgress', window.__progressTexts], ['stAlert', window.__alertTexts]]) {
+    for (const element of document.querySelectorAll(`[data-testid="${id}"]`)) {
+      const text = element.innerText.trim();
+      if (text && !texts.includes(text)) texts.push(text);
+    }
   }
 }).observe(document, {childList: true, subtree: true, characterData: true});
 """
@@ -76,6 +89,7 @@ class AppServer:
     url: str
     process: subprocess.Popen
     log: Path
+    temp: Path  # the server's TMPDIR: its runs' private work folders appear here while they run
 
     def output(self) -> str:
         return self.log.read_text(encoding="utf-8", errors="replace")
@@ -109,7 +123,7 @@ def serve_app(folder: Path, **env_changes: str) -> Iterator[AppServer]:
             stdout=sink,
             stderr=subprocess.STDOUT,
         )
-    server = AppServer(start.page_url(port), process, log)
+    server = AppServer(start.page_url(port), process, log, temp)
     try:
         try:
             start.wait_until_healthy(start.health_url(port), process, timeout_s=STARTUP_TIMEOUT_S)
@@ -196,6 +210,25 @@ def interview_mp3() -> bytes:
     return _encode(samples, "MP3")
 
 
+def _sentences_apart(minutes: float) -> np.ndarray:
+    """The five sentences over and over for about `minutes`, 2.5 s apart: every sentence is a chunk of its own
+    (pauses over 2 s end a chunk), so a run has many short batches, and stops soon after a cancel."""
+    block, _ = speech_with_pauses(SENTENCES, (2.5,) * (len(SENTENCES) - 1), lead_s=1.25)
+    return np.tile(block, max(1, round(minutes * 60 * SAMPLE_RATE / len(block))))
+
+
+@pytest.fixture(scope="session")
+def meeting_mp3() -> bytes:
+    """About a minute of speech as an MP3: a run of seconds, long enough for a second session to queue behind it."""
+    return _encode(_sentences_apart(1), "MP3")
+
+
+@pytest.fixture(scope="session")
+def lecture_mp3() -> bytes:
+    """About 20 minutes of speech as an MP3 (a few MB): a run of minutes, to be cut short."""
+    return _encode(_sentences_apart(20), "MP3")
+
+
 @pytest.fixture(scope="session")
 def microphone_wav(speech_16k, tmp_path_factory) -> Path:
     """What the fake microphone plays (Chromium loops the file): espeak-ng speech as 16-bit PCM WAV."""
@@ -221,12 +254,7 @@ def browser(playwright: Playwright, microphone_wav: Path) -> Iterator[Browser]:
         executable_path=CHROMIUM,
         headless=True,
         args=[
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
+            *CHROMIUM_ARGS,
             "--use-fake-ui-for-media-stream",
             "--use-fake-device-for-media-stream",
             f"--use-file-for-fake-audio-capture={microphone_wav}",
@@ -249,21 +277,28 @@ def wait_for_script(page: Page) -> None:
     expect(app).to_have_attribute("data-test-script-state", "notRunning")
 
 
+def open_app_page(browser: Browser, server: AppServer) -> Page:
+    """Open the app in a fresh browser context (its own session and cookies), with microphone access granted and
+    the page watched for tracebacks (`assert_no_traceback`), and wait for the title."""
+    context = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
+    context.grant_permissions(["microphone"], origin=server.url.rstrip("/"))
+    context.add_init_script(_WATCH_SCRIPT)
+    page = context.new_page()
+    page.goto(server.url)
+    expect(page).to_have_title("Transcriber · private speech-to-text")
+    expect(page.get_by_role("heading", name="Transcriber")).to_be_visible()
+    return page
+
+
 @pytest.fixture
 def open_page(browser: Browser) -> Iterator[Callable[[AppServer], Page]]:
-    """Factory: ``open_page(server)`` opens the app in a fresh browser context (its own session and cookies),
-    with microphone access granted, and waits for the title. Every page is checked for tracebacks at the end."""
+    """Factory: ``open_page(server)`` is `open_app_page` on the session's browser; every page it opened is checked
+    for tracebacks at the end."""
     contexts = []
 
     def open_(server: AppServer) -> Page:
-        context = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
-        context.grant_permissions(["microphone"], origin=server.url.rstrip("/"))
-        context.add_init_script(_WATCH_SCRIPT)
-        contexts.append(context)
-        page = context.new_page()
-        page.goto(server.url)
-        expect(page).to_have_title("Transcriber · private speech-to-text")
-        expect(page.get_by_role("heading", name="Transcriber")).to_be_visible()
+        page = open_app_page(browser, server)
+        contexts.append(page.context)
         return page
 
     yield open_

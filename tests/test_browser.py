@@ -1,23 +1,30 @@
 """The app in a real browser: headless Chromium against the server the launcher starts, on the tiny checkpoint.
 
 What AppTest cannot show: uploads through the browser's file chooser, recording through a (fake) microphone,
-the download of an SRT file, the model download panel against a local hub mirror, and that no page ever shows
-a Python traceback (checked on every page by the `open_page` fixture, and in every server's output).
+the download of an SRT file, the model download panel against a local hub mirror, two sessions sharing the
+model, a closed tab whose run the server stops, and that no page ever shows a Python traceback (checked on every
+page by the `open_page` fixture, and in every server's output).
 Fixtures: tests/browser_fixtures.py. Set UPDATE_SCREENSHOTS=1 to refresh docs/screenshots/.
 """
 
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
-from browser_fixtures import HeldHubMirror, assert_no_traceback, serve_app, wait_for_script
+from browser_fixtures import AppServer, HeldHubMirror, assert_no_traceback, serve_app, wait_for_script
 from playwright.sync_api import Locator, Page, expect
+
+import asr
+from asr.jobs import ABANDONED_AFTER_S
+from asr.tempfiles import PREFIX as TEMP_PREFIX
 
 REPO = "Qwen/Qwen3-ASR-0.6B-hf"
 TRANSCRIBE_TIMEOUT_MS = 60_000
 # The facts line of the 15 s MP3 made by the `interview_mp3` fixture, e.g. "0:15 · 16 kHz · mono · mp3 · 88 kB".
 INTERVIEW_FACTS = re.compile(r"^0:1\d · 16 kHz · mono · mp3 · \d+ kB$")
+QUEUED = "Waiting for another transcription to finish (the model is shared)…"
 
 
 def add_file(page: Page, name: str, mime_type: str, data: bytes) -> None:
@@ -42,15 +49,28 @@ def transcribe(page: Page) -> None:
     button.click()
 
 
-def expect_result(page: Page, name: str) -> None:
+def expect_result(page: Page, name: str, timeout_ms: int = TRANSCRIBE_TIMEOUT_MS) -> None:
     """A finished result: its heading, the segment table, the copy block and the four downloads."""
-    expect(page.get_by_role("heading", name=name, exact=True)).to_be_visible(timeout=TRANSCRIBE_TIMEOUT_MS)
+    expect(page.get_by_role("heading", name=name, exact=True)).to_be_visible(timeout=timeout_ms)
     # Until a run ends, Streamlit keeps the previous run's elements whose place moved (shown faded, "stale").
     wait_for_script(page)
     expect(page.get_by_test_id("stDataFrame")).to_be_visible()
     expect(page.get_by_test_id("stCode")).to_be_visible()
     expect(page.get_by_test_id("stDownloadButton")).to_have_count(4)
     expect(page.get_by_role("button", name="Cancel")).to_have_count(0)  # the job panel is gone
+
+
+def download(page: Page, fmt: str) -> tuple[str, str]:
+    """Click a result's download button for `fmt`; returns the file name the browser was given, and the text."""
+    with page.expect_download() as download_info:
+        page.get_by_role("button", name=f"⬇️ {fmt.upper()}").click()
+    file = download_info.value
+    return file.suggested_filename, Path(file.path()).read_bytes().decode("utf-8")  # as sent: no newline translation
+
+
+def work_folders(server: AppServer) -> set[str]:
+    """The private work folders of the server's runs that exist now (one while a file is being transcribed)."""
+    return {path.name for path in server.temp.glob(f"{TEMP_PREFIX}*")}
 
 
 def test_upload_transcribe_and_download_srt(app_server, open_page, interview_mp3, screenshot):
@@ -80,11 +100,8 @@ def test_upload_transcribe_and_download_srt(app_server, open_page, interview_mp3
     wait_for_script(page)
     screenshot(page, "04-result")
 
-    with page.expect_download() as download_info:
-        page.get_by_role("button", name="⬇️ SRT").click()
-    download = download_info.value
-    assert download.suggested_filename == "interview.srt"
-    srt = Path(download.path()).read_text(encoding="utf-8")
+    file_name, srt = download(page, "srt")
+    assert file_name == "interview.srt"
     assert srt.startswith("1\n00:00:0"), srt
     assert " --> 00:00:" in srt.splitlines()[1]
     # The privacy panel, checked live: nothing went online, and the temporary audio of the run is gone.
@@ -129,6 +146,65 @@ def test_broken_file_shows_its_error_and_keeps_the_earlier_result(app_server, op
     wait_for_script(page)
     screenshot(page, "05-error")
     assert_no_traceback(page)
+
+
+def test_two_sessions_at_once_each_get_their_own_transcript(app_server, open_page, engine, meeting_mp3, interview_mp3):
+    files = {"meeting.mp3": meeting_mp3, "interview.mp3": interview_mp3}
+    pages = {name: open_page(app_server) for name in files}  # two browser contexts: two sessions
+    for name, page in pages.items():
+        add_file(page, name, "audio/mpeg", files[name])
+        expect(input_title(page, name)).to_be_visible()
+        wait_for_script(page)
+    first, second = pages.values()
+    transcribe(first)
+    expect(first.get_by_role("button", name="Cancel")).to_be_visible()  # its job has started
+    transcribe(second)
+    for name, page in pages.items():
+        expect_result(page, name, timeout_ms=2 * TRANSCRIBE_TIMEOUT_MS)  # the second waits for the first
+    assert QUEUED in second.evaluate("window.__alertTexts")  # it said that it waits, while the first one ran
+    assert QUEUED not in first.evaluate("window.__alertTexts")
+    # Each page has its own result only, with the text this file gives when transcribed alone, in this process.
+    for name, page in pages.items():
+        (other,) = set(files) - {name}
+        expect(page.get_by_role("heading", name=other, exact=True)).to_have_count(0)
+        file_name, text = download(page, "txt")
+        alone = asr.transcribe_all(files[name], engine=engine, options=asr.TranscribeOptions())
+        assert file_name == f"{Path(name).stem}.txt"
+        assert text == asr.WRITERS["txt"](alone) and alone.text.strip()
+        assert_no_traceback(page)
+
+
+def test_closing_the_tab_cancels_its_run_and_frees_the_model(app_server, open_page, lecture_mp3, interview_mp3):
+    page = open_page(app_server)
+    add_file(page, "lecture.mp3", "audio/mpeg", lecture_mp3)  # 20 minutes: this run would take minutes
+    add_file(page, "interview.mp3", "audio/mpeg", interview_mp3)  # would get a work folder of its own after it
+    expect(input_title(page, "interview.mp3")).to_be_visible()
+    wait_for_script(page)
+    transcribe(page)
+    expect(page.get_by_test_id("stProgress")).to_contain_text(re.compile(r"lecture\.mp3 · Processed"))
+    (lecture_folder,) = work_folders(app_server)
+
+    page.close()
+    closed_at = time.monotonic()
+    seen = set()
+    while folders := work_folders(app_server):  # the lecture's folder goes once the run stops
+        seen |= folders
+        assert time.monotonic() - closed_at < ABANDONED_AFTER_S + 60, "the closed tab's run was not stopped"
+        time.sleep(0.05)
+    stopped_after_s = time.monotonic() - closed_at
+    time.sleep(2)
+    seen |= work_folders(app_server)
+    assert seen == {lecture_folder}, "the run went on to the next file"
+    assert stopped_after_s > ABANDONED_AFTER_S - 1  # not at once: a dropped connection has time to come back
+
+    # The model is free at once for another session: no waiting behind the abandoned run.
+    other = open_page(app_server)
+    add_file(other, "interview.mp3", "audio/mpeg", interview_mp3)
+    transcribe(other)
+    expect_result(other, "interview.mp3")
+    assert QUEUED not in other.evaluate("window.__alertTexts")
+    expect(other.get_by_test_id("stSidebar").get_by_text("✅ Temporary audio: deleted after each run")).to_be_visible()
+    assert_no_traceback(other)
 
 
 def test_model_download_panel_fetches_only_on_click(tiny_model_dir, tmp_path, open_page, interview_mp3, screenshot):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import logging
+import sys
 import threading
 import time
 
@@ -13,7 +15,10 @@ from fakes import FakeEngine
 from speech import SENTENCES, silence, speech_with_pauses
 
 import asr
-from asr.jobs import JobInput, JobStatus, TranscriptionJob
+from asr import tempfiles
+from asr.jobs import JobInput, JobSnapshot, JobStatus, TranscriptionJob
+
+GRACE_S = 1.0  # the tests' `abandoned_after_s`: a blip must be shorter, a closed page lasts longer
 
 
 def _wav_bytes(samples: np.ndarray) -> bytes:
@@ -102,6 +107,73 @@ def test_jobs_of_two_sessions_take_turns(three_sentences):
     assert second.snapshot().status is JobStatus.DONE
 
 
+def _cancel_logs(caplog) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == "asr.jobs" and "its page has been closed" in r.getMessage()]
+
+
+def test_a_running_job_whose_page_is_gone_is_cancelled_after_the_grace_and_keeps_nothing(
+    three_sentences, tmp_path, monkeypatch, caplog
+):
+    monkeypatch.setattr(tempfiles.tempfile, "tempdir", str(tmp_path))  # where the run's work folder goes
+    caplog.set_level(logging.INFO, logger="asr.jobs")
+    data = bytes(bytearray(three_sentences))  # an object of its own, so its references can be counted
+    unreferenced = sys.getrefcount(data)
+    page_open = threading.Event()
+    page_open.set()
+    gate = threading.Event()
+    job = TranscriptionJob(
+        [JobInput("secret-meeting.wav", data), JobInput("b.wav", data)],
+        engine=FakeEngine(gate=gate, free_calls=1),  # the first chunk runs, the next batch waits at the gate
+        options=asr.TranscribeOptions(decode=asr.DecodeOptions(batch_size=1)),
+        still_wanted=page_open.is_set,
+        abandoned_after_s=GRACE_S,
+    ).start()
+    _wait_for(lambda: len(job.snapshot().segments) == 1)
+    assert len(list(tmp_path.iterdir())) == 1  # the run's private work folder
+
+    page_open.clear()  # a dropped connection that comes back (a reconnect) ...
+    time.sleep(GRACE_S / 4)
+    page_open.set()
+    time.sleep(GRACE_S * 1.5)
+    assert _cancel_logs(caplog) == []  # ... does not cancel the run
+
+    page_open.clear()  # the tab is closed
+    closed_at = time.monotonic()
+    _wait_for(lambda: _cancel_logs(caplog))
+    assert time.monotonic() - closed_at >= GRACE_S
+    gate.set()  # the batch in flight finishes; the job stops before the next one
+    assert job.wait(30)
+    assert job.snapshot() == JobSnapshot(status=JobStatus.CANCELLED)  # no partial result, no segments
+    assert list(tmp_path.iterdir()) == []
+    assert sys.getrefcount(data) == unreferenced  # the job let go of the audio
+    (record,) = _cancel_logs(caplog)
+    assert record.levelno == logging.INFO and record.getMessage().startswith("Cancelling a running transcription")
+    assert "secret" not in caplog.text
+
+
+def test_a_queued_job_whose_page_is_gone_leaves_the_queue_without_waiting(three_sentences, caplog):
+    caplog.set_level(logging.INFO, logger="asr.jobs")
+    gate = threading.Event()
+    first = TranscriptionJob(
+        [JobInput("a.wav", three_sentences)], engine=FakeEngine(gate=gate), options=asr.TranscribeOptions()
+    ).start()
+    _wait_for(lambda: first.snapshot().status is JobStatus.RUNNING)
+    second = TranscriptionJob(
+        [JobInput("b.wav", three_sentences)],
+        engine=FakeEngine(),
+        options=asr.TranscribeOptions(),
+        still_wanted=lambda: False,
+        abandoned_after_s=GRACE_S,
+    ).start()
+    assert second.wait(GRACE_S + 5)  # while the first job still holds the model
+    assert second.snapshot() == JobSnapshot(status=JobStatus.CANCELLED)
+    assert first.snapshot().status is JobStatus.RUNNING
+    (record,) = _cancel_logs(caplog)
+    assert record.getMessage().startswith("Cancelling a queued transcription")
+    gate.set()
+    assert first.wait(30) and first.snapshot().status is JobStatus.DONE
+
+
 def test_silence_gives_a_result_with_the_no_speech_note():
     job = TranscriptionJob(
         [JobInput("quiet.wav", _wav_bytes(silence(4.0)))], engine=FakeEngine(), options=asr.TranscribeOptions()
@@ -112,8 +184,6 @@ def test_silence_gives_a_result_with_the_no_speech_note():
 
 
 def test_speed_and_time_left_estimates():
-    from asr.jobs import JobSnapshot
-
     snapshot = JobSnapshot(JobStatus.RUNNING, processed_s=60.0, total_s=150.0, elapsed_s=25.0)
     assert snapshot.speed == pytest.approx(2.4) and snapshot.remaining_s == pytest.approx(37.5)
     assert JobSnapshot(JobStatus.RUNNING).speed is None and JobSnapshot(JobStatus.RUNNING).remaining_s is None
