@@ -234,6 +234,8 @@ def job_panel() -> None:
     else:
         fraction = snapshot.processed_s / snapshot.total_s if snapshot.total_s else 0.0
         st.progress(min(fraction, 1.0), text=f"**{snapshot.current}** · {progress_line(snapshot)}")
+        for notice in snapshot.notices:
+            st.warning(notice, icon="⚠️")
         for segment in snapshot.segments:
             st.markdown(f"`{format_clock(segment.start_s)}` {segment.text}")
     if st.button("Cancel", key="cancel", icon="⏹️"):
@@ -255,6 +257,8 @@ def show_result(result_id: int, result: FileResult) -> None:
     """One file's outcome: error, or language, editable segments, copy block and downloads."""
     with st.container(border=True):
         st.subheader(result.name)
+        for notice in result.notices:
+            st.warning(notice, icon="⚠️")
         if result.error:
             st.error(result.error)
             return

@@ -57,6 +57,7 @@ class FileResult:
     transcript: Transcript | None = None
     error: str | None = None
     cancelled: bool = False
+    notices: tuple[str, ...] = ()  # changes of course the user should know of (e.g. moved to the CPU)
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,7 @@ class JobSnapshot:
     elapsed_s: float = 0.0  # since the current input started
     segments: tuple[Segment, ...] = ()  # of the current input, so far
     info: TranscriptionInfo | None = None  # of the current input, once known
+    notices: tuple[str, ...] = ()  # of the current input, as they happen
     results: tuple[FileResult, ...] = ()  # finished inputs, in order
 
     @property
@@ -141,6 +143,10 @@ class TranscriptionJob:
     def _on_progress(self, processed_s: float, total_s: float) -> None:
         self._update(processed_s=processed_s, total_s=total_s)
 
+    def _on_notice(self, text: str) -> None:
+        with self._lock:
+            self._state = replace(self._state, notices=(*self._state.notices, text))
+
     def _watch(self) -> None:
         """Cancel the job once `still_wanted` has said no for `abandoned_after_s` without a break."""
         unwanted_since: float | None = None
@@ -189,7 +195,13 @@ class TranscriptionJob:
                 break
             self._started_at = time.monotonic()
             self._update(
-                status=JobStatus.RUNNING, current=item.name, processed_s=0.0, total_s=0.0, segments=(), info=None
+                status=JobStatus.RUNNING,
+                current=item.name,
+                processed_s=0.0,
+                total_s=0.0,
+                segments=(),
+                info=None,
+                notices=(),
             )
             result = self._transcribe_one(item)
             with self._lock:
@@ -199,7 +211,12 @@ class TranscriptionJob:
         info = None
         try:
             segments, info = transcribe(
-                item.data, engine=self._engine, options=self._options, progress=self._on_progress, cancel=self._cancel
+                item.data,
+                engine=self._engine,
+                options=self._options,
+                progress=self._on_progress,
+                cancel=self._cancel,
+                notice=self._on_notice,
             )
             self._update(info=info, total_s=info.duration_s)
             for segment in segments:
@@ -207,13 +224,14 @@ class TranscriptionJob:
                     self._state = replace(self._state, segments=(*self._state.segments, segment))
         except TranscriptionCancelled:
             partial = Transcript(self.snapshot().segments, info) if info is not None else None
-            return FileResult(item.name, transcript=partial, cancelled=True)
+            return FileResult(item.name, transcript=partial, cancelled=True, notices=self.snapshot().notices)
         except ASRError as e:
-            return FileResult(item.name, error=str(e))
+            return FileResult(item.name, error=str(e), notices=self.snapshot().notices)
         except Exception:  # a bug or an exhausted machine: keep the app alive, log the trace without content
             logger.exception("Transcription failed unexpectedly")
             return FileResult(item.name, error="Something went wrong while transcribing; details are in the log.")
-        return FileResult(item.name, transcript=Transcript(self.snapshot().segments, info))
+        done = self.snapshot()
+        return FileResult(item.name, transcript=Transcript(done.segments, info), notices=done.notices)
 
 
 @dataclass(frozen=True)

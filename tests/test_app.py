@@ -14,6 +14,8 @@ from speech import SENTENCES, silence, speak
 from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
+import asr
+
 APP = str(Path(__file__).parents[1] / "app.py")
 
 
@@ -140,3 +142,29 @@ def test_missing_model_offers_a_download_and_downloads_nothing_by_itself(monkeyp
     assert "download_job" not in at.session_state  # nothing started without the click
     at.radio(key="source").set_value("A mirror").run()
     assert at.button(key="download_model").proto.disabled  # a mirror needs its URL first
+
+
+def test_a_move_to_the_cpu_after_out_of_memory_is_shown_with_the_result(app, meeting_wav, monkeypatch):
+    """No GPU here, so the engine's generate is made to run out of memory until `fall_back_to_cpu` is called."""
+    engine = asr.QwenEngine
+    real_transcribe, moved = engine.transcribe_chunks, []
+
+    def full_gpu(self, chunks, **kwargs):
+        if not moved:
+            raise asr.DeviceMemoryError("Ran out of cuda memory on a batch of 1 chunk(s).")
+        return real_transcribe(self, chunks, **kwargs)
+
+    notice = "The cuda ran out of memory even for one chunk, so the model moved to the CPU."
+
+    def to_cpu(self):
+        moved.append(True)
+        return notice
+
+    monkeypatch.setattr(engine, "transcribe_chunks", full_gpu)
+    monkeypatch.setattr(engine, "fall_back_to_cpu", to_cpu)
+    app.file_uploader(key="uploads-0").set_value(("meeting.wav", meeting_wav, "audio/wav")).run()
+    app.button(key="transcribe").click().run()
+    _finish(app)
+    ((_, result),) = app.session_state.results
+    assert result.transcript.segments and not result.error
+    assert [w.value for w in app.warning] == [notice]

@@ -72,6 +72,21 @@ def test_progress_and_segments_are_visible_while_running(three_sentences):
     assert done.processed_s == done.total_s > 0
 
 
+def test_a_move_to_the_cpu_is_shown_while_running_and_kept_with_the_result(three_sentences):
+    """No GPU here: the fake engine plays one that runs out of memory for any chunk until it moves to the CPU."""
+    gate = threading.Event()
+    engine = FakeEngine(max_rows=0, cpu_fallback=True, gate=gate, free_calls=2)
+    job = TranscriptionJob([JobInput("a.wav", three_sentences)], engine=engine, options=asr.TranscribeOptions())
+    job.start()
+    _wait_for(lambda: job.snapshot().notices)
+    (notice,) = job.snapshot().notices
+    assert "moved to the CPU" in notice and job.snapshot().status is JobStatus.RUNNING
+    gate.set()
+    assert job.wait(30)
+    (result,) = job.snapshot().results
+    assert result.notices == (notice,) and len(result.transcript.segments) == 3
+
+
 def test_cancel_keeps_finished_segments_as_a_partial_result(three_sentences):
     gate = threading.Event()
     engine = FakeEngine(gate=gate, free_calls=1)  # the first chunk runs, the second waits at the gate
