@@ -9,11 +9,14 @@ Fixtures: tests/browser_fixtures.py. Set UPDATE_SCREENSHOTS=1 to refresh docs/sc
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import tempfile
 import time
 from pathlib import Path
 
-from browser_fixtures import AppServer, HeldHubMirror, assert_no_traceback, serve_app, wait_for_script
+from browser_fixtures import ROOT, AppServer, HeldHubMirror, assert_no_traceback, serve_app, wait_for_script
 from playwright.sync_api import Locator, Page, expect
 
 import asr
@@ -73,7 +76,23 @@ def work_folders(server: AppServer) -> set[str]:
     return {path.name for path in server.temp.glob(f"{TEMP_PREFIX}*")}
 
 
+def files_named_like(fragment: str, since: float, roots: list[Path]) -> list[Path]:
+    """Files under `roots` changed after `since` whose name holds `fragment` (the repository's .git and .venv
+    skipped): where an upload written to disk under its own name would show up."""
+    found = []
+    for root in roots:
+        for folder, subfolders, names in os.walk(root):
+            subfolders[:] = [name for name in subfolders if name not in (".git", ".venv")]
+            for name in names:
+                path = Path(folder, name)
+                with contextlib.suppress(OSError):  # a file of another process may vanish while we look
+                    if fragment in name.lower() and path.stat().st_mtime >= since:
+                        found.append(path)
+    return found
+
+
 def test_upload_transcribe_and_download_srt(app_server, open_page, interview_mp3, screenshot):
+    started = time.time()
     page = open_page(app_server)
     expect(page.get_by_test_id("stFileUploader")).to_be_visible()  # the model has loaded
     wait_for_script(page)
@@ -109,6 +128,9 @@ def test_upload_transcribe_and_download_srt(app_server, open_page, interview_mp3
     expect(sidebar.get_by_text("✅ Network use since start: none")).to_be_visible()
     expect(sidebar.get_by_text("✅ Temporary audio: deleted after each run")).to_be_visible()
     assert_no_traceback(page)
+    # The upload was kept in memory: no file of that name appeared where the server or anyone could write it.
+    roots = [app_server.temp, ROOT, Path.home(), Path(tempfile.gettempdir())]
+    assert files_named_like("interview", started, roots) == []
 
 
 def test_record_through_the_microphone_and_transcribe(app_server, open_page):
