@@ -53,6 +53,8 @@ _LOOP_MIN_CHARS = 40
 # VAD first scans this many first_chunk_s of the file (4 s -> 10 s: under 0.2 s), enough to hold the first chunk.
 _HEAD_CHUNKS = 2.5
 _VAD_LEAD_IN_SAMPLES = SAMPLE_RATE  # the rest's VAD starts 1 s before the first chunk's end, to settle first
+# Silence kept between two speech spans of a chunk (each span already has VAD's 200 ms padding on both sides).
+_KEPT_PAUSE_SAMPLES = round(0.3 * SAMPLE_RATE)
 
 
 class Engine(Protocol):
@@ -141,6 +143,26 @@ def _spans_after(samples: np.ndarray, start: int, options: TranscribeOptions, ca
     return _spans_from(moved, start)
 
 
+def chunk_audio(samples: np.ndarray, chunk: Chunk) -> np.ndarray:
+    """The chunk's audio as the model gets it: its speech spans, with longer pauses between them cut to 0.3 s.
+
+    The audio encoder and the prefill cost grows with every second fed, silence included (on CPU they
+    are about half the time of a run), and a long pause carries no words (silence is also where ASR
+    models invent text). The text is placed on the timeline by the chunk's own start and end, so
+    shortening its pauses moves nothing.
+    """
+    pieces, half = [], _KEPT_PAUSE_SAMPLES // 2
+    for previous, span in zip((None, *chunk.spans), chunk.spans, strict=False):
+        if previous is not None:
+            pause = (previous.end_sample, span.start_sample)
+            if pause[1] - pause[0] > _KEPT_PAUSE_SAMPLES:
+                pieces += [samples[pause[0] : pause[0] + half], samples[pause[1] - half : pause[1]]]
+            else:
+                pieces.append(samples[pause[0] : pause[1]])
+        pieces.append(samples[span.start_sample : span.end_sample])
+    return pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
+
+
 def _check_cancel(cancel: threading.Event | None, done: int) -> None:
     if cancel is not None and cancel.is_set():
         raise TranscriptionCancelled(f"Transcription cancelled after {done} finished segment(s).")
@@ -182,7 +204,7 @@ def _transcribe_batch(
 
     Each chunk's token budget follows its seconds of speech, not its length: pauses hold no words.
     """
-    waves = [samples[chunk.start_sample : chunk.end_sample] for chunk in chunks]
+    waves = [chunk_audio(samples, chunk) for chunk in chunks]
     budgets = [decode.max_new_tokens(chunk.speech_samples / SAMPLE_RATE) for chunk in chunks]
     request = {"language": decode.language, "context": decode.context}
     results = _generate_fitting(engine, waves, budgets, request, notice)

@@ -34,8 +34,9 @@ wall time from the start of transcription to the last text (load excluded), real
 to first text (ours: until `transcribe()` returns with the first chunk's text, VAD included;
 reference: until the first window is decoded), generated tokens (rows x steps, counted with forward
 hooks) and tokens per second, where the forward time goes (audio encoder, LM prefill, one-token
-decode steps; the rest is VAD, features, tokenizing and generate's own overhead), peak RSS
-(`ru_maxrss`, after load and at the end) and on CUDA peak GPU memory. The table shows, per input and
+decode steps; the rest is VAD, features, tokenizing and generate's own overhead), resident memory
+when transcription starts and its peak while transcribing (VmHWM, reset after load, so building the
+input and loading the model do not count), and on CUDA peak GPU memory. The table shows, per input and
 implementation, the round with the lowest wall time; speedup = reference wall / our wall at the same
 audio (our throughput / the reference's); every round is in `--json`.
 
@@ -53,6 +54,7 @@ machine, OpenMP threads that spin-wait for a descheduled peer make a 2-thread de
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -245,8 +247,8 @@ class RunResult:
     budget_tokens: int  # the tokens each request asked for (ours: padding rows of a batch excluded)
     audio_pad_fraction: float  # share of the audio in batches that is padding to the longest chunk
     nonempty_texts: int
-    peak_rss_after_load_mb: float
-    peak_rss_mb: float
+    rss_after_load_mb: float  # resident memory when transcription starts (model loaded, input built)
+    peak_rss_mb: float  # the highest resident memory while transcribing (Linux: VmHWM, reset after load)
     peak_gpu_mb: float | None
 
     @property
@@ -344,8 +346,29 @@ class RecordingEngine:
         return self.engine.fall_back_to_cpu()
 
 
+def _status_mb(field_name: str) -> float | None:
+    """A memory figure of this process from /proc/self/status (Linux), in MB."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field_name + ":"):
+                return int(line.split()[1]) / 1024  # kB
+    return None
+
+
+def _rss_now_mb() -> float:
+    return _status_mb("VmRSS") or _peak_rss_mb()
+
+
+def _start_peak_rss() -> None:
+    """Start a new high-water mark of resident memory, so the peak is the transcription's own and not that of
+    building the input or loading the model (Linux: writing 5 to clear_refs resets VmHWM)."""
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
+
+
 def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    """Peak resident memory since `_start_peak_rss` (Linux), or since the process started (elsewhere)."""
+    return _status_mb("VmHWM") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # ru_maxrss: KiB
 
 
 class Stopwatch:
@@ -390,7 +413,8 @@ def run_ours(speech: SyntheticSpeech, args: argparse.Namespace) -> RunResult:
     engine = QwenEngine.load(str(args.checkpoint), device=args.device)
     get_speech_spans(np.zeros(SAMPLE_RATE, np.float32), asr.VadOptions())  # loads Silero once, as the app does
     timer = ForwardTimer(engine._model, cuda=args.device == "cuda")  # the engine keeps its model private
-    loaded = Loaded(clock.wall_s(), _peak_rss_mb(), engine.info.dtype, timer)
+    loaded = Loaded(clock.wall_s(), _rss_now_mb(), engine.info.dtype, timer)
+    _start_peak_rss()
     decode = asr.DecodeOptions(tokens_per_s=args.tokens_per_s, min_new_tokens_budget=1, batch_size=args.batch_size)
     recording = RecordingEngine(engine)
 
@@ -425,7 +449,8 @@ def run_reference(speech: SyntheticSpeech, args: argparse.Namespace) -> RunResul
     processor = AutoProcessor.from_pretrained(args.checkpoint)
     model = Qwen3ASRForConditionalGeneration.from_pretrained(args.checkpoint, device_map=args.device)
     timer = ForwardTimer(model, cuda=args.device == "cuda")
-    loaded = Loaded(clock.wall_s(), _peak_rss_mb(), str(model.dtype).removeprefix("torch."), timer)
+    loaded = Loaded(clock.wall_s(), _rss_now_mb(), str(model.dtype).removeprefix("torch."), timer)
+    _start_peak_rss()
 
     window = WINDOW_S * SAMPLE_RATE
     starts = range(0, len(speech.samples), window)
@@ -488,7 +513,7 @@ def _result(
         cpu_s=cpu_s,
         load_avg=load_avg,
         tokens=timer.tokens,
-        peak_rss_after_load_mb=loaded.rss_after_load_mb,
+        rss_after_load_mb=loaded.rss_after_load_mb,
         peak_rss_mb=_peak_rss_mb(),
         peak_gpu_mb=torch.cuda.max_memory_allocated() / 2**20 if args.device == "cuda" else None,
         **measured,
@@ -577,7 +602,7 @@ def _duration(seconds: float) -> str:
 
 HEADER = (
     "| input | impl | wall s | RTF | x real time | first text s | tokens (asked) | tok/s "
-    "| encoder / prefill / decode / other s | ms per decode step (rows) | CPU s | peak RSS GB (after load) "
+    "| encoder / prefill / decode / other s | ms per decode step (rows) | CPU s | peak RSS GB (at start) "
     "| load s | load avg |"
 )
 
@@ -590,7 +615,7 @@ def _run_line(run: RunResult) -> str:
         f"| {run.rtf:.3f} | {1 / run.rtf:.2f} | {run.first_text_s:.1f} | {run.tokens} ({run.budget_tokens}) "
         f"| {run.tokens_per_s:.2f} | {run.encoder_s:.1f} / {run.prefill_s:.1f} / {run.decode_s:.1f} / "
         f"{run.other_s:.1f} | {steps} | {run.cpu_s:.0f} "
-        f"| {run.peak_rss_mb / 1024:.2f} ({run.peak_rss_after_load_mb / 1024:.2f}) | {run.load_s:.1f} "
+        f"| {run.peak_rss_mb / 1024:.2f} ({run.rss_after_load_mb / 1024:.2f}) | {run.load_s:.1f} "
         f"| {run.load_avg[0]:.1f}-{run.load_avg[1]:.1f} |"
     )
 
