@@ -2,7 +2,7 @@
 
 Transcription runs in a background job (`asr.jobs`), so the page stays responsive: a fragment
 polls the job twice a second to draw progress and the segments that are done, and Cancel stops it
-between batches. Results live in `st.session_state` and are never replaced by a later error. A job
+within a second or two. Results live in `st.session_state` and are never replaced by a later error. A job
 stops by itself when its page has been disconnected for a few seconds (a closed tab), see
 `page_is_connected`.
 """
@@ -240,7 +240,7 @@ def job_panel() -> None:
             st.markdown(f"`{format_clock(segment.start_s)}` {segment.text}")
     if st.button("Cancel", key="cancel", icon="⏹️"):
         job.cancel()
-        st.toast("Stopping after the current part…")
+        st.toast("Stopping…")
 
 
 def edited_transcript(result_id: int, transcript: asr.Transcript) -> asr.Transcript:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 from safetensors import SafetensorError
-from transformers import AutoProcessor, Qwen3ASRForConditionalGeneration
+from transformers import AutoProcessor, Qwen3ASRForConditionalGeneration, StoppingCriteria, StoppingCriteriaList
 
 from .errors import DeviceMemoryError, ModelLoadError, OptionsError
 from .hub import locate_model
@@ -90,6 +90,16 @@ def parse_generated(text: str, forced_language: str | None) -> tuple[str | None,
             language = name if name in _LANGUAGE_NAMES else None
             text = rest
     return language, text.replace(_ASR_TEXT, "").strip()
+
+
+class _StopWhenSet(StoppingCriteria):
+    """Ends `generate` at its next decode step once the event is set (the user pressed Cancel)."""
+
+    def __init__(self, event: threading.Event) -> None:
+        self._event = event
+
+    def __call__(self, input_ids: torch.LongTensor, scores, **kwargs) -> torch.BoolTensor:
+        return torch.full((input_ids.shape[0],), self._event.is_set(), dtype=torch.bool, device=input_ids.device)
 
 
 class QwenEngine:
@@ -205,6 +215,7 @@ class QwenEngine:
         context: str,
         max_new_tokens: Sequence[int],
         repetition_penalty: float | None = None,
+        stop: threading.Event | None = None,
     ) -> list[ChunkText]:
         """Transcribe a batch of mono float32 16 kHz chunks with greedy decoding.
 
@@ -215,6 +226,8 @@ class QwenEngine:
             max_new_tokens: cap on generated tokens, one per chunk. The batch runs to the largest;
                 each row is then cut to its own cap, so a chunk's text does not depend on its batch.
             repetition_penalty: used when a chunk is decoded again after a loop.
+            stop: when set from another thread, generation ends at its next step (a CPU batch can take
+                20 s); the texts are then cut short, and the caller is expected to discard them.
 
         Returns:
             One `ChunkText` per chunk, in the order given.
@@ -227,6 +240,8 @@ class QwenEngine:
         inputs = inputs.to(self._model.device, dtype=self._model.dtype)
         prompt_length = inputs["input_ids"].shape[1]
         extra = {"repetition_penalty": repetition_penalty} if repetition_penalty else {}
+        if stop is not None:
+            extra["stopping_criteria"] = StoppingCriteriaList([_StopWhenSet(stop)])
         try:
             with self._lock, torch.inference_mode():
                 generated = self._model.generate(**inputs, max_new_tokens=max(max_new_tokens), do_sample=False, **extra)

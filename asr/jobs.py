@@ -122,7 +122,7 @@ class TranscriptionJob:
         return self
 
     def cancel(self) -> None:
-        """Stop after the current batch (a queued job leaves the queue at once); finished segments are kept."""
+        """Stop within a second or two (a queued job leaves the queue at once); finished segments are kept."""
         self._cancel.set()
 
     def wait(self, timeout_s: float | None = None) -> bool:

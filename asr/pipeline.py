@@ -71,6 +71,7 @@ class Engine(Protocol):
         context: str,
         max_new_tokens: Sequence[int],
         repetition_penalty: float | None = None,
+        stop: threading.Event | None = None,
     ) -> list[ChunkText]: ...
 
     def fall_back_to_cpu(self) -> str | None: ...
@@ -199,14 +200,16 @@ def _transcribe_batch(
     chunks: Sequence[Chunk],
     decode: DecodeOptions,
     notice: NoticeCallback | None,
+    cancel: threading.Event | None,
 ) -> list[Segment]:
     """Run one batch through the engine, retry loops once with a penalty, and place texts on the timeline.
 
-    Each chunk's token budget follows its seconds of speech, not its length: pauses hold no words.
+    Each chunk's token budget follows its seconds of speech, not its length: pauses hold no words. A
+    cancel stops the batch's generation at its next step, and its cut-short texts are dropped.
     """
     waves = [chunk_audio(samples, chunk) for chunk in chunks]
     budgets = [decode.max_new_tokens(chunk.speech_samples / SAMPLE_RATE) for chunk in chunks]
-    request = {"language": decode.language, "context": decode.context}
+    request = {"language": decode.language, "context": decode.context, "stop": cancel}
     results = _generate_fitting(engine, waves, budgets, request, notice)
     segments = []
     for chunk, wave, budget, result in zip(chunks, waves, budgets, results, strict=True):
@@ -223,6 +226,8 @@ def _transcribe_batch(
         if result.text:
             start_s, end_s = chunk.start_sample / SAMPLE_RATE, chunk.end_sample / SAMPLE_RATE
             segments.append(Segment(start_s, end_s, result.text, result.language, tuple(flags)))
+    if cancel is not None and cancel.is_set():
+        raise TranscriptionCancelled("Transcription cancelled while generating.")
     return segments
 
 
@@ -243,8 +248,8 @@ def transcribe(
         options: all settings; validated before any decoding or model work.
         progress: called with (processed seconds, total seconds) after decoding and after each batch.
         cancel: set it from another thread to stop; decoding, speech detection and generation
-            all check it, so a run stops within about a second (the current batch's generate is not
-            interrupted: at most one batch).
+            (at every decode step) all check it, so a run stops within a second or two; only the
+            audio encoder and prefill of the current batch run to their end.
         notice: called with a sentence for the user when the run had to change course (the GPU ran
             out of memory and the model moved to the CPU).
 
@@ -269,7 +274,9 @@ def transcribe(
             progress(0.0, len(samples) / SAMPLE_RATE)  # the total is known now; the first words come next
         first, rest_spans = _plan_first_chunk(samples, options, cancel)
         _check_cancel(cancel, 0)
-        first_segments = [] if first is None else _transcribe_batch(engine, samples, [first], options.decode, notice)
+        first_segments = (
+            [] if first is None else _transcribe_batch(engine, samples, [first], options.decode, notice, cancel)
+        )
     except BaseException:
         cleanup.close()
         raise
@@ -324,7 +331,9 @@ class _Run:
                 for position in range(0, len(chunks), batch_size):
                     _check_cancel(self.cancel, done)
                     batch = chunks[position : position + batch_size]
-                    segments = _transcribe_batch(self.engine, self.samples, batch, self.options.decode, self.notice)
+                    segments = _transcribe_batch(
+                        self.engine, self.samples, batch, self.options.decode, self.notice, self.cancel
+                    )
                     yield from segments
                     done += len(segments)
                     self._report(batch[-1].end_sample)

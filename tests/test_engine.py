@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 import torch
 from transformers import AutoProcessor, Qwen3ASRForConditionalGeneration
@@ -120,6 +122,14 @@ def test_each_chunk_of_a_batch_stops_at_its_own_cap(engine, golden_clip, other_c
     mixed = engine.transcribe_chunks([golden_clip, other_clip], language="English", context="", max_new_tokens=[24, 10])
     assert [r.num_tokens for r in mixed] == [24, 10]
     assert mixed[1].text == short[0].text  # the batch's longer cap does not leak into this chunk's text
+
+
+def test_a_set_stop_ends_generation_at_the_next_step(engine, golden_clip):
+    stop = threading.Event()
+    stop.set()
+    (cut,) = engine.transcribe_chunks([golden_clip], language="English", context="", max_new_tokens=[200], stop=stop)
+    (full,) = engine.transcribe_chunks([golden_clip], language="English", context="", max_new_tokens=[200])
+    assert full.num_tokens == 200 and cut.num_tokens <= 1  # random weights never end by themselves
 
 
 def test_an_engine_on_the_cpu_has_nothing_to_fall_back_to(engine):

@@ -103,6 +103,42 @@ def test_cancel_stops_between_batches(four_sentences):
     assert first.text and len(engine.calls) == 1
 
 
+class _TimedBatches:
+    """The real engine, timing its batches of several chunks; with `cancel`, it sets it `after_s` into each."""
+
+    def __init__(self, engine, cancel: threading.Event | None = None, after_s: float = 0.0) -> None:
+        self.engine, self.cancel, self.after_s = engine, cancel, after_s
+        self.name, self.default_batch_size = engine.name, engine.default_batch_size
+        self.batch_s: list[float] = []
+
+    def transcribe_chunks(self, chunks, **kwargs):
+        if len(chunks) > 1 and self.cancel is not None:
+            threading.Timer(self.after_s, self.cancel.set).start()
+        started = time.monotonic()
+        try:
+            return self.engine.transcribe_chunks(chunks, **kwargs)
+        finally:
+            if len(chunks) > 1:
+                self.batch_s.append(time.monotonic() - started)
+
+    def fall_back_to_cpu(self):
+        return None
+
+
+def test_cancel_stops_generation_inside_a_batch(engine, four_sentences):
+    """A CPU batch can take 20 s: a cancel must not wait for it. The tiny model never says end-of-text, so a
+    generous budget makes the batch long."""
+    options = asr.TranscribeOptions(decode=asr.DecodeOptions(tokens_per_s=100.0, batch_size=8))
+    timed = _TimedBatches(engine)
+    asr.transcribe_all(four_sentences[0], engine=timed, options=options)
+    (batch_s,) = timed.batch_s  # the three chunks after the first, in one batch
+    cancel = threading.Event()
+    cancelled = _TimedBatches(engine, cancel, after_s=0.1 * batch_s)
+    with pytest.raises(asr.TranscriptionCancelled, match="while generating"):
+        asr.transcribe_all(four_sentences[0], engine=cancelled, options=options, cancel=cancel)
+    assert cancelled.batch_s[0] < 0.5 * batch_s
+
+
 def test_cancel_before_start_does_no_model_work(four_sentences):
     cancel = threading.Event()
     cancel.set()
