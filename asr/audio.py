@@ -25,6 +25,8 @@ Why it is built this way:
   wraps ``container.decode()``, but a generator that raised cannot resume, so that stops at the first bad
   packet. We demux and decode each packet ourselves; a packet FFmpeg rejects is replaced by silence of its
   length (so later speech keeps its timestamps) and counted, and we fail only if nothing decodes at all.
+  Damage FFmpeg does not report as a bad packet is not covered: in an MP3 with overwritten bytes the parser
+  resynchronises on the next frame header, the lost frames are simply missing, and later speech moves earlier.
 * **Long inputs are refused early.** ``max_duration_s`` is checked against the length the container
   declares before anything is decoded, then against the samples as they arrive (browser recordings often
   declare no length).
