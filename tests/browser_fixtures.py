@@ -219,8 +219,9 @@ def _sentences_apart(minutes: float) -> np.ndarray:
 
 @pytest.fixture(scope="session")
 def meeting_mp3() -> bytes:
-    """About a minute of speech as an MP3: a run of seconds, long enough for a second session to queue behind it."""
-    return _encode(_sentences_apart(1), "MP3")
+    """About half a minute of speech as an MP3: long enough for a second session to queue behind it, short enough
+    for a busy 2-core machine (where the server transcribed it at about real time, Chromium drawing beside it)."""
+    return _encode(_sentences_apart(0.5), "MP3")
 
 
 @pytest.fixture(scope="session")
