@@ -29,19 +29,6 @@ from .results import ChunkText
 logger = logging.getLogger(__name__)
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
-
-
-def _find_malloc_trim():
-    """glibc's malloc_trim, or None (macOS, Windows, musl)."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        return ctypes.CDLL("libc.so.6").malloc_trim
-    except (OSError, AttributeError):
-        return None
-
-
-_MALLOC_TRIM = _find_malloc_trim()
 DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
 _ASR_TEXT = "<asr_text>"
 _LANGUAGE_PREFIX = "language "
@@ -105,6 +92,19 @@ def parse_generated(text: str, forced_language: str | None) -> tuple[str | None,
             language = name if name in _LANGUAGE_NAMES else None
             text = rest
     return language, text.replace(_ASR_TEXT, "").strip()
+
+
+def _find_malloc_trim():
+    """glibc's malloc_trim, or None (macOS, Windows, musl)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+_MALLOC_TRIM = _find_malloc_trim()
 
 
 def _return_freed_memory() -> None:

@@ -136,7 +136,9 @@ def _plan_first_chunk(
     return first, [] if first is None else _spans_from(spans, first.end_sample)
 
 
-def _spans_after(samples: np.ndarray, start: int, options: TranscribeOptions, cancel: threading.Event | None):
+def _spans_after(
+    samples: np.ndarray, start: int, options: TranscribeOptions, cancel: threading.Event | None
+) -> list[SpeechSpan]:
     """Speech spans from sample `start` on; the VAD starts a little earlier to settle on the audio before it."""
     lead_in = max(0, start - _VAD_LEAD_IN_SAMPLES)
     spans = get_speech_spans(samples[lead_in:], options.vad, cancel=cancel)

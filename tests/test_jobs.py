@@ -39,6 +39,14 @@ def _wait_for(condition, timeout_s: float = 10.0) -> None:
         time.sleep(0.01)
 
 
+def _running_job_held_by(gate: threading.Event, data: bytes) -> TranscriptionJob:
+    """A job that holds the shared model: started, running, and stopped at its first batch until `gate` opens."""
+    job = TranscriptionJob([JobInput("a.wav", data)], engine=FakeEngine(gate=gate), options=asr.TranscribeOptions())
+    job.start()
+    _wait_for(lambda: job.snapshot().status is JobStatus.RUNNING)
+    return job
+
+
 def test_files_run_in_order_and_a_bad_one_fails_alone(three_sentences):
     inputs = [
         JobInput("a.wav", three_sentences),
@@ -108,10 +116,7 @@ def test_cancel_keeps_finished_segments_as_a_partial_result(three_sentences):
 
 def test_jobs_of_two_sessions_take_turns(three_sentences):
     gate = threading.Event()
-    first = TranscriptionJob(
-        [JobInput("a.wav", three_sentences)], engine=FakeEngine(gate=gate), options=asr.TranscribeOptions()
-    ).start()
-    _wait_for(lambda: first.snapshot().status is JobStatus.RUNNING)
+    first = _running_job_held_by(gate, three_sentences)
     second = TranscriptionJob(
         [JobInput("b.wav", three_sentences)], engine=FakeEngine(), options=asr.TranscribeOptions()
     ).start()
@@ -169,10 +174,7 @@ def test_a_running_job_whose_page_is_gone_is_cancelled_after_the_grace_and_keeps
 def test_a_queued_job_whose_page_is_gone_leaves_the_queue_without_waiting(three_sentences, caplog):
     caplog.set_level(logging.INFO, logger="asr.jobs")
     gate = threading.Event()
-    first = TranscriptionJob(
-        [JobInput("a.wav", three_sentences)], engine=FakeEngine(gate=gate), options=asr.TranscribeOptions()
-    ).start()
-    _wait_for(lambda: first.snapshot().status is JobStatus.RUNNING)
+    first = _running_job_held_by(gate, three_sentences)
     second = TranscriptionJob(
         [JobInput("b.wav", three_sentences)],
         engine=FakeEngine(),
