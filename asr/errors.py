@@ -35,3 +35,7 @@ class DownloadError(ASRError):
 
 class TranscriptionCancelled(ASRError):
     """The caller asked to stop; segments yielded before this are complete and valid."""
+
+
+class AlignmentError(ASRError):
+    """The forced aligner could not time a batch; its chunks keep estimated word times instead."""

@@ -14,16 +14,17 @@ import threading
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
 import numpy as np
 
 from .audio import SAMPLE_RATE, decode_audio
-from .errors import DeviceMemoryError, TranscriptionCancelled
+from .errors import AlignmentError, DeviceMemoryError, TranscriptionCancelled
 from .options import DecodeOptions, TranscribeOptions
 from .results import (
+    AlignedToken,
     Chunk,
     ChunkText,
     DecodedAudio,
@@ -34,9 +35,10 @@ from .results import (
     Transcript,
     TranscriptionInfo,
 )
-from .segment import collect_chunks
+from .segment import ChunkTimeline, chunk_waveform, collect_chunks
 from .tempfiles import private_workdir
 from .vad import get_speech_spans
+from .words import TimedText, estimate_times, sentence_ranges, spans_in_seconds, timed_text, token_starts
 
 logger = logging.getLogger(__name__)
 
@@ -53,8 +55,6 @@ _LOOP_MIN_CHARS = 40
 # VAD first scans this many first_chunk_s of the file (4 s -> 10 s: under 0.2 s), enough to hold the first chunk.
 _HEAD_CHUNKS = 2.5
 _VAD_LEAD_IN_SAMPLES = SAMPLE_RATE  # the rest's VAD starts 1 s before the first chunk's end, to settle first
-# Silence kept between two speech spans of a chunk (each span already has VAD's 200 ms padding on both sides).
-_KEPT_PAUSE_SAMPLES = round(0.3 * SAMPLE_RATE)
 
 
 class Engine(Protocol):
@@ -75,6 +75,18 @@ class Engine(Protocol):
     ) -> list[ChunkText]: ...
 
     def fall_back_to_cpu(self) -> str | None: ...
+
+
+class Aligner(Protocol):
+    """What the pipeline needs from a forced aligner: `aligner.QwenAligner`, or a fake in tests."""
+
+    name: str
+
+    def supports(self, language: str | None) -> bool: ...
+
+    def align(
+        self, waves: Sequence[np.ndarray], texts: Sequence[str], languages: Sequence[str]
+    ) -> list[list[AlignedToken]]: ...
 
 
 def is_repetition_loop(text: str) -> bool:
@@ -146,90 +158,175 @@ def _spans_after(
     return _spans_from(moved, start)
 
 
-def chunk_audio(samples: np.ndarray, chunk: Chunk) -> np.ndarray:
-    """The chunk's audio as the model gets it: its speech spans, with longer pauses between them cut to 0.3 s.
-
-    The audio encoder and the prefill cost grows with every second fed, silence included (on CPU they
-    are about half the time of a run), and a long pause carries no words (silence is also where ASR
-    models invent text). The text is placed on the timeline by the chunk's own start and end, so
-    shortening its pauses moves nothing.
-    """
-    pieces, half = [], _KEPT_PAUSE_SAMPLES // 2
-    for previous, span in zip((None, *chunk.spans), chunk.spans, strict=False):
-        if previous is not None:
-            pause = (previous.end_sample, span.start_sample)
-            if pause[1] - pause[0] > _KEPT_PAUSE_SAMPLES:
-                pieces += [samples[pause[0] : pause[0] + half], samples[pause[1] - half : pause[1]]]
-            else:
-                pieces.append(samples[pause[0] : pause[1]])
-        pieces.append(samples[span.start_sample : span.end_sample])
-    return pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
-
-
 def _check_cancel(cancel: threading.Event | None, done: int) -> None:
     if cancel is not None and cancel.is_set():
         raise TranscriptionCancelled(f"Transcription cancelled after {done} finished segment(s).")
 
 
-def _generate_fitting(
-    engine: Engine, waves: list[np.ndarray], budgets: list[int], request: dict, notice: NoticeCallback | None
-) -> list[ChunkText]:
+@dataclass(frozen=True)
+class _GenerationRequest:
+    """One call to the engine: chunks' audio, each with its token budget, and the settings they share."""
+
+    waves: list[np.ndarray]
+    budgets: list[int]
+    language: str | None
+    context: str
+    stop: threading.Event | None
+
+    def part(self, start: int, stop: int | None = None) -> _GenerationRequest:
+        """The same request for chunks [start, stop) only."""
+        return replace(self, waves=self.waves[start:stop], budgets=self.budgets[start:stop])
+
+    def run(self, engine: Engine, repetition_penalty: float | None = None) -> list[ChunkText]:
+        return engine.transcribe_chunks(
+            self.waves,
+            language=self.language,
+            context=self.context,
+            max_new_tokens=self.budgets,
+            repetition_penalty=repetition_penalty,
+            stop=self.stop,
+        )
+
+
+def _generate_fitting(engine: Engine, request: _GenerationRequest, notice: NoticeCallback | None) -> list[ChunkText]:
     """Generate a batch; when the device runs out of memory, split it in halves and try again.
 
     When even a single chunk does not fit, the engine moves to the CPU (the user is told) and the
     run goes on there; only an engine already on the CPU gives up, with a message saying what to try.
+    The retries run after the `except` block has ended: while it runs, the exception's traceback holds
+    the failed batch's tensors, and retrying inside it would try to fit the halves next to them.
     """
     try:
-        return engine.transcribe_chunks(waves, max_new_tokens=budgets, **request)
-    except DeviceMemoryError:
-        if len(waves) == 1:
-            message = engine.fall_back_to_cpu()
-            if message is None:
-                raise
-            if notice is not None:
-                notice(message)
-            return engine.transcribe_chunks(waves, max_new_tokens=budgets, **request)
-        half = len(waves) // 2
-        logger.warning("Out of memory on a batch of %d chunks; retrying in halves", len(waves))
-        return _generate_fitting(engine, waves[:half], budgets[:half], request, notice) + _generate_fitting(
-            engine, waves[half:], budgets[half:], request, notice
+        return request.run(engine)
+    except DeviceMemoryError as error:
+        message = str(error)  # keep only the words: the error itself would keep the batch alive
+    if len(request.waves) == 1:
+        moved = engine.fall_back_to_cpu()
+        if moved is None:
+            raise DeviceMemoryError(message)
+        if notice is not None:
+            notice(moved)
+        return request.run(engine)
+    half = len(request.waves) // 2
+    logger.warning("Out of memory on a batch of %d chunks; retrying in halves", len(request.waves))
+    return _generate_fitting(engine, request.part(0, half), notice) + _generate_fitting(
+        engine, request.part(half), notice
+    )
+
+
+def _align(aligner: Aligner | None, waves: list[np.ndarray], texts: list[ChunkText]) -> list[list[AlignedToken] | None]:
+    """Aligner tokens for each chunk it can time (None for the others, which get estimated times).
+
+    A batch the aligner fails on is tried chunk by chunk, so one bad chunk costs only its own word times.
+    """
+    todo = [i for i, text in enumerate(texts) if aligner is not None and text.text and aligner.supports(text.language)]
+    aligned: list[list[AlignedToken] | None] = [None] * len(texts)
+    if aligner is None or not todo:
+        return aligned
+    groups = [todo]
+    while groups:
+        group = groups.pop()
+        try:
+            rows = aligner.align(
+                [waves[i] for i in group], [texts[i].text for i in group], [texts[i].language for i in group]
+            )
+        except AlignmentError as e:
+            logger.warning("%s", e)
+            groups += [[i] for i in group] if len(group) > 1 else []
+            continue
+        for i, row in zip(group, rows, strict=True):
+            aligned[i] = row
+    return aligned
+
+
+def _place_words(
+    result: ChunkText, tokens: list[AlignedToken] | None, chunk: Chunk, timeline: ChunkTimeline
+) -> tuple[TimedText, bool] | None:
+    """The chunk's words on the original timeline, and whether their times are estimates.
+
+    Aligned times are measured in the shortened audio the aligner heard and mapped back through the
+    chunk's timeline; without them (or when the aligner's words do not match the text), times are shared
+    out over the chunk's speech spans.
+    """
+    if tokens is not None:
+        starts = token_starts(result.text, [token.text for token in tokens])
+        if starts is not None:
+            times = [(timeline.to_original_s(t.start_s), timeline.to_original_s(t.end_s)) for t in tokens]
+            return timed_text(result.text, starts, times, timeline.bounds_s), False
+        logger.warning("The aligner's words did not match the chunk's text; its times are estimated")
+    estimate = estimate_times(result.text, spans_in_seconds(chunk.spans, SAMPLE_RATE))
+    if estimate is None:
+        return None
+    return timed_text(result.text, *estimate, timeline.bounds_s), True
+
+
+def _segments_of_chunk(
+    result: ChunkText,
+    tokens: list[AlignedToken] | None,
+    chunk: Chunk,
+    timeline: ChunkTimeline,
+    flags: list[SegmentFlag],
+) -> list[Segment]:
+    """Sentences (or clauses) of one chunk's text, each with its words and times."""
+    placed = _place_words(result, tokens, chunk, timeline)
+    if placed is None:  # no letters or digits at all (e.g. only punctuation): one segment for the chunk
+        start_s, end_s = timeline.bounds_s
+        return [Segment(start_s, end_s, result.text, result.language, (*flags, SegmentFlag.APPROXIMATE_TIMES))]
+    timed, estimated = placed
+    flags = [*flags, SegmentFlag.APPROXIMATE_TIMES] if estimated else flags
+    segments = []
+    for first, stop in sentence_ranges(timed):
+        words = timed.words[first:stop]
+        segments.append(
+            Segment(
+                words[0].start_s,
+                words[-1].end_s,
+                timed.slice_text(first, stop),
+                result.language,
+                tuple(flags),
+                words,
+            )
         )
+    return segments
 
 
 def _transcribe_batch(
     engine: Engine,
+    aligner: Aligner | None,
     samples: np.ndarray,
     chunks: Sequence[Chunk],
     decode: DecodeOptions,
     notice: NoticeCallback | None,
     cancel: threading.Event | None,
 ) -> list[Segment]:
-    """Run one batch through the engine, retry loops once with a penalty, and place texts on the timeline.
+    """Run one batch through the engine, retry loops once with a penalty, time the words, cut sentences.
 
     Each chunk's token budget follows its seconds of speech, not its length: pauses hold no words. A
     cancel stops the batch's generation at its next step, and its cut-short texts are dropped.
     """
-    waves = [chunk_audio(samples, chunk) for chunk in chunks]
+    waves, timelines = zip(*(chunk_waveform(samples, chunk) for chunk in chunks), strict=True)
     budgets = [decode.max_new_tokens(chunk.speech_samples / SAMPLE_RATE) for chunk in chunks]
-    request = {"language": decode.language, "context": decode.context, "stop": cancel}
-    results = _generate_fitting(engine, waves, budgets, request, notice)
-    segments = []
-    for chunk, wave, budget, result in zip(chunks, waves, budgets, results, strict=True):
+    request = _GenerationRequest(list(waves), budgets, decode.language, decode.context, cancel)
+    results = _generate_fitting(engine, request, notice)
+    all_flags: list[list[SegmentFlag]] = []
+    for index, result in enumerate(results):
         flags: list[SegmentFlag] = []
         if is_repetition_loop(result.text):
-            (result,) = engine.transcribe_chunks(
-                [wave], max_new_tokens=[budget], repetition_penalty=decode.retry_repetition_penalty, **request
-            )
+            (result,) = request.part(index, index + 1).run(engine, decode.retry_repetition_penalty)
+            results[index] = result
             flags.append(SegmentFlag.RETRIED)
             if is_repetition_loop(result.text):
                 flags.append(SegmentFlag.REPETITION_LOOP)
         if not result.finished:
             flags.append(SegmentFlag.TOKEN_CAP)
-        if result.text:
-            start_s, end_s = chunk.start_sample / SAMPLE_RATE, chunk.end_sample / SAMPLE_RATE
-            segments.append(Segment(start_s, end_s, result.text, result.language, tuple(flags)))
+        all_flags.append(flags)
     if cancel is not None and cancel.is_set():
         raise TranscriptionCancelled("Transcription cancelled while generating.")
+    aligned = _align(aligner, list(waves), results)
+    segments = []
+    for result, tokens, chunk, timeline, flags in zip(results, aligned, chunks, timelines, all_flags, strict=True):
+        if result.text:
+            segments += _segments_of_chunk(result, tokens, chunk, timeline, flags)
     return segments
 
 
@@ -241,6 +338,7 @@ def transcribe(
     progress: ProgressCallback | None = None,
     cancel: threading.Event | None = None,
     notice: NoticeCallback | None = None,
+    aligner: Aligner | None = None,
 ) -> tuple[Iterator[Segment], TranscriptionInfo]:
     """Transcribe speech; segments come lazily, in time order, as batches finish.
 
@@ -254,6 +352,9 @@ def transcribe(
             audio encoder and prefill of the current batch run to their end.
         notice: called with a sentence for the user when the run had to change course (the GPU ran
             out of memory and the model moved to the CPU).
+        aligner: a loaded forced aligner (`QwenAligner.load(...)`) for word times; without one (or for
+            a language it does not cover, or a chunk it fails on) word times are estimated from the
+            speech found in the chunk, and the segments say so (`SegmentFlag.APPROXIMATE_TIMES`).
 
     Returns:
         (segments, info): a lazy iterator of `Segment`s and the facts known once the first chunk is
@@ -277,7 +378,9 @@ def transcribe(
         first, rest_spans = _plan_first_chunk(samples, options, cancel)
         _check_cancel(cancel, 0)
         first_segments = (
-            [] if first is None else _transcribe_batch(engine, samples, [first], options.decode, notice, cancel)
+            []
+            if first is None
+            else _transcribe_batch(engine, aligner, samples, [first], options.decode, notice, cancel)
         )
     except BaseException:
         cleanup.close()
@@ -288,9 +391,10 @@ def transcribe(
         language=options.decode.language or next((s.language for s in first_segments if s.language), None),
         options=options,
         model=engine.name,
+        aligner=None if aligner is None else aligner.name,
         notes=(NO_SPEECH_NOTE,) if first is None else (),
     )
-    run = _Run(engine, samples, options, progress, cancel, notice)
+    run = _Run(engine, aligner, samples, options, progress, cancel, notice)
     segments = run.rest(first, first_segments, rest_spans, cleanup)
     weakref.finalize(segments, cleanup.close)  # also when the caller drops the iterator unstarted
     return segments, info
@@ -301,6 +405,7 @@ class _Run:
     """What the lazy part of a run needs, in one place."""
 
     engine: Engine
+    aligner: Aligner | None
     samples: np.ndarray
     options: TranscribeOptions
     progress: ProgressCallback | None
@@ -334,7 +439,7 @@ class _Run:
                     _check_cancel(self.cancel, done)
                     batch = chunks[position : position + batch_size]
                     segments = _transcribe_batch(
-                        self.engine, self.samples, batch, self.options.decode, self.notice, self.cancel
+                        self.engine, self.aligner, self.samples, batch, self.options.decode, self.notice, self.cancel
                     )
                     yield from segments
                     done += len(segments)
@@ -352,7 +457,10 @@ def transcribe_all(
     progress: ProgressCallback | None = None,
     cancel: threading.Event | None = None,
     notice: NoticeCallback | None = None,
+    aligner: Aligner | None = None,
 ) -> Transcript:
     """Like `transcribe`, but runs to the end and returns the whole `Transcript`."""
-    segments, info = transcribe(audio, engine=engine, options=options, progress=progress, cancel=cancel, notice=notice)
+    segments, info = transcribe(
+        audio, engine=engine, options=options, progress=progress, cancel=cancel, notice=notice, aligner=aligner
+    )
     return Transcript(segments=tuple(segments), info=info)

@@ -88,6 +88,7 @@ class SegmentFlag(StrEnum):
     TOKEN_CAP = "token_cap"  # generation stopped at max_new_tokens: text may be cut short
     REPETITION_LOOP = "repetition_loop"  # the text repeats itself: likely a decoding loop
     RETRIED = "retried_with_repetition_penalty"  # a loop was decoded again with a penalty
+    APPROXIMATE_TIMES = "approximate_times"  # word times estimated from the speech found, not aligned
 
 
 @dataclass(frozen=True)
@@ -101,14 +102,39 @@ class ChunkText:
 
 
 @dataclass(frozen=True)
+class AlignedToken:
+    """What the forced aligner gives for one word: its letters and digits, and its times in the chunk's audio."""
+
+    text: str
+    start_s: float
+    end_s: float
+
+
+@dataclass(frozen=True)
+class Word:
+    """One word (or one CJK character) on the original timeline, with the punctuation that follows it."""
+
+    start_s: float
+    end_s: float
+    text: str
+
+
+@dataclass(frozen=True)
 class Segment:
-    """One piece of the transcript on the original timeline."""
+    """One sentence or clause of the transcript on the original timeline.
+
+    ``words`` hold its text word by word, in order; joined as the text writes them they give ``text``
+    (an edit in the page may change ``text`` and leave ``words`` behind: writers then fall back to the
+    segment's own times). Their times are aligned by the forced aligner, or estimated from the speech
+    found by VAD when the segment is flagged ``APPROXIMATE_TIMES``.
+    """
 
     start_s: float
     end_s: float
     text: str
     language: str | None  # full language name, e.g. "English"; None when unknown
     flags: tuple[SegmentFlag, ...] = ()
+    words: tuple[Word, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -120,6 +146,7 @@ class TranscriptionInfo:
     language: str | None  # the forced language, or the one detected in the first chunk
     options: TranscribeOptions
     model: str  # the model id or folder that produced the text
+    aligner: str | None = None  # the forced aligner id or folder that timed the words; None: times estimated
     notes: tuple[str, ...] = ()  # e.g. "no speech detected"
 
 

@@ -3,7 +3,8 @@
 Spans that VAD found are merged greedily, in time order, into chunks of at most ``max_chunk_s``;
 a silence longer than ``max_gap_s`` always starts a new chunk, so the model is never fed long
 stretches of nothing (where ASR models tend to invent text). A chunk keeps its ``start_sample``,
-which is all that is needed to put its text back on the original timeline (`chunk_bounds_s`).
+and `chunk_waveform` gives both the audio the model hears (long pauses shortened) and the map
+(`ChunkTimeline`) that puts times measured in that audio back on the original timeline.
 
 Why the default ``TranscribeOptions.max_chunk_s`` is 24 s:
 
@@ -29,6 +30,7 @@ dropped.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -40,6 +42,8 @@ logger = logging.getLogger(__name__)
 _FRAME_SAMPLES = SAMPLE_RATE // 50  # 20 ms energy frames
 _WINDOW_FRAMES = 5  # 100 ms: pauses between words are longer than the closures of stop consonants
 _MIN_CUT_FRACTION = 0.5  # a split piece is at least half of max_chunk_s, so splitting always advances
+# Silence kept between two speech spans of a chunk (each span already has VAD's 200 ms padding on both sides).
+KEPT_PAUSE_SAMPLES = round(0.3 * SAMPLE_RATE)
 
 
 def collect_chunks(
@@ -97,9 +101,55 @@ def collect_chunks(
     return chunks
 
 
-def chunk_bounds_s(chunk: Chunk) -> tuple[float, float]:
-    """The chunk's start and end on the original timeline, in seconds."""
-    return chunk.start_sample / SAMPLE_RATE, chunk.end_sample / SAMPLE_RATE
+@dataclass(frozen=True)
+class ChunkTimeline:
+    """Maps a time in a chunk's waveform (pauses shortened) to the original timeline.
+
+    The waveform is made of pieces copied from the original audio; ``pieces`` holds, for each, where it
+    starts in the waveform and in the original, and its length, all in samples.
+    """
+
+    pieces: tuple[tuple[int, int, int], ...]  # (waveform start, original start, length)
+
+    @property
+    def bounds_s(self) -> tuple[float, float]:
+        """The chunk's start and end on the original timeline, in seconds."""
+        first, last = self.pieces[0], self.pieces[-1]
+        return first[1] / SAMPLE_RATE, (last[1] + last[2]) / SAMPLE_RATE
+
+    def to_original_s(self, waveform_s: float) -> float:
+        """Seconds into the waveform -> seconds on the original timeline (clamped to the chunk)."""
+        position = max(0.0, waveform_s * SAMPLE_RATE)
+        piece = next((p for p in reversed(self.pieces) if p[0] <= position), self.pieces[0])
+        return (piece[1] + min(position - piece[0], piece[2])) / SAMPLE_RATE
+
+
+def chunk_waveform(samples: np.ndarray, chunk: Chunk) -> tuple[np.ndarray, ChunkTimeline]:
+    """The chunk's audio as the model gets it, and the map of its times back to the original timeline.
+
+    The audio is the chunk's speech spans with every pause between them longer than 0.3 s cut to 0.3 s
+    (half of it from each side of the pause). The audio encoder and the prefill cost grows with every
+    second fed, silence included (on CPU they are about half the time of a run), and a long pause carries
+    no words (silence is also where ASR models invent text).
+    """
+    pieces: list[tuple[int, int]] = []  # (original start, original end)
+    half = KEPT_PAUSE_SAMPLES // 2
+    for previous, span in zip((None, *chunk.spans), chunk.spans, strict=False):
+        if previous is not None:
+            pause_start, pause_end = previous.end_sample, span.start_sample
+            if pause_end - pause_start > KEPT_PAUSE_SAMPLES:
+                pieces += [(pause_start, pause_start + half), (pause_end - half, pause_end)]
+            else:
+                pieces.append((pause_start, pause_end))
+        pieces.append((span.start_sample, span.end_sample))
+    pieces = [(start, end) for start, end in pieces if end > start]
+    offsets = np.cumsum([0] + [end - start for start, end in pieces])
+    timeline = ChunkTimeline(
+        tuple((int(offset), start, end - start) for offset, (start, end) in zip(offsets, pieces, strict=False))
+    )
+    if len(pieces) == 1:
+        return samples[pieces[0][0] : pieces[0][1]], timeline
+    return np.concatenate([samples[start:end] for start, end in pieces]), timeline
 
 
 def _normalize_spans(spans: list[SpeechSpan], num_samples: int) -> list[SpeechSpan]:

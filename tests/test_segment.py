@@ -9,7 +9,7 @@ import pytest
 
 from asr.audio import SAMPLE_RATE
 from asr.results import Chunk, SpeechSpan
-from asr.segment import chunk_bounds_s, collect_chunks
+from asr.segment import chunk_waveform, collect_chunks
 
 SR = SAMPLE_RATE  # 16 000: 0.1 s is 1 600 samples
 
@@ -40,7 +40,7 @@ def test_no_spans_gives_no_chunks():
 def test_one_short_span_is_one_chunk():
     chunks = collect_chunks(np.zeros(SR, np.float32), spans((1600, 8000)), max_chunk_s=2.0)
     assert chunks == [Chunk(1600, 8000, (SpeechSpan(1600, 8000),))]
-    assert chunk_bounds_s(chunks[0]) == (0.1, 0.5)
+    assert chunk_waveform(np.zeros(SR, np.float32), chunks[0])[1].bounds_s == (0.1, 0.5)
 
 
 def test_close_spans_are_merged_with_the_silence_between_them():

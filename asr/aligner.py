@@ -1,0 +1,119 @@
+"""Word times from Qwen3-ForcedAligner-0.6B through transformers' native `qwen3_asr` classes.
+
+The aligner is a second, optional model: given a chunk's audio and its text, one forward pass (no
+generation) classifies a pair of ``<timestamp>`` slots after each word into 80 ms steps. The processor
+builds the input (`prepare_forced_aligner_inputs`) and reads the times back (`decode_forced_alignment`,
+which also repairs times that go backwards); this module only batches, guards and loads.
+
+Like `engine.py`, it imports torch and transformers, so `asr/__init__.py` imports it lazily. One
+`QwenAligner` serves every caller; it shares nothing mutable with the speech model, and a lock keeps
+two callers from running it at once.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import threading
+import time
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from transformers import AutoModelForTokenClassification, AutoProcessor
+from transformers.models.qwen3_asr.processing_qwen3_asr import FORCED_ALIGNER_LANGUAGES
+
+from .engine import _return_freed_memory, resolve_device, resolve_dtype
+from .errors import AlignmentError, ModelLoadError
+from .hub import locate_model
+from .results import AlignedToken
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_ALIGNER = "Qwen/Qwen3-ForcedAligner-0.6B-hf"
+# Japanese and Korean need a word splitter of their own; without it those two keep estimated times.
+_SPLITTER_PACKAGES = {"Japanese": "nagisa", "Korean": "soynlp"}
+
+
+def unsupported_reason(language: str | None) -> str | None:
+    """Why word times for `language` come from estimates instead of the aligner; None when it can align it."""
+    if language is None:
+        return "the language is not known"
+    if language not in FORCED_ALIGNER_LANGUAGES:
+        return f"the aligner does not cover {language}"
+    package = _SPLITTER_PACKAGES.get(language)
+    if package and importlib.util.find_spec(package) is None:
+        return f"{language} needs the {package} word splitter, which is not installed"
+    return None
+
+
+class QwenAligner:
+    """Qwen3-ForcedAligner loaded once; `align` times the words of a batch of chunks."""
+
+    def __init__(self, model, processor, name: str, device: str) -> None:
+        self._model = model
+        self._processor = processor
+        self._lock = threading.Lock()
+        self.name = name
+        self.device = device
+
+    def supports(self, language: str | None) -> bool:
+        """Whether this aligner can time words of `language` (see `unsupported_reason`)."""
+        return unsupported_reason(language) is None
+
+    @classmethod
+    def load(cls, model: str = DEFAULT_ALIGNER, *, device: str = "auto", dtype: str = "auto") -> QwenAligner:
+        """Load the aligner from a folder or the local Hugging Face cache; never from the network.
+
+        Raises:
+            ModelNotFoundError: it is not on this computer (the message says how to download it).
+            ModelLoadError: the files are there but unusable, or are not a forced aligner.
+        """
+        device = resolve_device(device)
+        torch_dtype = resolve_dtype(dtype, device)
+        folder = locate_model(model)
+        started = time.perf_counter()
+        try:
+            processor = AutoProcessor.from_pretrained(folder, local_files_only=True)
+            loaded = AutoModelForTokenClassification.from_pretrained(
+                folder, local_files_only=True, dtype=torch_dtype, device_map=device
+            ).eval()
+        except torch.OutOfMemoryError as e:
+            raise ModelLoadError(f"Not enough {device} memory to load the aligner {model}.") from e
+        except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as e:
+            raise ModelLoadError(
+                f"Could not load the aligner from {folder}: {e}. The folder may be incomplete or damaged; "
+                f"download it again with `python -m asr download --model {DEFAULT_ALIGNER}`."
+            ) from e
+        if getattr(loaded.config, "timestamp_token_id", None) is None or not hasattr(
+            processor, "decode_forced_alignment"
+        ):
+            raise ModelLoadError(f"{model} is not a Qwen3 forced aligner; use {DEFAULT_ALIGNER} or a copy of it.")
+        logger.info("Loaded aligner %s on %s in %.1f s", model, device, time.perf_counter() - started)
+        return cls(loaded, processor, model, str(loaded.device))
+
+    def align(
+        self, waves: Sequence[np.ndarray], texts: Sequence[str], languages: Sequence[str]
+    ) -> list[list[AlignedToken]]:
+        """Time the words of each text in its audio (mono float32, 16 kHz); one forward pass for the batch.
+
+        Raises:
+            AlignmentError: the batch could not be aligned (out of memory, a text with no words); the
+                caller falls back to estimated times.
+        """
+        try:
+            inputs, word_lists = self._processor.prepare_forced_aligner_inputs(
+                audio=list(waves), transcript=list(texts), language=list(languages)
+            )
+            with self._lock, torch.inference_mode():
+                inputs = inputs.to(self._model.device, dtype=self._model.dtype)
+                logits = self._model(**inputs).logits
+                timed = self._processor.decode_forced_alignment(
+                    logits, inputs["input_ids"], word_lists, timestamp_token_id=self._model.config.timestamp_token_id
+                )
+        except (torch.OutOfMemoryError, MemoryError, ValueError, ImportError, RuntimeError, IndexError) as e:
+            raise AlignmentError(f"Could not align a batch of {len(waves)} chunk(s): {type(e).__name__}") from e
+        finally:
+            _return_freed_memory()
+        return [[AlignedToken(item["text"], item["start_time"], item["end_time"]) for item in row] for row in timed]
