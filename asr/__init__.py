@@ -2,11 +2,12 @@
 
     import asr
     engine = asr.QwenEngine.load(asr.DEFAULT_MODEL)          # once; shared by every caller
-    segments, info = asr.transcribe("meeting.m4a", engine=engine)
+    aligner = asr.QwenAligner.load(asr.DEFAULT_ALIGNER)      # optional: word times
+    segments, info = asr.transcribe("meeting.m4a", engine=engine, aligner=aligner)
     for segment in segments:                                  # generated lazily, in time order
-        print(segment.start_s, segment.end_s, segment.text)
+        print(segment.start_s, segment.end_s, segment.text, segment.words)
 
-`import asr` stays light: torch and transformers load only when `QwenEngine` is first used.
+`import asr` stays light: torch and transformers load only when `QwenEngine` or `QwenAligner` is first used.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from .audio import SAMPLE_RATE, decode_audio, read_source_info
 from .errors import (
+    AlignmentError,
     ASRError,
     AudioDecodeError,
     DeviceMemoryError,
@@ -24,16 +26,19 @@ from .errors import (
     OptionsError,
     TranscriptionCancelled,
 )
-from .hub import DEFAULT_MODEL, MODEL_ENV, MODEL_SIZES, download_model, locate_model
+from .hub import DEFAULT_ALIGNER, DEFAULT_MODEL, MODEL_ENV, MODEL_SIZES, download_model, locate_model
 from .options import LANGUAGES, DecodeOptions, TranscribeOptions, VadOptions, normalize_language
 from .pipeline import NO_SPEECH_NOTE, transcribe, transcribe_all
-from .results import DecodedAudio, Segment, SegmentFlag, SourceInfo, Transcript, TranscriptionInfo
-from .writers import FORMATS, WRITERS, save
+from .results import DecodedAudio, Segment, SegmentFlag, SourceInfo, Transcript, TranscriptionInfo, Word
+from .writers import DEFAULT_LAYOUT, FORMATS, WRITERS, SubtitleLayout, render, save
 
 if TYPE_CHECKING:
+    from .aligner import QwenAligner
     from .engine import EngineInfo, QwenEngine
 
 __all__ = [
+    "DEFAULT_ALIGNER",
+    "DEFAULT_LAYOUT",
     "DEFAULT_MODEL",
     "FORMATS",
     "LANGUAGES",
@@ -43,6 +48,7 @@ __all__ = [
     "SAMPLE_RATE",
     "WRITERS",
     "ASRError",
+    "AlignmentError",
     "AudioDecodeError",
     "DecodeOptions",
     "DecodedAudio",
@@ -52,31 +58,35 @@ __all__ = [
     "ModelLoadError",
     "ModelNotFoundError",
     "OptionsError",
+    "QwenAligner",
     "QwenEngine",
     "Segment",
     "SegmentFlag",
     "SourceInfo",
+    "SubtitleLayout",
     "TranscribeOptions",
     "Transcript",
     "TranscriptionCancelled",
     "TranscriptionInfo",
     "VadOptions",
+    "Word",
     "decode_audio",
     "download_model",
     "locate_model",
     "normalize_language",
     "read_source_info",
+    "render",
     "save",
     "transcribe",
     "transcribe_all",
 ]
 
-_LAZY = {"QwenEngine", "EngineInfo"}  # live in .engine, which imports torch
+_LAZY = {"QwenEngine": "engine", "EngineInfo": "engine", "QwenAligner": "aligner"}  # modules that import torch
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        from . import engine
+        from importlib import import_module
 
-        return getattr(engine, name)
+        return getattr(import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module 'asr' has no attribute {name!r}")

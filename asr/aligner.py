@@ -26,12 +26,11 @@ from transformers.models.qwen3_asr.processing_qwen3_asr import FORCED_ALIGNER_LA
 
 from .engine import _return_freed_memory, resolve_device, resolve_dtype
 from .errors import AlignmentError, ModelLoadError
-from .hub import locate_model
+from .hub import DEFAULT_ALIGNER, locate_model
 from .results import AlignedToken
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_ALIGNER = "Qwen/Qwen3-ForcedAligner-0.6B-hf"
 # Japanese and Korean need a word splitter of their own; without it those two keep estimated times.
 _SPLITTER_PACKAGES = {"Japanese": "nagisa", "Korean": "soynlp"}
 

@@ -16,11 +16,12 @@ from typing import NoReturn
 
 from . import hub, writers
 from .audio import read_source_info
-from .errors import ASRError, OptionsError
+from .errors import ASRError, ModelNotFoundError, OptionsError
 from .options import LANGUAGES, DecodeOptions, TranscribeOptions, normalize_language
 from .pipeline import transcribe
 from .results import Transcript, format_clock
 from .tempfiles import remove_stale_workdirs
+from .writers import DEFAULT_LAYOUT, SubtitleLayout
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -47,6 +48,17 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dtype", default="auto", choices=["auto", "bfloat16", "float16", "float32"])
     run.add_argument("--batch-size", type=int, help="chunks per model call (default: by device)")
     run.add_argument("--max-duration", type=float, metavar="SECONDS", help="refuse longer files (default: no limit)")
+    run.add_argument(
+        "--word-timestamps",
+        action="store_true",
+        help="time every word with the forced aligner (a second download: python -m asr download --model "
+        f"{hub.DEFAULT_ALIGNER}); subtitles then follow the voice",
+    )
+    run.add_argument(
+        "--aligner", metavar="ID_OR_DIR", help=f"forced aligner repo id or folder (default: {hub.DEFAULT_ALIGNER})"
+    )
+    run.add_argument("--max-line-width", type=int, default=DEFAULT_LAYOUT.max_line_width, help="subtitle columns")
+    run.add_argument("--max-line-count", type=int, default=DEFAULT_LAYOUT.max_line_count, help="lines per subtitle")
     run.add_argument("-v", "--verbose", action="store_true", help="log what happens (never audio or text)")
 
     info = commands.add_parser("info", help="show duration, sample rate, channels, codec and container")
@@ -109,9 +121,32 @@ def _print_notice(text: str) -> None:
     tqdm.write(f"note: {text}", file=sys.stderr)
 
 
+def _layout(args: argparse.Namespace) -> SubtitleLayout:
+    """Subtitle flags -> a validated layout (raises OptionsError)."""
+    layout = SubtitleLayout(max_line_width=args.max_line_width, max_line_count=args.max_line_count)
+    layout.validate()
+    if args.aligner and not args.word_timestamps:
+        raise OptionsError("--aligner chooses the aligner for --word-timestamps; add --word-timestamps.")
+    return layout
+
+
+def _load_aligner(args: argparse.Namespace, device: str):
+    """The forced aligner for --word-timestamps; None (with a note) when it is not on this computer yet."""
+    if not args.word_timestamps:
+        return None
+    from .aligner import QwenAligner
+
+    try:
+        return QwenAligner.load(args.aligner or hub.DEFAULT_ALIGNER, device=device)
+    except ModelNotFoundError as e:
+        print(f"note: {e} Until then, word times are estimated from the speech found.", file=sys.stderr)
+        return None
+
+
 def _run_transcribe(args: argparse.Namespace) -> int:
     try:
         options = _options(args)
+        layout = _layout(args)
     except OptionsError as e:
         print(f"python -m asr: error: {e}", file=sys.stderr)
         return EXIT_USAGE
@@ -126,6 +161,7 @@ def _run_transcribe(args: argparse.Namespace) -> int:
         engine = QwenEngine.load(
             args.model or os.environ.get(hub.MODEL_ENV) or hub.DEFAULT_MODEL, device=args.device, dtype=args.dtype
         )
+        aligner = _load_aligner(args, args.device)
     except ASRError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_FAILED
@@ -133,7 +169,9 @@ def _run_transcribe(args: argparse.Namespace) -> int:
     for file, outputs in zip(args.files, _output_paths(args.files, args.output_dir, formats), strict=True):
         bar, update = _progress_bar(file)
         try:
-            segments, info = transcribe(file, engine=engine, options=options, progress=update, notice=_print_notice)
+            segments, info = transcribe(
+                file, engine=engine, options=options, progress=update, notice=_print_notice, aligner=aligner
+            )
             transcript = Transcript(segments=tuple(segments), info=info)
         except ASRError as e:
             bar.close()
@@ -145,9 +183,9 @@ def _run_transcribe(args: argparse.Namespace) -> int:
             print(f"{file}: {note}", file=sys.stderr)
         for fmt, path in outputs.items():
             if to_stdout:
-                sys.stdout.write(writers.WRITERS[fmt](transcript))
+                sys.stdout.write(writers.render(transcript, fmt, layout))
             else:
-                writers.save(transcript, fmt, path)
+                writers.save(transcript, fmt, path, layout)
                 print(f"{file}: wrote {path}", file=sys.stderr)
     return EXIT_FAILED if failed else EXIT_OK
 

@@ -16,9 +16,11 @@ from .errors import DownloadError, ModelNotFoundError
 logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "Qwen/Qwen3-ASR-0.6B-hf"
+DEFAULT_ALIGNER = "Qwen/Qwen3-ForcedAligner-0.6B-hf"  # word times (Qwen3ASRForTokenClassification)
 MODEL_SIZES = {  # download size shown to users before they agree to fetch a model
     "Qwen/Qwen3-ASR-0.6B-hf": "about 1.9 GB",
     "Qwen/Qwen3-ASR-1.7B-hf": "about 4.7 GB",
+    DEFAULT_ALIGNER: "about 1.8 GB",
 }
 MODEL_ENV = "QWEN3_ASR_MODEL"  # overrides DEFAULT_MODEL: a repo id or a folder
 # Files a checkpoint needs besides its weights; any one name of a tuple will do.

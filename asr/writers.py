@@ -8,10 +8,12 @@ Why it looks like this (examples-to-follow.md §7, after whisper's ``utils.py`` 
   decimal marker (``,`` or ``.``) and VTT's escaping of ``&``, ``<`` and ``>`` (its cue text is markup).
   Both formats always write the hours (``00:01:02.345``). WebVTT may leave them out under an hour, as
   whisper does, but one fixed-width rule is simpler and every player reads it.
-- A segment can hold about 25 s of speech, which is hundreds of characters and far too much for one
-  subtitle. Each segment is therefore split into cues of at most `MAX_LINES` lines of at most
-  `MAX_LINE_WIDTH` columns (common subtitle guidance), and the segment's time is shared out among its
-  cues by character count. A CJK character takes two columns, so a Chinese line holds 21 characters.
+- Cues are built from a segment's words, with the rules subtitle editors use (`SubtitleLayout`): at most
+  42 columns a line and 2 lines a cue (a CJK character takes two columns, so a Chinese line holds 21),
+  a cue at most 7 s and at least 0.8 s unless the next one starts sooner, cut after a sentence, else a
+  clause, else at a pause, before it is cut for length; never inside a word, and no two cues overlap.
+- A segment whose text no longer matches its words (edited in the page) keeps its own time, shared out
+  among its cues by character count.
 - The JSON output carries `TranscriptionInfo` and the options used, so that a run can be reproduced.
 """
 
@@ -19,31 +21,55 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import accumulate, pairwise
 from pathlib import Path
 from typing import Any
 
 from .errors import ASRError, OptionsError
-from .results import Transcript
+from .results import Segment, SegmentFlag, Transcript, Word
+from .words import CLAUSE_END, CLOSERS, SENTENCE_END, is_wide, punct_level, word_offsets
 
-MAX_LINE_WIDTH = 42  # columns per subtitle line (Netflix and BBC guidance for Latin script)
-MAX_LINES = 2  # lines per cue; `_split_lines` balances at most two
-
-# Cues would rather end after a sentence, then after a clause; lines too (see `_Break.punct`).
-_SENTENCE_END = frozenset(".!?…。！？")
-_CLAUSE_END = frozenset(",;:，、；：")
-# Closing quotes and brackets may follow that punctuation: 他说：“好。”
-_CLOSERS = frozenset(")]}）」』》〉】〕”’\"'")
 # Line-breaking rules for text without spaces (the kinsoku rule of Chinese and Japanese): no line
 # starts with closing punctuation, a small kana or a prolonged sound mark, and none ends with an
 # opening bracket or quote.
-_NO_LINE_START = _SENTENCE_END | _CLAUSE_END | _CLOSERS | frozenset("%ー々ぁぃぅぇぉっゃゅょゎァィゥェォッャュョヮヵヶ")
+_NO_LINE_START = SENTENCE_END | CLAUSE_END | CLOSERS | frozenset("%ー々ぁぃぅぇぉっゃゅょゎァィゥェォッャュョヮヵヶ")
 _NO_LINE_END = frozenset("([{（「『《〈【〔“‘")
-# How many columns longer a cue's longer line may get so that its lines break after punctuation.
-_PREFERRED_BREAK_BONUS = MAX_LINE_WIDTH // 4
+_CUE_PAUSE_S = 0.3  # a silence this long between two words is a good place to end a cue
+
+
+@dataclass(frozen=True)
+class SubtitleLayout:
+    """How subtitles are laid out (Netflix and BBC guidance; whisper's CLI names the first two).
+
+    Attributes:
+        max_line_width: columns per line; a CJK character takes two.
+        max_line_count: lines per cue.
+        max_cue_s: longest time one cue stays on screen.
+        min_cue_s: shortest, unless the next cue starts sooner.
+    """
+
+    max_line_width: int = 42
+    max_line_count: int = 2
+    max_cue_s: float = 7.0
+    min_cue_s: float = 0.8
+
+    @property
+    def break_bonus(self) -> int:
+        """How many columns longer a cue's longer line may get so that its lines break after punctuation."""
+        return self.max_line_width // 4
+
+    def validate(self) -> None:
+        if self.max_line_width < 10:
+            raise OptionsError(f"--max-line-width must be at least 10 columns, got {self.max_line_width}.")
+        if self.max_line_count < 1:
+            raise OptionsError(f"--max-line-count must be at least 1, got {self.max_line_count}.")
+        if not 0 < self.min_cue_s <= self.max_cue_s:
+            raise OptionsError("A cue's shortest time must be positive and no longer than its longest.")
+
+
+DEFAULT_LAYOUT = SubtitleLayout()
 
 _SRT_DECIMAL_MARKER = ","
 _VTT_DECIMAL_MARKER = "."
@@ -57,6 +83,7 @@ class _Cue:
     start_ms: int
     end_ms: int
     lines: tuple[str, ...]
+    from_words: bool = False  # timed by its words, so `_settle` may lengthen or shorten it
 
 
 @dataclass(frozen=True)
@@ -81,31 +108,34 @@ def render_txt(transcript: Transcript) -> str:
     return f"{text}\n" if text else ""
 
 
-def render_srt(transcript: Transcript) -> str:
+def render_srt(transcript: Transcript, layout: SubtitleLayout = DEFAULT_LAYOUT) -> str:
     """Render SubRip subtitles: numbered cues with ``HH:MM:SS,mmm`` times.
 
     Args:
         transcript: the finished transcription.
+        layout: line width, lines per cue and cue durations.
 
     Returns:
         The cues, each followed by a blank line; ``""`` when there is no text.
     """
     return "".join(
-        f"{number}\n{_format_cue(cue, _SRT_DECIMAL_MARKER)}\n\n" for number, cue in enumerate(_iter_cues(transcript), 1)
+        f"{number}\n{_format_cue(cue, _SRT_DECIMAL_MARKER)}\n\n"
+        for number, cue in enumerate(_cues(transcript, layout), 1)
     )
 
 
-def render_vtt(transcript: Transcript) -> str:
+def render_vtt(transcript: Transcript, layout: SubtitleLayout = DEFAULT_LAYOUT) -> str:
     """Render WebVTT subtitles: the ``WEBVTT`` header, then cues with ``HH:MM:SS.mmm`` times.
 
     Args:
         transcript: the finished transcription.
+        layout: line width, lines per cue and cue durations.
 
     Returns:
         The header and the cues, each followed by a blank line; only the header when there is no text.
     """
     return _VTT_HEADER + "".join(
-        f"{_format_cue(cue, _VTT_DECIMAL_MARKER, escape=_escape_vtt)}\n\n" for cue in _iter_cues(transcript)
+        f"{_format_cue(cue, _VTT_DECIMAL_MARKER, escape=_escape_vtt)}\n\n" for cue in _cues(transcript, layout)
     )
 
 
@@ -131,6 +161,11 @@ def render_json(transcript: Transcript) -> str:
                 "text": segment.text,
                 "language": segment.language,
                 "flags": [flag.value for flag in segment.flags],
+                "approximate_times": SegmentFlag.APPROXIMATE_TIMES in segment.flags,
+                "words": [
+                    {"start_s": _round_s(word.start_s), "end_s": _round_s(word.end_s), "text": word.text}
+                    for word in segment.words
+                ],
             }
             for segment in transcript.segments
         ],
@@ -139,6 +174,7 @@ def render_json(transcript: Transcript) -> str:
             "duration_s": _round_s(info.duration_s),
             "language": info.language,
             "model": info.model,
+            "aligner": info.aligner,
             "notes": list(info.notes),
             "options": dataclasses.asdict(info.options),
         },
@@ -153,9 +189,23 @@ WRITERS: dict[str, Callable[[Transcript], str]] = {
     "json": render_json,
 }
 FORMATS: tuple[str, ...] = tuple(WRITERS)  # also the file extensions
+_SUBTITLE_WRITERS: dict[str, Callable[[Transcript, SubtitleLayout], str]] = {"srt": render_srt, "vtt": render_vtt}
 
 
-def save(transcript: Transcript, fmt: str, path: Path) -> Path:
+def render(transcript: Transcript, fmt: str, layout: SubtitleLayout = DEFAULT_LAYOUT) -> str:
+    """Render `transcript` in format `fmt`; subtitles follow `layout`.
+
+    Raises:
+        OptionsError: `fmt` is not a known format; the message lists the valid ones.
+    """
+    if fmt not in WRITERS:
+        raise OptionsError(f"Unknown output format {fmt!r}. Use one of: {', '.join(FORMATS)}.")
+    if fmt in _SUBTITLE_WRITERS:
+        return _SUBTITLE_WRITERS[fmt](transcript, layout)
+    return WRITERS[fmt](transcript)
+
+
+def save(transcript: Transcript, fmt: str, path: Path, layout: SubtitleLayout = DEFAULT_LAYOUT) -> Path:
     """Render `transcript` in format `fmt` and write it to `path` as UTF-8.
 
     The text is rendered before the file is opened, so a bad transcript never leaves an empty file.
@@ -165,6 +215,7 @@ def save(transcript: Transcript, fmt: str, path: Path) -> Path:
         transcript: the finished transcription.
         fmt: one of `FORMATS` (``"txt"``, ``"srt"``, ``"vtt"``, ``"json"``).
         path: the file to create or overwrite; its folder must exist.
+        layout: how subtitles are laid out (SRT and VTT only).
 
     Returns:
         `path`, for chaining and logging.
@@ -173,9 +224,7 @@ def save(transcript: Transcript, fmt: str, path: Path) -> Path:
         OptionsError: `fmt` is not a known format; the message lists the valid ones.
         ASRError: the file could not be written; the message says what to check.
     """
-    if fmt not in WRITERS:
-        raise OptionsError(f"Unknown output format {fmt!r}. Use one of: {', '.join(FORMATS)}.")
-    text = WRITERS[fmt](transcript)
+    text = render(transcript, fmt, layout)
     try:
         path.write_text(text, encoding="utf-8", newline="")
     except OSError as e:
@@ -223,33 +272,122 @@ def _clean_cue_text(text: str) -> str:
     return " ".join(text.split()).replace("-->", "→")
 
 
-def _iter_cues(transcript: Transcript) -> Iterator[_Cue]:
-    """Cues for every segment with text, its time shared out by character count (spaces not counted)."""
+def _cues(transcript: Transcript, layout: SubtitleLayout) -> list[_Cue]:
+    """Every segment's cues, then timed so that none overlaps and each lasts between the layout's bounds."""
+    cues: list[_Cue] = []
     for segment in transcript.segments:
-        text = _clean_cue_text(segment.text)
-        if not text:
+        if not _clean_cue_text(segment.text):
             continue
-        cues = _split_cues(text)
-        start_ms = _to_ms(segment.start_s)
-        span_ms = max(start_ms, _to_ms(segment.end_s)) - start_ms
-        weights = [sum(len(line.replace(" ", "")) for line in lines) for lines in cues]
-        total = sum(weights)
-        # Integer maths on cumulative weights: cues touch, times never go back, and the last cue
-        # ends exactly at the segment's end.
-        bounds = [start_ms + (span_ms * done * 2 + total) // (total * 2) for done in accumulate(weights, initial=0)]
-        for lines, (cue_start, cue_end) in zip(cues, pairwise(bounds), strict=True):
-            yield _Cue(cue_start, cue_end, lines)
+        offsets = word_offsets(segment.text, segment.words)
+        if offsets is None:
+            cues += _cues_by_characters(segment, layout)
+        else:
+            cues += _cues_from_words(segment, offsets, layout)
+    return _settle(cues, layout)
 
 
-def _split_cues(text: str) -> list[tuple[str, ...]]:
-    """Split one cleaned segment text into cues of at most `MAX_LINES` lines of `MAX_LINE_WIDTH` columns.
+def _cues_from_words(segment: Segment, offsets: list[int], layout: SubtitleLayout) -> list[_Cue]:
+    """Cues of whole words: each takes what fits its lines and time, then ends at the best break in its latter half.
+
+    The best break is after a sentence, else after a clause, else at a pause of `_CUE_PAUSE_S`, else the
+    latest that fits.
+    """
+    words = segment.words
+    ends = [offset + len(word.text) for offset, word in zip(offsets, words, strict=True)]
+
+    def text_of(first: int, stop: int) -> str:
+        return _clean_cue_text(segment.text[offsets[first] : ends[stop - 1]])
+
+    def fits(first: int, stop: int) -> bool:
+        duration = words[stop - 1].end_s - words[first].start_s
+        return duration <= layout.max_cue_s and _wrap(text_of(first, stop), layout) is not None
+
+    cues, first = [], 0
+    while first < len(words):
+        stop = first + 1
+        while stop < len(words) and fits(first, stop + 1):
+            stop += 1
+        if stop < len(words):
+            half = _width(text_of(first, stop)) / 2
+            candidates = [end for end in range(first + 1, stop + 1) if _width(text_of(first, end)) >= half]
+            stop = max(candidates, key=lambda end: _break_score(words, end))
+        text = text_of(first, stop)
+        lines = _wrap(text, layout) or _split_cues(text, layout)[0]
+        cues.append(_Cue(_to_ms(words[first].start_s), _to_ms(words[stop - 1].end_s), lines, from_words=True))
+        first = stop
+    return cues
+
+
+def _break_score(words: tuple[Word, ...], end: int) -> tuple[int, bool, int]:
+    """How good a cue end after ``words[end - 1]`` is: its punctuation, a pause after it, then lateness."""
+    pause = end < len(words) and words[end].start_s - words[end - 1].end_s >= _CUE_PAUSE_S
+    return punct_level(words[end - 1].text), pause, end
+
+
+def _wrap(text: str, layout: SubtitleLayout) -> tuple[str, ...] | None:
+    """`text` in at most `layout.max_line_count` lines that fit the width (two lines balanced), or None."""
+    widths, breaks = _widths(text), _find_breaks(text, layout)
+    lines = _greedy_lines(text, breaks, widths, layout)
+    if len(lines) > layout.max_line_count:
+        return None
+    if len(lines) == 2:
+        inner = [b for b in breaks if 0 < b.end < len(text)]
+        return _split_lines(text, widths, inner, 0, len(text), layout)
+    return lines
+
+
+def _greedy_lines(text: str, breaks: list[_Break], widths: list[int], layout: SubtitleLayout) -> tuple[str, ...]:
+    """`text` filled line by line, each line as long as fits."""
+    lines, start, index = [], 0, 0
+    while start < len(text):
+        while breaks[index].end <= start:
+            index += 1
+        index = _last_fitting_break(breaks, widths, index, start, layout)
+        lines.append(text[start : breaks[index].end])
+        start = breaks[index].start
+    return tuple(lines)
+
+
+def _settle(cues: list[_Cue], layout: SubtitleLayout) -> list[_Cue]:
+    """Times for the screen of the cues timed by words: never before the previous cue ends, at least
+    `min_cue_s` unless the next cue starts sooner, and at most `max_cue_s`. Cues of edited segments keep
+    their segment's time as it is."""
+    settled: list[_Cue] = []
+    for index, cue in enumerate(cues):
+        if not cue.from_words:
+            settled.append(cue)
+            continue
+        start = max(cue.start_ms, settled[-1].end_ms if settled else 0)
+        end = max(cue.end_ms, start + round(layout.min_cue_s * 1000))
+        if index + 1 < len(cues):
+            end = min(end, max(cues[index + 1].start_ms, cue.end_ms, start + 1))
+        end = max(min(end, start + round(layout.max_cue_s * 1000)), start + 1)
+        settled.append(_Cue(start, end, cue.lines, from_words=True))
+    return settled
+
+
+def _cues_by_characters(segment: Segment, layout: SubtitleLayout) -> list[_Cue]:
+    """Cues for a segment without usable word times, its time shared out by character count (spaces not counted)."""
+    cues = _split_cues(_clean_cue_text(segment.text), layout)
+    start_ms = _to_ms(segment.start_s)
+    span_ms = max(start_ms, _to_ms(segment.end_s)) - start_ms
+    weights = [sum(len(line.replace(" ", "")) for line in lines) for lines in cues]
+    total = sum(weights)
+    # Integer maths on cumulative weights: cues touch, times never go back, and the last cue
+    # ends exactly at the segment's end.
+    bounds = [start_ms + (span_ms * done * 2 + total) // (total * 2) for done in accumulate(weights, initial=0)]
+    return [_Cue(start, end, lines) for lines, (start, end) in zip(cues, pairwise(bounds), strict=True)]
+
+
+def _split_cues(text: str, layout: SubtitleLayout) -> list[tuple[str, ...]]:
+    """Split one cleaned segment text into cues of at most `max_line_count` lines of `max_line_width` columns.
 
     A cue takes as much text as fits (filling its lines greedily), unless a sentence or else a clause
     ends in the latter half of that: then the cue ends there, at the last such end. Inside a cue the
     lines are balanced (`_split_lines`).
     """
-    widths = list(accumulate((_char_width(char) for char in text), initial=0))
-    breaks = _find_breaks(text)
+    widths = _widths(text)
+    breaks = _find_breaks(text, layout)
     cues: list[tuple[str, ...]] = []
     start, first = 0, 0  # where the cue starts in `text`, and the first break after that
     while start < len(text):
@@ -257,53 +395,70 @@ def _split_cues(text: str) -> list[tuple[str, ...]]:
             first += 1
         last = first - 1
         line_start = start
-        for _ in range(MAX_LINES):
+        for _ in range(layout.max_line_count):
             if last + 1 == len(breaks):
                 break
-            last = _last_fitting_break(breaks, widths, last + 1, line_start)
+            last = _last_fitting_break(breaks, widths, last + 1, line_start, layout)
             line_start = breaks[last].start
         if breaks[last].end < len(text):
             half = (widths[breaks[last].end] - widths[start]) / 2
             candidates = [i for i in range(first, last + 1) if widths[breaks[i].end] - widths[start] >= half]
             last = max(candidates, key=lambda i: (breaks[i].punct, i))
-        cues.append(_split_lines(text, widths, breaks[first:last], start, breaks[last].end))
+        if layout.max_line_count == 2:
+            cues.append(_split_lines(text, widths, breaks[first:last], start, breaks[last].end, layout))
+        else:
+            piece = text[start : breaks[last].end]
+            cues.append(_greedy_lines(piece, _find_breaks(piece, layout), _widths(piece), layout))
         start = breaks[last].start
     return cues
 
 
-def _last_fitting_break(breaks: list[_Break], widths: list[int], first: int, start: int) -> int:
+def _widths(text: str) -> list[int]:
+    """Cumulative columns of `text`: ``widths[i]`` is the width of ``text[:i]``."""
+    return list(accumulate((_char_width(char) for char in text), initial=0))
+
+
+def _width(text: str) -> int:
+    return sum(_char_width(char) for char in text)
+
+
+def _last_fitting_break(breaks: list[_Break], widths: list[int], first: int, start: int, layout: SubtitleLayout) -> int:
     """Index of the last break, from ``breaks[first]`` on, that ends a line starting at `start` within the width."""
     last = first  # breaks[first] always fits: no run between two breaks is wider than a line
-    while last + 1 < len(breaks) and _fits_line(widths, start, breaks[last + 1].end):
+    while last + 1 < len(breaks) and _fits_line(widths, start, breaks[last + 1].end, layout):
         last += 1
     return last
 
 
-def _split_lines(text: str, widths: list[int], inner: list[_Break], start: int, end: int) -> tuple[str, ...]:
+def _split_lines(
+    text: str, widths: list[int], inner: list[_Break], start: int, end: int, layout: SubtitleLayout
+) -> tuple[str, ...]:
     """``text[start:end]`` as one line if it fits, else two lines as even as possible, broken at one of `inner`.
 
-    A break after punctuation wins if its longer line is at most `_PREFERRED_BREAK_BONUS` columns longer
+    A break after punctuation wins if its longer line is at most `layout.break_bonus` columns longer
     than the most even break's; among equals the shorter top line wins.
     """
-    if _fits_line(widths, start, end):
+    if _fits_line(widths, start, end, layout):
         return (text[start:end],)
 
     def cost(b: _Break) -> tuple[int, int]:
         """The longer line's width (less a bonus after punctuation), then the top line's width."""
         top, bottom = widths[b.end] - widths[start], widths[end] - widths[b.start]
-        return max(top, bottom) - (_PREFERRED_BREAK_BONUS if b.punct else 0), top
+        return max(top, bottom) - (layout.break_bonus if b.punct else 0), top
 
-    fitting = [b for b in inner if _fits_line(widths, start, b.end) and _fits_line(widths, b.start, end)]
+    fitting = [
+        b for b in inner if _fits_line(widths, start, b.end, layout) and _fits_line(widths, b.start, end, layout)
+    ]
     best = min(fitting, key=cost)  # never empty: the cue was cut so that its lines fit
     return text[start : best.end], text[best.start : end]
 
 
-def _fits_line(widths: list[int], start: int, end: int) -> bool:
+def _fits_line(widths: list[int], start: int, end: int, layout: SubtitleLayout) -> bool:
     """Whether ``text[start:end]`` fits on one line, given the cumulative character `widths`."""
-    return widths[end] - widths[start] <= MAX_LINE_WIDTH
+    return widths[end] - widths[start] <= layout.max_line_width
 
 
-def _find_breaks(text: str) -> list[_Break]:
+def _find_breaks(text: str, layout: SubtitleLayout) -> list[_Break]:
     """Every place a line of `text` may end, the end of the text last.
 
     Lines end at spaces, or between two characters when one is two columns wide (Chinese, Japanese,
@@ -314,14 +469,14 @@ def _find_breaks(text: str) -> list[_Break]:
     run_width = 0  # of the text since the last break
     for i, char in enumerate(text):
         if char == " ":
-            breaks.append(_Break(i, i + 1, _punct_before(text, i)))
+            breaks.append(_Break(i, i + 1, punct_level(text[:i])))
             run_width = 0
             continue
         if run_width and _may_break_between(text[i - 1], char):
-            breaks.append(_Break(i, i, _punct_before(text, i)))
+            breaks.append(_Break(i, i, punct_level(text[:i])))
             run_width = 0
         width = _char_width(char)
-        if run_width and run_width + width > MAX_LINE_WIDTH:
+        if run_width and run_width + width > layout.max_line_width:
             breaks.append(_Break(i, i, 0))
             run_width = 0
         run_width += width
@@ -335,16 +490,6 @@ def _may_break_between(before: str, after: str) -> bool:
     return wide and after not in _NO_LINE_START and before not in _NO_LINE_END
 
 
-def _punct_before(text: str, end: int) -> int:
-    """2 if ``text[:end]`` ends a sentence, 1 if it ends a clause, else 0; closing quotes are skipped."""
-    i = end - 1
-    while i >= 0 and text[i] in _CLOSERS:
-        i -= 1
-    if i >= 0 and text[i] in _SENTENCE_END:
-        return 2
-    return 1 if i >= 0 and text[i] in _CLAUSE_END else 0
-
-
 def _char_width(char: str) -> int:
     """Columns a character takes on screen: 2 for East Asian wide and fullwidth characters, else 1."""
-    return 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
+    return 2 if is_wide(char) else 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from speech import SENTENCES, speak
-from tiny_model import write_tiny_checkpoint
+from tiny_model import write_tiny_aligner, write_tiny_checkpoint
 
 
 @pytest.fixture(scope="session")
@@ -19,6 +19,20 @@ def engine(tiny_model_dir):
     from asr.engine import QwenEngine
 
     return QwenEngine.load(str(tiny_model_dir), device="cpu")
+
+
+@pytest.fixture(scope="session")
+def tiny_aligner_dir(tmp_path_factory):
+    """A tiny random Qwen3-ForcedAligner checkpoint written by the suite (tests/tiny_model.py --aligner)."""
+    return write_tiny_aligner(tmp_path_factory.mktemp("tiny-aligner"))
+
+
+@pytest.fixture(scope="session")
+def aligner(tiny_aligner_dir):
+    """The forced aligner as the app and CLI load it, on the tiny checkpoint."""
+    from asr.aligner import QwenAligner
+
+    return QwenAligner.load(str(tiny_aligner_dir), device="cpu")
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ import pytest
 
 from asr.errors import ASRError, OptionsError
 from asr.options import DecodeOptions, TranscribeOptions, VadOptions
-from asr.results import Segment, SegmentFlag, SourceInfo, Transcript, TranscriptionInfo
+from asr.results import Segment, SegmentFlag, SourceInfo, Transcript, TranscriptionInfo, Word
 from asr.writers import FORMATS, WRITERS, render_json, render_srt, render_txt, render_vtt, save
 
 SOURCE = SourceInfo(
@@ -102,8 +102,14 @@ def test_json_golden():
         max_duration_s=7200.0,
     )
     transcript = make_transcript(
-        Segment(1.23456, 4.0, "Hello there.", "English"),
-        Segment(5.0, 29.0004, "你好你好你好", "Chinese", (SegmentFlag.REPETITION_LOOP, SegmentFlag.RETRIED)),
+        Segment(1.23456, 4.0, "Hello there.", "English", words=(Word(1.23456, 2.5, "Hello"), Word(2.6, 4.0, "there."))),
+        Segment(
+            5.0,
+            29.0004,
+            "你好你好你好",
+            "Chinese",
+            (SegmentFlag.REPETITION_LOOP, SegmentFlag.RETRIED, SegmentFlag.APPROXIMATE_TIMES),
+        ),
         options=options,
     )
     assert (
@@ -121,7 +127,20 @@ def test_json_golden():
       "end_s": 4.0,
       "text": "Hello there.",
       "language": "English",
-      "flags": []
+      "flags": [],
+      "approximate_times": false,
+      "words": [
+        {
+          "start_s": 1.235,
+          "end_s": 2.5,
+          "text": "Hello"
+        },
+        {
+          "start_s": 2.6,
+          "end_s": 4.0,
+          "text": "there."
+        }
+      ]
     },
     {
       "start_s": 5.0,
@@ -130,8 +149,11 @@ def test_json_golden():
       "language": "Chinese",
       "flags": [
         "repetition_loop",
-        "retried_with_repetition_penalty"
-      ]
+        "retried_with_repetition_penalty",
+        "approximate_times"
+      ],
+      "approximate_times": true,
+      "words": []
     }
   ],
   "info": {
@@ -146,6 +168,7 @@ def test_json_golden():
     "duration_s": 3725.25,
     "language": null,
     "model": "Qwen/Qwen3-ASR-0.6B",
+    "aligner": null,
     "notes": [
       "a note"
     ],

@@ -1,6 +1,7 @@
 """Write a tiny, randomly initialised Qwen3-ASR checkpoint that loads like the real one.
 
-    python tests/tiny_model.py OUTDIR
+    python tests/tiny_model.py OUTDIR            # the speech model
+    python tests/tiny_model.py OUTDIR --aligner  # the forced aligner
 
 The folder holds what `Qwen/Qwen3-ASR-0.6B-hf` holds (config.json, generation_config.json,
 model.safetensors, tokenizer files, chat template, preprocessor and processor configs), with the
@@ -8,6 +9,12 @@ same model classes and file layout but a few kilobytes of weights and a small by
 tokenizer trained here. Its text is gibberish; what it proves is that our loading, prompting,
 batching and parsing code runs the real transformers implementation end to end. The benchmark,
 the app tests and the download tests reuse it.
+
+With ``--aligner`` it writes a tiny Qwen3-ForcedAligner instead, laid out as
+`Qwen/Qwen3-ForcedAligner-0.6B-hf` is: the same model family with a token-classification head
+(`Qwen3ASRForTokenClassification`) whose classes are 80 ms steps, a ``<timestamp>`` token, and the
+aligner's chat template (the audio, then each word followed by two timestamp slots). Its times are
+random; what it proves is that our alignment code runs the real transformers implementation.
 """
 
 from __future__ import annotations
@@ -28,6 +35,21 @@ SPECIAL_TOKENS = (
     "<|audio_pad|>",
 )
 ASR_TEXT_TOKEN = "<asr_text>"
+TIMESTAMP_TOKEN = "<timestamp>"
+ALIGNER_CLASSES = 100  # 80 ms steps: 8 s, so that random weights put many words inside a short clip
+
+# The aligner's prompt: the audio placeholder, then every word of the transcript followed by a pair of
+# timestamp slots (its start and end), which the classification head fills in.
+ALIGNER_CHAT_TEMPLATE = (
+    "{%- set state = namespace(audio='', words=[]) -%}"
+    "{%- for m in messages if m.content is not string -%}{%- for p in m.content -%}"
+    "{%- if p.type == 'audio' -%}{%- set state.audio = state.audio + '"
+    + "<|audio_start|><|audio_pad|><|audio_end|>"
+    + "' -%}"
+    "{%- elif p.type == 'text' -%}{%- set state.words = state.words + [p.text] -%}{%- endif -%}"
+    "{%- endfor -%}{%- endfor -%}"
+    "{{- state.audio -}}{%- for word in state.words -%}{{- word + '<timestamp><timestamp>' -}}{%- endfor -%}"
+)
 
 # Our own rendering of the Qwen3-ASR prompt: the system turn carries the context, the user turn one
 # audio placeholder per audio, and an assistant turn (if any) is rendered so that
@@ -57,8 +79,8 @@ _CORPUS = (
 )
 
 
-def build_tokenizer():
-    """A Qwen2-style byte-level BPE tokenizer with the Qwen3-ASR special tokens."""
+def build_tokenizer(extra_special: tuple[str, ...] = ()):
+    """A Qwen2-style byte-level BPE tokenizer with the Qwen3-ASR special tokens (and `extra_special` ones)."""
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
     from transformers import AddedToken, Qwen2Tokenizer
 
@@ -82,27 +104,19 @@ def build_tokenizer():
             "audio_eos_token": "<|audio_end|>",
         },
     )
-    tokenizer.add_tokens([AddedToken(t, special=True, normalized=False) for t in SPECIAL_TOKENS], special_tokens=True)
+    special = (*SPECIAL_TOKENS, *extra_special)
+    tokenizer.add_tokens([AddedToken(t, special=True, normalized=False) for t in special], special_tokens=True)
     tokenizer.add_tokens([AddedToken(ASR_TEXT_TOKEN, special=False, normalized=False)])
     return tokenizer
 
 
-def write_tiny_checkpoint(out_dir: Path, *, seed: int = 0) -> Path:
-    """Write the checkpoint into `out_dir` (created if needed) and return it."""
-    import torch
-    from transformers import (
-        GenerationConfig,
-        Qwen3ASRConfig,
-        Qwen3ASRFeatureExtractor,
-        Qwen3ASRForConditionalGeneration,
-        Qwen3ASRProcessor,
-    )
+def _tiny_config(tokenizer, **extra):
+    """The tiny model's configuration; `extra` adds what the aligner needs."""
+    from transformers import Qwen3ASRConfig
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tokenizer = build_tokenizer()
     ids = {token: tokenizer.convert_tokens_to_ids(token) for token in (*SPECIAL_TOKENS, ASR_TEXT_TOKEN)}
     eos = [ids["<|endoftext|>"], ids["<|im_end|>"]]
-    config = Qwen3ASRConfig(
+    return Qwen3ASRConfig(
         audio_config={
             "model_type": "qwen3_asr_encoder",
             "num_mel_bins": 128,
@@ -132,26 +146,63 @@ def write_tiny_checkpoint(out_dir: Path, *, seed: int = 0) -> Path:
         eos_token_id=eos,
         initializer_range=0.5,
         tie_word_embeddings=False,
+        **extra,
     )
+
+
+def write_tiny_checkpoint(out_dir: Path, *, seed: int = 0) -> Path:
+    """Write the speech model's checkpoint into `out_dir` (created if needed) and return it."""
+    import torch
+    from transformers import GenerationConfig, Qwen3ASRForConditionalGeneration
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tokenizer = build_tokenizer()
+    config = _tiny_config(tokenizer)
+    eos, pad = config.eos_token_id, config.pad_token_id
     torch.manual_seed(seed)
     model = Qwen3ASRForConditionalGeneration(config).eval()
-    model.generation_config = GenerationConfig(
-        eos_token_id=eos, pad_token_id=ids["<|im_end|>"], do_sample=False, max_new_tokens=512
-    )
+    model.generation_config = GenerationConfig(eos_token_id=eos, pad_token_id=pad, do_sample=False, max_new_tokens=512)
     model.save_pretrained(out_dir)
+    _save_processor(out_dir, tokenizer, CHAT_TEMPLATE)
+    return out_dir
+
+
+def write_tiny_aligner(out_dir: Path, *, seed: int = 0) -> Path:
+    """Write the forced aligner's checkpoint into `out_dir` (created if needed) and return it."""
+    import torch
+    from transformers import Qwen3ASRForTokenClassification
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tokenizer = build_tokenizer(extra_special=(TIMESTAMP_TOKEN,))
+    config = _tiny_config(
+        tokenizer,
+        num_labels=ALIGNER_CLASSES,
+        timestamp_token_id=tokenizer.convert_tokens_to_ids(TIMESTAMP_TOKEN),
+        architectures=["Qwen3ASRForTokenClassification"],
+    )
+    torch.manual_seed(seed)
+    Qwen3ASRForTokenClassification(config).eval().save_pretrained(out_dir)
+    _save_processor(out_dir, tokenizer, ALIGNER_CHAT_TEMPLATE)
+    return out_dir
+
+
+def _save_processor(out_dir: Path, tokenizer, chat_template: str) -> None:
+    from transformers import Qwen3ASRFeatureExtractor, Qwen3ASRProcessor
+
     processor = Qwen3ASRProcessor(
-        feature_extractor=Qwen3ASRFeatureExtractor(), tokenizer=tokenizer, chat_template=CHAT_TEMPLATE
+        feature_extractor=Qwen3ASRFeatureExtractor(), tokenizer=tokenizer, chat_template=chat_template
     )
     processor.save_pretrained(out_dir)
-    return out_dir
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out_dir", type=Path)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--aligner", action="store_true", help="write the forced aligner instead")
     args = parser.parse_args(argv)
-    path = write_tiny_checkpoint(args.out_dir, seed=args.seed)
+    write = write_tiny_aligner if args.aligner else write_tiny_checkpoint
+    path = write(args.out_dir, seed=args.seed)
     print(path)
     return 0
 
