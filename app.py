@@ -28,6 +28,7 @@ from asr.tempfiles import KEEP_ENV, leftover_workdirs
 st.set_page_config(page_title="Transcriber · private speech-to-text", page_icon="🎙️", layout="wide")
 
 MODEL = os.environ.get(asr.MODEL_ENV) or asr.DEFAULT_MODEL  # env read once, here
+ALIGNER = os.environ.get("QWEN3_ASR_ALIGNER") or asr.DEFAULT_ALIGNER
 DEVICE = os.environ.get("QWEN3_ASR_DEVICE", "auto")
 UPLOAD_TYPES = ["wav", "mp3", "flac", "ogg", "oga", "opus", "m4a", "aac", "webm", "mp4", "mov", "mkv", "m4v"]
 AUTO = "Auto-detect"
@@ -36,6 +37,7 @@ FLAG_WORDS = {
     SegmentFlag.TOKEN_CAP: "may be cut short (hit the length limit)",
     SegmentFlag.REPETITION_LOOP: "repeats itself: check this part against the audio",
     SegmentFlag.RETRIED: "decoded twice to stop a repetition",
+    SegmentFlag.APPROXIMATE_TIMES: "times estimated from the speech, not word by word",
 }
 MIME = {"txt": "text/plain", "srt": "application/x-subrip", "vtt": "text/vtt", "json": "application/json"}
 
@@ -53,6 +55,12 @@ def load_engine(model: str, device: str) -> asr.QwenEngine:
     return asr.QwenEngine.load(model, device=device)
 
 
+@st.cache_resource(show_spinner=False)
+def load_aligner(model: str, device: str) -> asr.QwenAligner:
+    """One forced aligner for all sessions, loaded the first time someone turns word timestamps on."""
+    return asr.QwenAligner.load(model, device=device)
+
+
 @st.cache_data(show_spinner=False, max_entries=32)
 def describe(file_id: str, _data: bytes) -> tuple[str, dict[str, list[float]]]:
     """Facts line and a 400-point loudness envelope over seconds (cached per upload, not per rerun)."""
@@ -67,8 +75,11 @@ def describe(file_id: str, _data: bytes) -> tuple[str, dict[str, list[float]]]:
     return decoded.source.summary(), envelope
 
 
-def sidebar(engine: asr.QwenEngine | None) -> asr.TranscribeOptions:
-    """Model facts, language and context choices, and the live privacy checks; returns the options."""
+def sidebar(engine: asr.QwenEngine | None) -> tuple[asr.TranscribeOptions, asr.QwenAligner | None]:
+    """Model facts, language, context and word-timestamp choices, and the live privacy checks.
+
+    Returns the options and the forced aligner (None when word timestamps are off or it is missing).
+    """
     with st.sidebar:
         st.header("Model")
         if engine is None:
@@ -87,9 +98,35 @@ def sidebar(engine: asr.QwenEngine | None) -> asr.TranscribeOptions:
             placeholder="e.g. Stella Nakamura, Kubernetes, Q3 budget",
             help="Passed to the model as context, so it spells them right.",
         )
+        aligner = word_timestamps_choice()
         privacy_panel()
     decode = asr.DecodeOptions(language=None if language == AUTO else language, context=context.strip())
-    return asr.TranscribeOptions(decode=decode)
+    return asr.TranscribeOptions(decode=decode), aligner
+
+
+def word_timestamps_choice() -> asr.QwenAligner | None:
+    """The "Word timestamps" switch; loads the aligner, or offers its download when it is missing."""
+    st.header("Timing")
+    wanted = st.toggle(
+        "Word timestamps",
+        key="word_timestamps",
+        help="Times every word with a second model (the forced aligner), so subtitles follow the voice and "
+        "each sentence starts where it is spoken. Without it, times are estimated from the speech.",
+    )
+    if not wanted:
+        return None
+    try:
+        with st.spinner("Loading the word aligner…"):
+            aligner = load_aligner(ALIGNER, DEVICE)
+    except asr.ModelNotFoundError:
+        st.caption("Word timestamps need the forced aligner, which is not on this computer yet.")
+        download_offer(ALIGNER, "aligner")
+        return None
+    except asr.ASRError as e:
+        st.error(str(e))
+        return None
+    st.caption(f"Aligner: {aligner.name} · 11 languages; others get estimated times.")
+    return aligner
 
 
 def privacy_panel() -> None:
@@ -118,30 +155,39 @@ def model_missing_panel(error: asr.ModelNotFoundError) -> None:
         st.caption("Download it once (Hugging Face or a mirror); after that, everything runs offline.")
     else:  # a folder the user chose or configured: say what is wrong with it
         st.warning(str(error))
-    job: DownloadJob | None = state.get("download_job")
-    if job is None:
-        target = state.model if is_repo_id(state.model) else asr.DEFAULT_MODEL
-        size = asr.MODEL_SIZES.get(target, "size unknown")
-        source = st.radio(
-            "Download from", [f"Hugging Face ({default_endpoint()})", "A mirror"], horizontal=True, key="source"
-        )
-        endpoint = (
-            st.text_input("Mirror URL", key="mirror", placeholder="https://hf-mirror.com")
-            if (source == "A mirror")
-            else None
-        )
-        label = f"Download {target.split('/')[-1].removesuffix('-hf')} ({size})"
-        if st.button(label, type="primary", key="download_model", disabled=source == "A mirror" and not endpoint):
-            state.download_job = DownloadJob(target, endpoint=endpoint or None).start()
-            state.model = target
-            st.rerun()
+    target = state.model if is_repo_id(state.model) else asr.DEFAULT_MODEL
+    download_offer(target, "model", on_start=lambda: state.update(model=target))
+    if "download_job" not in state:
         st.divider()
         folder = st.text_input("…or use a model folder you already have", key="model_folder")
         if st.button("Use this folder", key="use_folder", disabled=not folder):
             state.model = folder.strip()
             st.rerun()
-    else:
+
+
+def download_offer(target: str, key: str, on_start: Callable[[], None] | None = None) -> None:
+    """Source choice and a download button (nothing is fetched without the click); progress while it runs.
+
+    One download at a time for the page; `on_start` runs on the click that starts it.
+    """
+    if "download_job" in state:
         download_progress()
+        return
+    size = asr.MODEL_SIZES.get(target, "size unknown")
+    source = st.radio(
+        "Download from", [f"Hugging Face ({default_endpoint()})", "A mirror"], horizontal=True, key=f"source-{key}"
+    )
+    endpoint = (
+        st.text_input("Mirror URL", key=f"mirror-{key}", placeholder="https://hf-mirror.com")
+        if (source == "A mirror")
+        else None
+    )
+    label = f"Download {target.split('/')[-1].removesuffix('-hf')} ({size})"
+    if st.button(label, type="primary", key=f"download_{key}", disabled=source == "A mirror" and not endpoint):
+        state.download_job = DownloadJob(target, endpoint=endpoint or None).start()
+        if on_start is not None:
+            on_start()
+        st.rerun()
 
 
 @st.fragment(run_every=0.5)
@@ -253,6 +299,20 @@ def edited_transcript(result_id: int, transcript: asr.Transcript) -> asr.Transcr
     return dataclasses.replace(transcript, segments=segments)
 
 
+def clicked_start(result_id: int, transcript: asr.Transcript) -> float | None:
+    """The start of the sentence whose ▶ was ticked since the last run (None: no new tick).
+
+    A tick is an edit of the table (`st.data_editor` reports no row clicks); the ticks seen so far are kept,
+    so only a new one moves the player.
+    """
+    edits = state.get(f"edit-{result_id}", {}).get("edited_rows", {})
+    ticked = {int(index) for index, change in edits.items() if change.get("Play")}
+    seen_key = f"played-{result_id}"
+    new = sorted(ticked - state.get(seen_key, set()))
+    state[seen_key] = ticked
+    return transcript.segments[new[-1]].start_s if new else None
+
+
 def show_result(result_id: int, result: FileResult) -> None:
     """One file's outcome: error, or language, editable segments, copy block and downloads."""
     with st.container(border=True):
@@ -274,8 +334,15 @@ def show_result(result_id: int, result: FileResult) -> None:
                 else "The model returned no text for this recording."
             )
             return
+        if result.audio is not None:
+            start_s = clicked_start(result_id, transcript)
+            if start_s is not None:
+                state[f"start-{result_id}"] = start_s
+            start_s = state.get(f"start-{result_id}")  # kept, so other reruns leave the player as it is
+            st.audio(result.audio, start_time=start_s or 0.0, autoplay=start_s is not None)
         rows = [
             {
+                "Play": False,
                 "Start": format_clock(s.start_s),
                 "End": format_clock(s.end_s),
                 "Text": s.text,
@@ -283,13 +350,19 @@ def show_result(result_id: int, result: FileResult) -> None:
             }
             for s in transcript.segments
         ]
-        st.caption("Fix a word in the table: the copy block and every download follow your edits.")
+        st.caption(
+            "Tick ▶ to play a sentence from its start. Fix a word in the table: the copy block and every download "
+            "follow your edits, and each sentence keeps its times."
+        )
         st.data_editor(
             rows,
             key=f"edit-{result_id}",
             disabled=["Start", "End", "Note"],
             hide_index=True,
-            column_config={"Text": st.column_config.TextColumn(width="large")},
+            column_config={
+                "Play": st.column_config.CheckboxColumn("▶", width="small", help="Play from this sentence"),
+                "Text": st.column_config.TextColumn(width="large"),
+            },
         )
         edited = edited_transcript(result_id, transcript)
         st.code(edited.text, language=None, wrap_lines=True)
@@ -323,13 +396,15 @@ def main() -> None:
         sidebar(None)
         st.error(str(e))
         return
-    options = sidebar(engine)
+    options, aligner = sidebar(engine)
     inputs = current_inputs()
     running = "job" in state
     label = "Transcribe again" if state.results and inputs else "Transcribe"
     left, right = st.columns([5, 1])
     if left.button(label, type="primary", key="transcribe", disabled=running or not inputs, width="stretch"):
-        state.job = TranscriptionJob(inputs, engine=engine, options=options, still_wanted=page_is_connected()).start()
+        state.job = TranscriptionJob(
+            inputs, engine=engine, options=options, aligner=aligner, still_wanted=page_is_connected()
+        ).start()
         st.rerun()
     if right.button("Clear", key="clear", disabled=running, width="stretch"):
         state.input_nonce += 1

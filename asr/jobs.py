@@ -17,12 +17,12 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from .errors import ASRError, TranscriptionCancelled
 from .options import TranscribeOptions
-from .pipeline import Engine, transcribe
+from .pipeline import Aligner, Engine, transcribe
 from .results import Segment, Transcript, TranscriptionInfo
 
 logger = logging.getLogger(__name__)
@@ -58,6 +58,7 @@ class FileResult:
     error: str | None = None
     cancelled: bool = False
     notices: tuple[str, ...] = ()  # changes of course the user should know of (e.g. moved to the CPU)
+    audio: bytes | None = field(default=None, repr=False)  # the input as given (the same object, no copy), to play
 
 
 @dataclass(frozen=True)
@@ -99,11 +100,13 @@ class TranscriptionJob:
         *,
         engine: Engine,
         options: TranscribeOptions,
+        aligner: Aligner | None = None,
         still_wanted: Callable[[], bool] | None = None,
         abandoned_after_s: float = ABANDONED_AFTER_S,
     ) -> None:
         self._inputs = list(inputs)
         self._engine = engine
+        self._aligner = aligner
         self._options = options
         self._still_wanted = still_wanted
         self._abandoned_after_s = abandoned_after_s
@@ -217,6 +220,7 @@ class TranscriptionJob:
                 progress=self._on_progress,
                 cancel=self._cancel,
                 notice=self._on_notice,
+                aligner=self._aligner,
             )
             self._update(info=info, total_s=info.duration_s)
             for segment in segments:
@@ -224,14 +228,16 @@ class TranscriptionJob:
                     self._state = replace(self._state, segments=(*self._state.segments, segment))
         except TranscriptionCancelled:
             partial = Transcript(self.snapshot().segments, info) if info is not None else None
-            return FileResult(item.name, transcript=partial, cancelled=True, notices=self.snapshot().notices)
+            return FileResult(
+                item.name, transcript=partial, cancelled=True, notices=self.snapshot().notices, audio=item.data
+            )
         except ASRError as e:
             return FileResult(item.name, error=str(e), notices=self.snapshot().notices)
         except Exception:  # a bug or an exhausted machine: keep the app alive, log the trace without content
             logger.exception("Transcription failed unexpectedly")
             return FileResult(item.name, error="Something went wrong while transcribing; details are in the log.")
         done = self.snapshot()
-        return FileResult(item.name, transcript=Transcript(done.segments, info), notices=done.notices)
+        return FileResult(item.name, transcript=Transcript(done.segments, info), notices=done.notices, audio=item.data)
 
 
 @dataclass(frozen=True)

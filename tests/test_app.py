@@ -15,6 +15,7 @@ from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
 import asr
+from asr.results import SegmentFlag
 
 APP = str(Path(__file__).parents[1] / "app.py")
 
@@ -140,7 +141,7 @@ def test_missing_model_offers_a_download_and_downloads_nothing_by_itself(monkeyp
     assert any(w.value.startswith("No model folder at") for w in at.warning)  # says what is wrong with it
     assert at.button(key="download_model").proto.label == "Download Qwen3-ASR-0.6B (about 1.9 GB)"
     assert "download_job" not in at.session_state  # nothing started without the click
-    at.radio(key="source").set_value("A mirror").run()
+    at.radio(key="source-model").set_value("A mirror").run()
     assert at.button(key="download_model").proto.disabled  # a mirror needs its URL first
 
 
@@ -168,3 +169,45 @@ def test_a_move_to_the_cpu_after_out_of_memory_is_shown_with_the_result(app, mee
     ((_, result),) = app.session_state.results
     assert result.transcript.segments and not result.error
     assert [w.value for w in app.warning] == [notice]
+
+
+def test_word_timestamps_switch_times_words_and_a_ticked_row_plays_from_its_start(
+    monkeypatch, tiny_model_dir, tiny_aligner_dir, meeting_wav
+):
+    monkeypatch.setenv("QWEN3_ASR_MODEL", str(tiny_model_dir))
+    monkeypatch.setenv("QWEN3_ASR_ALIGNER", str(tiny_aligner_dir))
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    at.selectbox(key="language").set_value("English")
+    at.toggle(key="word_timestamps").set_value(True).run()
+    assert any(c.value.startswith(f"Aligner: {tiny_aligner_dir}") for c in at.caption)
+    at.file_uploader(key="uploads-0").set_value(("meeting.wav", meeting_wav, "audio/wav")).run()
+    at.button(key="transcribe").click().run()
+    _finish(at)
+    ((result_id, result),) = at.session_state.results
+    segments = result.transcript.segments
+    assert segments and all(s.words and SegmentFlag.APPROXIMATE_TIMES not in s.flags for s in segments)
+    assert result.transcript.info.aligner == str(tiny_aligner_dir)
+    player = at.get("audio")[-1]  # after the upload's own preview player
+    assert player.proto.start_time == 0 and not player.proto.autoplay
+    last = len(segments) - 1
+    at.session_state[f"edit-{result_id}"] = {"edited_rows": {last: {"Play": True}}}
+    at.run()
+    player = at.get("audio")[-1]  # after the upload's own preview player
+    assert player.proto.start_time == int(segments[last].start_s) and player.proto.autoplay
+    assert not at.exception
+
+
+def test_word_timestamps_without_the_aligner_offer_its_download(app, monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    app.toggle(key="word_timestamps").set_value(True).run()
+    assert app.button(key="download_aligner").proto.label == "Download Qwen3-ForcedAligner-0.6B (about 1.8 GB)"
+    assert "download_job" not in app.session_state  # nothing is fetched without the click
+    app.file_uploader(key="uploads-0").set_value(
+        ("talk.wav", _wav(np.concatenate([silence(0.5), speak(SENTENCES[0]), silence(0.5)])), "audio/wav")
+    ).run()
+    app.button(key="transcribe").click().run()
+    _finish(app)
+    ((_, result),) = app.session_state.results
+    assert all(SegmentFlag.APPROXIMATE_TIMES in s.flags for s in result.transcript.segments)
+    assert any("times estimated from the speech" in note for note in app.dataframe[-1].value["Note"])
