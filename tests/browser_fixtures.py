@@ -137,12 +137,13 @@ def serve_app(folder: Path, **env_changes: str) -> Iterator[AppServer]:
 
 
 @pytest.fixture(scope="module")
-def app_server(tiny_model_dir, tmp_path_factory) -> Iterator[AppServer]:
-    """The app on the tiny checkpoint (QWEN3_ASR_MODEL), with an empty hub cache of its own."""
+def app_server(tiny_model_dir, tiny_aligner_dir, tmp_path_factory) -> Iterator[AppServer]:
+    """The app on the tiny checkpoints (QWEN3_ASR_MODEL, QWEN3_ASR_ALIGNER), with an empty hub cache of its own."""
     folder = tmp_path_factory.mktemp("app-server")
     with serve_app(
         folder,
         QWEN3_ASR_MODEL=str(tiny_model_dir),
+        QWEN3_ASR_ALIGNER=str(tiny_aligner_dir),
         HF_HOME=str(folder / "hf_home"),
         HF_HUB_CACHE=str(folder / "hub_cache"),
     ) as server:

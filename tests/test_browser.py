@@ -10,6 +10,7 @@ Fixtures: tests/browser_fixtures.py. Set UPDATE_SCREENSHOTS=1 to refresh docs/sc
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import tempfile
@@ -131,6 +132,38 @@ def test_upload_transcribe_and_download_srt(app_server, open_page, interview_mp3
     # The upload was kept in memory: no file of that name appeared where the server or anyone could write it.
     roots = [app_server.temp, ROOT, Path.home(), Path(tempfile.gettempdir())]
     assert files_named_like("interview", started, roots) == []
+
+
+def test_word_timestamps_and_a_ticked_sentence_plays_from_its_start(app_server, open_page, interview_mp3):
+    page = open_page(app_server)
+    expect(page.get_by_test_id("stFileUploader")).to_be_visible()
+    sidebar = page.get_by_test_id("stSidebar")
+    sidebar.get_by_role("combobox", name="Spoken language").click()
+    page.get_by_role("option", name="English", exact=True).click()
+    wait_for_script(page)
+    sidebar.get_by_text("Word timestamps").click()
+    expect(sidebar.get_by_text(re.compile(r"^Aligner: "))).to_be_visible(timeout=60_000)
+    add_file(page, "interview.mp3", "audio/mpeg", interview_mp3)
+    wait_for_script(page)
+    transcribe(page)
+    expect_result(page, "interview.mp3", timeout_ms=240_000)  # the aligner's pass too, on a busy machine
+    _, document = download(page, "json")
+    segments = json.loads(document)["segments"]
+    assert len(segments) >= 2 and all(not s["approximate_times"] for s in segments)
+    player = page.get_by_test_id("stAudio").last
+    assert player.evaluate("audio => audio.currentTime") < 0.5
+    # Tick the ▶ box of the second sentence; the table is drawn on a canvas, so click where that cell is.
+    grid = page.get_by_test_id("stDataFrame").bounding_box()
+    row_height = 35  # Streamlit's default row height, header row included
+    page.mouse.click(grid["x"] + 47, grid["y"] + row_height * 2.5)  # the box is in the middle of its cell
+    wait_for_script(page)
+    expected = int(segments[1]["start_s"])
+    player = page.get_by_test_id("stAudio").last
+    deadline = time.monotonic() + 10
+    while player.evaluate("audio => audio.currentTime") < expected - 0.01:
+        assert time.monotonic() < deadline, "the player did not move to the sentence's start"
+        time.sleep(0.2)
+    assert_no_traceback(page)
 
 
 def test_record_through_the_microphone_and_transcribe(app_server, open_page):
