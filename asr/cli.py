@@ -17,7 +17,7 @@ from typing import NoReturn
 from . import hub, writers
 from .audio import read_source_info
 from .errors import ASRError, OptionsError
-from .options import LANGUAGES, DecodeOptions, TranscribeOptions, normalize_language
+from .options import CHINESE_SCRIPTS, LANGUAGES, DecodeOptions, TranscribeOptions, normalize_language
 from .pipeline import transcribe
 from .results import Transcript, format_clock
 from .tempfiles import remove_stale_workdirs
@@ -41,6 +41,9 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--model", help=f"repo id or folder (default: ${hub.MODEL_ENV} or {hub.DEFAULT_MODEL})")
     run.add_argument("--language", default="auto", help="auto, or a code or name: " + ", ".join(LANGUAGES))
     run.add_argument("--context", default="", help="names and jargon the speakers use")
+    run.add_argument(
+        "--chinese-script", default="auto", choices=CHINESE_SCRIPTS, help="write Chinese and Cantonese in this script"
+    )
     run.add_argument("--format", default="txt", choices=[*writers.FORMATS, "all"])
     run.add_argument("--output-dir", type=Path, default=Path("."), help="where to write results; '-' for stdout")
     run.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
@@ -65,6 +68,7 @@ def _options(args: argparse.Namespace) -> TranscribeOptions:
             language=normalize_language(args.language), context=args.context, batch_size=args.batch_size
         ),
         max_duration_s=args.max_duration,
+        chinese_script=args.chinese_script,
     )
     options.validate()
     return options

@@ -21,6 +21,7 @@ from typing import BinaryIO, Protocol
 import numpy as np
 
 from .audio import SAMPLE_RATE, decode_audio
+from .chinese import convert_segment
 from .errors import DeviceMemoryError, TranscriptionCancelled
 from .options import DecodeOptions, TranscribeOptions
 from .results import (
@@ -293,7 +294,8 @@ def transcribe(
     run = _Run(engine, samples, options, progress, cancel, notice)
     segments = run.rest(first, first_segments, rest_spans, cleanup)
     weakref.finalize(segments, cleanup.close)  # also when the caller drops the iterator unstarted
-    return segments, info
+    # Each segment as the user asked for it, apart from the batching above: Chinese in the chosen script.
+    return (convert_segment(segment, options.chinese_script) for segment in segments), info
 
 
 @dataclass(frozen=True)
