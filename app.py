@@ -37,7 +37,13 @@ FLAG_WORDS = {
     SegmentFlag.REPETITION_LOOP: "repeats itself: check this part against the audio",
     SegmentFlag.RETRIED: "decoded twice to stop a repetition",
 }
-MIME = {"txt": "text/plain", "srt": "application/x-subrip", "vtt": "text/vtt", "json": "application/json"}
+MIME = {
+    "txt": "text/plain",
+    "srt": "application/x-subrip",
+    "vtt": "text/vtt",
+    "json": "application/json",
+    "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+}
 
 netwatch.start_watching()
 state = st.session_state
@@ -297,7 +303,7 @@ def show_result(result_id: int, result: FileResult) -> None:
         for column, fmt in zip(st.columns(len(asr.FORMATS)), asr.FORMATS, strict=True):
             column.download_button(
                 f"⬇️ {fmt.upper()}",
-                asr.WRITERS[fmt](edited),
+                asr.render(edited, fmt, name=result.name),
                 file_name=f"{stem}.{fmt}",
                 mime=MIME[fmt],
                 key=f"download-{fmt}-{result_id}",

@@ -28,7 +28,7 @@ from .hub import DEFAULT_MODEL, MODEL_ENV, MODEL_SIZES, download_model, locate_m
 from .options import LANGUAGES, DecodeOptions, TranscribeOptions, VadOptions, normalize_language
 from .pipeline import NO_SPEECH_NOTE, transcribe, transcribe_all
 from .results import DecodedAudio, Segment, SegmentFlag, SourceInfo, Transcript, TranscriptionInfo
-from .writers import FORMATS, WRITERS, save
+from .writers import FORMATS, WRITERS, render, save
 
 if TYPE_CHECKING:
     from .engine import EngineInfo, QwenEngine
@@ -66,6 +66,7 @@ __all__ = [
     "locate_model",
     "normalize_language",
     "read_source_info",
+    "render",
     "save",
     "transcribe",
     "transcribe_all",

@@ -113,6 +113,16 @@ def _print_notice(text: str) -> None:
     tqdm.write(f"note: {text}", file=sys.stderr)
 
 
+def _write_stdout(content: str | bytes) -> None:
+    """Text to stdout; DOCX bytes as they are (``--format docx --output-dir - > notes.docx``)."""
+    if isinstance(content, str):
+        sys.stdout.write(content)
+        return
+    sys.stdout.flush()  # text written before goes out first
+    sys.stdout.buffer.write(content)
+    sys.stdout.buffer.flush()
+
+
 def _run_transcribe(args: argparse.Namespace) -> int:
     try:
         options = _options(args)
@@ -149,7 +159,7 @@ def _run_transcribe(args: argparse.Namespace) -> int:
             print(f"{file}: {note}", file=sys.stderr)
         for fmt, path in outputs.items():
             if to_stdout:
-                sys.stdout.write(writers.WRITERS[fmt](transcript))
+                _write_stdout(writers.render(transcript, fmt, name=file.name))
             else:
                 writers.save(transcript, fmt, path)
                 print(f"{file}: wrote {path}", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""Render a finished `Transcript` as txt, SRT, WebVTT or JSON text, and save it to a file.
+"""Render a finished `Transcript` as txt, SRT, WebVTT or JSON text (or DOCX bytes), and save it to a file.
 
 Why it looks like this (examples-to-follow.md §7, after whisper's ``utils.py`` writers):
 
@@ -26,6 +26,7 @@ from itertools import accumulate, pairwise
 from pathlib import Path
 from typing import Any
 
+from .docx_writer import render_docx
 from .errors import ASRError, OptionsError
 from .results import Transcript
 
@@ -146,24 +147,41 @@ def render_json(transcript: Transcript) -> str:
     return json.dumps(document, ensure_ascii=False, indent=2) + "\n"
 
 
-WRITERS: dict[str, Callable[[Transcript], str]] = {
+WRITERS: dict[str, Callable[[Transcript], str | bytes]] = {
     "txt": render_txt,
     "srt": render_srt,
     "vtt": render_vtt,
     "json": render_json,
+    "docx": render_docx,  # bytes, titled "Transcript"; `render` titles it with the file name
 }
 FORMATS: tuple[str, ...] = tuple(WRITERS)  # also the file extensions
 
 
-def save(transcript: Transcript, fmt: str, path: Path) -> Path:
-    """Render `transcript` in format `fmt` and write it to `path` as UTF-8.
+def render(transcript: Transcript, fmt: str, *, name: str) -> str | bytes:
+    """Render `transcript` in format `fmt`: text, or bytes for DOCX, whose title is `name`.
 
-    The text is rendered before the file is opened, so a bad transcript never leaves an empty file.
+    Args:
+        transcript: the finished transcription.
+        fmt: one of `FORMATS`.
+        name: the recording's name (e.g. "meeting.m4a"), shown as the DOCX title.
+
+    Raises:
+        OptionsError: `fmt` is not a known format; the message lists the valid ones.
+    """
+    if fmt not in WRITERS:
+        raise OptionsError(f"Unknown output format {fmt!r}. Use one of: {', '.join(FORMATS)}.")
+    return render_docx(transcript, title=name) if fmt == "docx" else WRITERS[fmt](transcript)
+
+
+def save(transcript: Transcript, fmt: str, path: Path) -> Path:
+    """Render `transcript` in format `fmt` and write it to `path` (text as UTF-8; a DOCX titled `path.stem`).
+
+    The content is rendered before the file is opened, so a bad transcript never leaves an empty file.
     Newlines are written as ``\\n`` on every platform.
 
     Args:
         transcript: the finished transcription.
-        fmt: one of `FORMATS` (``"txt"``, ``"srt"``, ``"vtt"``, ``"json"``).
+        fmt: one of `FORMATS` (``"txt"``, ``"srt"``, ``"vtt"``, ``"json"``, ``"docx"``).
         path: the file to create or overwrite; its folder must exist.
 
     Returns:
@@ -173,11 +191,12 @@ def save(transcript: Transcript, fmt: str, path: Path) -> Path:
         OptionsError: `fmt` is not a known format; the message lists the valid ones.
         ASRError: the file could not be written; the message says what to check.
     """
-    if fmt not in WRITERS:
-        raise OptionsError(f"Unknown output format {fmt!r}. Use one of: {', '.join(FORMATS)}.")
-    text = WRITERS[fmt](transcript)
+    content = render(transcript, fmt, name=path.stem)
     try:
-        path.write_text(text, encoding="utf-8", newline="")
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content, encoding="utf-8", newline="")
     except OSError as e:
         reason = e.strerror or str(e)
         raise ASRError(

@@ -7,6 +7,7 @@ import json
 import time
 from pathlib import Path
 
+import docx
 import numpy as np
 import pytest
 import soundfile as sf
@@ -59,7 +60,7 @@ def test_upload_transcribe_shows_text_segments_and_downloads(app, meeting_wav):
     assert result.name == "meeting.wav" and len(result.transcript.segments) == 2
     assert app.code[0].value == result.transcript.text
     labels = [b.proto.label for b in app.get("download_button")]
-    assert labels == ["⬇️ TXT", "⬇️ SRT", "⬇️ VTT", "⬇️ JSON"]
+    assert labels == ["⬇️ TXT", "⬇️ SRT", "⬇️ VTT", "⬇️ JSON", "⬇️ DOCX"]
     assert not app.error
 
 
@@ -115,7 +116,10 @@ def test_edits_flow_into_every_download(app, meeting_wav, monkeypatch):
     app.session_state[f"edit-{result_id}"] = {"edited_rows": {1: {"Text": "Please call Stella."}}}
     app.run()
     assert app.code[0].value.endswith("\nPlease call Stella.")
-    assert sorted(served) == ["meeting.json", "meeting.srt", "meeting.txt", "meeting.vtt"]
+    assert sorted(served) == ["meeting.docx", "meeting.json", "meeting.srt", "meeting.txt", "meeting.vtt"]
+    document = docx.Document(io.BytesIO(served.pop("meeting.docx")))
+    assert document.paragraphs[0].text == "meeting.wav"
+    assert document.paragraphs[-1].text.endswith("  Please call Stella.")
     for name, data in served.items():
         text = data.decode("utf-8") if isinstance(data, bytes) else data
         assert "Please call Stella." in text, name
