@@ -10,6 +10,7 @@ stops by itself when its page has been disconnected for a few seconds (a closed 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -312,6 +313,24 @@ def show_result(result_id: int, result: FileResult) -> None:
             )
 
 
+def download_all() -> None:
+    """One zip with every format of every finished file, edits included, once there are several."""
+    done = [
+        (result.name, edited_transcript(result_id, result.transcript))
+        for result_id, result in reversed(state.results)  # oldest first, as the files were added
+        if result.transcript is not None
+    ]
+    if len(done) > 1:
+        st.download_button(
+            f"⬇️ Download all ({len(done)} files, every format, .zip)",
+            functools.partial(asr.build_zip, done),  # built only when clicked
+            file_name="transcripts.zip",
+            mime="application/zip",
+            key="download-all",
+            on_click="ignore",
+        )
+
+
 def main() -> None:
     st.title("🎙️ Transcriber")
     st.caption("Private speech-to-text on this computer: nothing you record or upload leaves it.")
@@ -343,6 +362,7 @@ def main() -> None:
         st.rerun()
     if running:
         job_panel()
+    download_all()
     for result_id, result in state.results:
         show_result(result_id, result)
 

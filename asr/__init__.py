@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .audio import SAMPLE_RATE, decode_audio, read_source_info
+from .bundle import build_zip
 from .errors import (
     ASRError,
     AudioDecodeError,
@@ -61,6 +62,7 @@ __all__ = [
     "TranscriptionCancelled",
     "TranscriptionInfo",
     "VadOptions",
+    "build_zip",
     "decode_audio",
     "download_model",
     "locate_model",

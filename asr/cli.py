@@ -16,6 +16,7 @@ from typing import NoReturn
 
 from . import hub, writers
 from .audio import read_source_info
+from .bundle import output_bases
 from .errors import ASRError, OptionsError
 from .options import CHINESE_SCRIPTS, LANGUAGES, DecodeOptions, TranscribeOptions, normalize_language
 from .pipeline import transcribe
@@ -75,13 +76,9 @@ def _options(args: argparse.Namespace) -> TranscribeOptions:
 
 
 def _output_paths(files: list[Path], output_dir: Path, formats: tuple[str, ...]) -> list[dict[str, Path]]:
-    """meeting.m4a -> meeting.srt; inputs that share a stem keep their suffix (a.mp3.srt, a.wav.srt)."""
-    stems = [f.stem for f in files]
-    paths = []
-    for file in files:
-        base = file.name if stems.count(file.stem) > 1 else file.stem
-        paths.append({fmt: output_dir / f"{base}.{fmt}" for fmt in formats})
-    return paths
+    """meeting.m4a -> meeting.srt; inputs that share a stem keep their suffix (see `bundle.output_bases`)."""
+    bases = output_bases([file.name for file in files])
+    return [{fmt: output_dir / f"{base}.{fmt}" for fmt in formats} for base in bases]
 
 
 def _progress_bar(file: Path):

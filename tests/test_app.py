@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import json
 import time
+import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import docx
@@ -12,6 +14,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 from speech import SENTENCES, silence, speak
+from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
@@ -172,3 +175,30 @@ def test_a_move_to_the_cpu_after_out_of_memory_is_shown_with_the_result(app, mee
     ((_, result),) = app.session_state.results
     assert result.transcript.segments and not result.error
     assert [w.value for w in app.warning] == [notice]
+
+
+def test_download_all_offers_one_zip_once_several_files_are_done(app, meeting_wav, monkeypatch):
+    deferred: dict[str, Callable[[], bytes]] = {}  # file name -> what Streamlit runs when the button is clicked
+    real_add = MediaFileManager.add_deferred
+
+    def recording_add(self, data_callable, mimetype, coordinates, file_name=None, **kwargs):
+        deferred[file_name] = data_callable
+        return real_add(self, data_callable, mimetype, coordinates, file_name, **kwargs)
+
+    monkeypatch.setattr(MediaFileManager, "add_deferred", recording_add)
+    app.file_uploader(key="uploads-0").set_value(("meeting.wav", meeting_wav, "audio/wav")).run()
+    app.button(key="transcribe").click().run()
+    _finish(app)
+    assert not deferred  # one file: its own buttons are enough
+    app.file_uploader(key="uploads-0").set_value(
+        [("meeting.wav", meeting_wav, "audio/wav"), ("call.wav", meeting_wav, "audio/wav")]
+    ).run()
+    app.button(key="transcribe").click().run()
+    _finish(app)
+    (button,) = [b for b in app.get("download_button") if b.proto.id.endswith("-download-all")]
+    assert button.proto.label == "⬇️ Download all (3 files, every format, .zip)"
+    with zipfile.ZipFile(io.BytesIO(deferred["transcripts.zip"]())) as archive:
+        bases = ["meeting.wav", "meeting.wav (2)", "call"]  # the first run's meeting.wav, then this run's two
+        assert archive.namelist() == [f"{base}.{fmt}" for base in bases for fmt in asr.FORMATS]
+        texts = [archive.read(f"{base}.txt").decode("utf-8") for base in bases]
+    assert texts == [asr.WRITERS["txt"](result.transcript) for _, result in reversed(app.session_state.results)]
