@@ -37,6 +37,7 @@ FLAG_WORDS = {
     SegmentFlag.TOKEN_CAP: "may be cut short (hit the length limit)",
     SegmentFlag.REPETITION_LOOP: "repeats itself: check this part against the audio",
     SegmentFlag.RETRIED: "decoded twice to stop a repetition",
+    SegmentFlag.CONTEXT_ECHO: "dropped: the model only repeated your names and terms (silence or noise?)",
 }
 MIME = {
     "txt": "text/plain",

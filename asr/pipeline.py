@@ -22,6 +22,7 @@ import numpy as np
 
 from .audio import SAMPLE_RATE, decode_audio
 from .chinese import convert_segment
+from .echo import drop_context_echo
 from .errors import DeviceMemoryError, TranscriptionCancelled
 from .options import DecodeOptions, TranscribeOptions
 from .results import (
@@ -294,8 +295,10 @@ def transcribe(
     run = _Run(engine, samples, options, progress, cancel, notice)
     segments = run.rest(first, first_segments, rest_spans, cleanup)
     weakref.finalize(segments, cleanup.close)  # also when the caller drops the iterator unstarted
-    # Each segment as the user asked for it, apart from the batching above: Chinese in the chosen script.
-    return (convert_segment(segment, options.chinese_script) for segment in segments), info
+    # Each segment as the user asked for it, apart from the batching above: context echoes dropped (echo.py),
+    # Chinese in the chosen script (chinese.py).
+    context, script = options.decode.context, options.chinese_script
+    return (convert_segment(drop_context_echo(segment, context), script) for segment in segments), info
 
 
 @dataclass(frozen=True)

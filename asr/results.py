@@ -88,6 +88,7 @@ class SegmentFlag(StrEnum):
     TOKEN_CAP = "token_cap"  # generation stopped at max_new_tokens: text may be cut short
     REPETITION_LOOP = "repetition_loop"  # the text repeats itself: likely a decoding loop
     RETRIED = "retried_with_repetition_penalty"  # a loop was decoded again with a penalty
+    CONTEXT_ECHO = "context_echo"  # only repeated the given context (on silence or noise): text dropped
 
 
 @dataclass(frozen=True)
