@@ -32,6 +32,7 @@ MODEL = os.environ.get(asr.MODEL_ENV) or asr.DEFAULT_MODEL  # env read once, her
 DEVICE = os.environ.get("QWEN3_ASR_DEVICE", "auto")
 UPLOAD_TYPES = ["wav", "mp3", "flac", "ogg", "oga", "opus", "m4a", "aac", "webm", "mp4", "mov", "mkv", "m4v"]
 AUTO = "Auto-detect"
+OTHER_MIRROR = "Another mirror"
 LANGUAGE_CHOICES = [AUTO, *sorted(asr.LANGUAGES.values())]
 FLAG_WORDS = {
     SegmentFlag.TOKEN_CAP: "may be cut short (hit the length limit)",
@@ -103,10 +104,10 @@ def sidebar(engine: asr.QwenEngine | None) -> asr.TranscribeOptions:
 def privacy_panel() -> None:
     """Each line is checked now, not promised."""
     st.header("Privacy")
-    outside = netwatch.outside_connections()
+    network = netwatch.network_use()
     leftovers = leftover_workdirs()
     checks = [
-        (outside == 0, f"Network use since start: {'none' if outside == 0 else f'{outside} connection(s)'}"),
+        (network.summary() == "none", f"Network use since start: {network.summary()}"),
         (st.get_option("server.address") in ("127.0.0.1", "localhost", "::1"),
          f"Listening on {st.get_option('server.address') or 'all addresses'}"),
         (not st.get_option("browser.gatherUsageStats"), "Usage statistics: off"),
@@ -115,8 +116,8 @@ def privacy_panel() -> None:
     ]  # fmt: skip
     for ok, line in checks:
         st.markdown(f"{'✅' if ok else '⚠️'} {line}")
-    if outside:
-        st.caption("Connections are counted for the whole app, including a model download you started.")
+    if network.summary() != "none":
+        st.caption("Name look-ups and connections are counted for the whole app, a model download included.")
 
 
 def model_missing_panel(error: asr.ModelNotFoundError) -> None:
@@ -130,17 +131,18 @@ def model_missing_panel(error: asr.ModelNotFoundError) -> None:
     if job is None:
         target = state.model if is_repo_id(state.model) else asr.DEFAULT_MODEL
         size = asr.MODEL_SIZES.get(target, "size unknown")
-        source = st.radio(
-            "Download from", [f"Hugging Face ({default_endpoint()})", "A mirror"], horizontal=True, key="source"
-        )
+        # label -> what DownloadJob gets: None for HF_ENDPOINT or huggingface.co, a preset name, or the typed URL
+        sources = {f"Hugging Face ({default_endpoint()})": None, "hf-mirror.com (mainland China)": "hf-mirror"}
+        sources[OTHER_MIRROR] = ""
+        source = st.radio("Download from", list(sources), horizontal=True, key="source")
         endpoint = (
-            st.text_input("Mirror URL", key="mirror", placeholder="https://hf-mirror.com")
-            if (source == "A mirror")
-            else None
+            st.text_input("Mirror URL", key="mirror", placeholder="https://mirror.example.org")
+            if source == OTHER_MIRROR
+            else sources[source]
         )
         label = f"Download {target.split('/')[-1].removesuffix('-hf')} ({size})"
-        if st.button(label, type="primary", key="download_model", disabled=source == "A mirror" and not endpoint):
-            state.download_job = DownloadJob(target, endpoint=endpoint or None).start()
+        if st.button(label, type="primary", key="download_model", disabled=endpoint == ""):
+            state.download_job = DownloadJob(target, endpoint=endpoint).start()
             state.model = target
             st.rerun()
         st.divider()

@@ -58,7 +58,10 @@ def _build_parser() -> argparse.ArgumentParser:
 
     download = commands.add_parser("download", help="download a model (the only command that goes online)")
     download.add_argument("--model", default=hub.DEFAULT_MODEL, help=f"repo id (default: {hub.DEFAULT_MODEL})")
-    download.add_argument("--endpoint", help="hub mirror URL (default: $HF_ENDPOINT or huggingface.co)")
+    download.add_argument(
+        "--endpoint",
+        help=f"{', '.join(hub.DOWNLOAD_SOURCES)} or a hub mirror's URL (default: $HF_ENDPOINT or huggingface.co)",
+    )
     return parser
 
 

@@ -147,8 +147,12 @@ def test_missing_model_offers_a_download_and_downloads_nothing_by_itself(monkeyp
     assert any(w.value.startswith("No model folder at") for w in at.warning)  # says what is wrong with it
     assert at.button(key="download_model").proto.label == "Download Qwen3-ASR-0.6B (about 1.9 GB)"
     assert "download_job" not in at.session_state  # nothing started without the click
-    at.radio(key="source").set_value("A mirror").run()
+    hugging_face, *others = at.radio(key="source").options
+    assert hugging_face.startswith("Hugging Face (") and others == ["hf-mirror.com (mainland China)", "Another mirror"]
+    at.radio(key="source").set_value("Another mirror").run()
     assert at.button(key="download_model").proto.disabled  # a mirror needs its URL first
+    at.text_input(key="mirror").input("https://mirror.example.org").run()
+    assert not at.button(key="download_model").proto.disabled
 
 
 def test_a_move_to_the_cpu_after_out_of_memory_is_shown_with_the_result(app, meeting_wav, monkeypatch):
