@@ -26,13 +26,15 @@ from asr.jobs import DownloadJob, FileResult, JobInput, JobSnapshot, JobStatus, 
 from asr.results import SegmentFlag, format_clock
 from asr.tempfiles import KEEP_ENV, leftover_workdirs
 
-st.set_page_config(page_title="Transcriber · private speech-to-text", page_icon="🎙️", layout="wide")
+st.set_page_config(page_title="Transcriber · private speech-to-text", page_icon=":material/mic:", layout="wide")
 
 MODEL = os.environ.get(asr.MODEL_ENV) or asr.DEFAULT_MODEL  # env read once, here
 DEVICE = os.environ.get("QWEN3_ASR_DEVICE", "auto")
 UPLOAD_TYPES = ["wav", "mp3", "flac", "ogg", "oga", "opus", "m4a", "aac", "webm", "mp4", "mov", "mkv", "m4v"]
 AUTO = "Auto-detect"
 OTHER_MIRROR = "Another mirror"
+# Material icons, not emoji: they render everywhere, emoji show as empty boxes where no emoji font is installed.
+CHECKED, WARNING = ":green[:material/check_circle:]", ":orange[:material/warning:]"
 LANGUAGE_CHOICES = [AUTO, *sorted(asr.LANGUAGES.values())]
 FLAG_WORDS = {
     SegmentFlag.TOKEN_CAP: "may be cut short (hit the length limit)",
@@ -115,7 +117,7 @@ def privacy_panel() -> None:
          else f"Temporary audio: {len(leftovers)} folder(s) kept ({KEEP_ENV} is set, or removal failed)"),
     ]  # fmt: skip
     for ok, line in checks:
-        st.markdown(f"{'✅' if ok else '⚠️'} {line}")
+        st.markdown(f"{CHECKED if ok else WARNING} {line}")
     if network.summary() != "none":
         st.caption("Name look-ups and connections are counted for the whole app, a model download included.")
 
@@ -170,7 +172,7 @@ def download_progress() -> None:
 
 def current_inputs() -> list[JobInput]:
     """Upload tab and record tab, with a player, waveform and facts line for each input."""
-    upload_tab, record_tab = st.tabs(["📁 Upload files", "🎙️ Record"])
+    upload_tab, record_tab = st.tabs([":material/upload_file: Upload files", ":material/mic: Record"])
     with upload_tab:
         uploads = st.file_uploader(
             "Recordings or videos (WAV, MP3, M4A, FLAC, OGG, OPUS, WEBM, MP4, MOV, MKV)",
@@ -245,10 +247,10 @@ def job_panel() -> None:
         fraction = snapshot.processed_s / snapshot.total_s if snapshot.total_s else 0.0
         st.progress(min(fraction, 1.0), text=f"**{snapshot.current}** · {progress_line(snapshot)}")
         for notice in snapshot.notices:
-            st.warning(notice, icon="⚠️")
+            st.warning(notice, icon=":material/warning:")
         for segment in snapshot.segments:
             st.markdown(f"`{format_clock(segment.start_s)}` {segment.text}")
-    if st.button("Cancel", key="cancel", icon="⏹️"):
+    if st.button("Cancel", key="cancel", icon=":material/stop_circle:"):
         job.cancel()
         st.toast("Stopping…")
 
@@ -268,7 +270,7 @@ def show_result(result_id: int, result: FileResult) -> None:
     with st.container(border=True):
         st.subheader(result.name)
         for notice in result.notices:
-            st.warning(notice, icon="⚠️")
+            st.warning(notice, icon=":material/warning:")
         if result.error:
             st.error(result.error)
             return
@@ -306,11 +308,12 @@ def show_result(result_id: int, result: FileResult) -> None:
         stem = Path(result.name).stem or "transcript"
         for column, fmt in zip(st.columns(len(asr.FORMATS)), asr.FORMATS, strict=True):
             column.download_button(
-                f"⬇️ {fmt.upper()}",
+                fmt.upper(),
                 asr.render(edited, fmt, name=result.name),
                 file_name=f"{stem}.{fmt}",
                 mime=MIME[fmt],
                 key=f"download-{fmt}-{result_id}",
+                icon=":material/download:",
                 on_click="ignore",
                 width="stretch",
             )
@@ -325,17 +328,18 @@ def download_all() -> None:
     ]
     if len(done) > 1:
         st.download_button(
-            f"⬇️ Download all ({len(done)} files, every format, .zip)",
+            f"Download all ({len(done)} files, every format, .zip)",
             functools.partial(asr.build_zip, done),  # built only when clicked
             file_name="transcripts.zip",
             mime="application/zip",
             key="download-all",
+            icon=":material/folder_zip:",
             on_click="ignore",
         )
 
 
 def main() -> None:
-    st.title("🎙️ Transcriber")
+    st.title(":material/mic: Transcriber")
     st.caption("Private speech-to-text on this computer: nothing you record or upload leaves it.")
     engine = None
     try:

@@ -53,20 +53,20 @@ def transcribe(page: Page) -> None:
 
 
 def expect_result(page: Page, name: str, timeout_ms: int = TRANSCRIBE_TIMEOUT_MS) -> None:
-    """A finished result: its heading, the segment table, the copy block and the four downloads."""
+    """A finished result: its heading, the segment table, the copy block and the five downloads."""
     expect(page.get_by_role("heading", name=name, exact=True)).to_be_visible(timeout=timeout_ms)
     # Until a run ends, Streamlit keeps the previous run's elements whose place moved (shown faded, "stale").
     wait_for_script(page)
     expect(page.get_by_test_id("stDataFrame")).to_be_visible()
     expect(page.get_by_test_id("stCode")).to_be_visible()
-    expect(page.get_by_test_id("stDownloadButton")).to_have_count(4)
+    expect(page.get_by_test_id("stDownloadButton")).to_have_count(5)
     expect(page.get_by_role("button", name="Cancel")).to_have_count(0)  # the job panel is gone
 
 
 def download(page: Page, fmt: str) -> tuple[str, str]:
     """Click a result's download button for `fmt`; returns the file name the browser was given, and the text."""
     with page.expect_download() as download_info:
-        page.get_by_role("button", name=f"⬇️ {fmt.upper()}").click()
+        page.get_by_role("button", name=fmt.upper()).click()
     file = download_info.value
     return file.suggested_filename, Path(file.path()).read_bytes().decode("utf-8")  # as sent: no newline translation
 
@@ -125,8 +125,8 @@ def test_upload_transcribe_and_download_srt(app_server, open_page, interview_mp3
     assert " --> 00:00:" in srt.splitlines()[1]
     # The privacy panel, checked live: nothing went online, and the temporary audio of the run is gone.
     sidebar = page.get_by_test_id("stSidebar")
-    expect(sidebar.get_by_text("✅ Network use since start: none")).to_be_visible()
-    expect(sidebar.get_by_text("✅ Temporary audio: deleted after each run")).to_be_visible()
+    expect(sidebar.get_by_text("Network use since start: none")).to_be_visible()
+    expect(sidebar.get_by_text("Temporary audio: deleted after each run")).to_be_visible()
     assert_no_traceback(page)
     # The upload was kept in memory: no file of that name appeared where the server or anyone could write it.
     roots = [app_server.temp, ROOT, Path.home(), Path(tempfile.gettempdir())]
@@ -135,7 +135,7 @@ def test_upload_transcribe_and_download_srt(app_server, open_page, interview_mp3
 
 def test_record_through_the_microphone_and_transcribe(app_server, open_page):
     page = open_page(app_server)
-    page.get_by_role("tab", name="🎙️ Record").click()
+    page.get_by_role("tab", name="Record").click()
     recorder = page.get_by_test_id("stAudioInput")
     recorder.get_by_role("button", name="Record", exact=True).click()
     # The time code counts the recorded seconds: stop after three of them (Chromium plays speech.wav as the mic).
@@ -225,7 +225,7 @@ def test_closing_the_tab_cancels_its_run_and_frees_the_model(app_server, open_pa
     transcribe(other)
     expect_result(other, "interview.mp3")
     assert QUEUED not in other.evaluate("window.__alertTexts")
-    expect(other.get_by_test_id("stSidebar").get_by_text("✅ Temporary audio: deleted after each run")).to_be_visible()
+    expect(other.get_by_test_id("stSidebar").get_by_text("Temporary audio: deleted after each run")).to_be_visible()
     assert_no_traceback(other)
 
 
@@ -243,7 +243,7 @@ def test_model_download_panel_fetches_only_on_click(tiny_model_dir, tmp_path, op
         expect(page.get_by_text("The speech model is not on this computer yet.")).to_be_visible()
         download = page.get_by_role("button", name="Download Qwen3-ASR-0.6B (about 1.9 GB)")
         expect(download).to_be_enabled()
-        expect(page.get_by_role("tab", name="📁 Upload files")).to_have_count(0)
+        expect(page.get_by_role("tab", name="Upload files")).to_have_count(0)
         wait_for_script(page)
         screenshot(page, "06-model-missing")
         assert mirror.requests == [], "something was fetched before the click"
@@ -254,7 +254,7 @@ def test_model_download_panel_fetches_only_on_click(tiny_model_dir, tmp_path, op
         screenshot(page, "07-downloading")
         mirror.release()
 
-        expect(page.get_by_role("tab", name="📁 Upload files")).to_be_visible(timeout=TRANSCRIBE_TIMEOUT_MS)
+        expect(page.get_by_role("tab", name="Upload files")).to_be_visible(timeout=TRANSCRIBE_TIMEOUT_MS)
         expect(page.get_by_test_id("stAlert")).to_have_count(0)
         expect(page.get_by_test_id("stSidebar")).not_to_contain_text("not loaded")
         assert server.process.poll() is None, "the server was restarted"
