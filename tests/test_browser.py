@@ -1,21 +1,24 @@
 """The app in a real browser: headless Chromium against the server the launcher starts, on the tiny checkpoint.
 
 What AppTest cannot show: uploads through the browser's file chooser, recording through a (fake) microphone,
-the download of an SRT file, the model download panel against a local hub mirror, two sessions sharing the
-model, a closed tab whose run the server stops, and that no page ever shows a Python traceback (checked on every
-page by the `open_page` fixture, and in every server's output).
+the download of an SRT file and of the "Download all" zip, the model download panel against a local hub mirror,
+two sessions sharing the model, a closed tab whose run the server stops, and that no page ever shows a Python
+traceback (checked on every page by the `open_page` fixture, and in every server's output).
 Fixtures: tests/browser_fixtures.py. Set UPDATE_SCREENSHOTS=1 to refresh docs/screenshots/.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import re
 import tempfile
 import time
+import zipfile
 from pathlib import Path
 
+import docx
 from browser_fixtures import ROOT, AppServer, HeldHubMirror, assert_no_traceback, serve_app, wait_for_script
 from playwright.sync_api import Locator, Page, expect
 
@@ -264,3 +267,25 @@ def test_model_download_panel_fetches_only_on_click(tiny_model_dir, tmp_path, op
         transcribe(page)
         expect_result(page, "interview.mp3")
         assert_no_traceback(page)
+
+
+def test_download_all_gives_one_zip_of_every_format(app_server, open_page, interview_mp3):
+    """The zip is built on the server only when its button is clicked (a deferred download): a browser shows it."""
+    page = open_page(app_server)
+    add_file(page, "interview.mp3", "audio/mpeg", interview_mp3)
+    add_file(page, "call.mp3", "audio/mpeg", interview_mp3)  # the same 15 s under another name
+    transcribe(page)
+    for name in ("interview.mp3", "call.mp3"):
+        expect(page.get_by_role("heading", name=name, exact=True)).to_be_visible(timeout=4 * TRANSCRIBE_TIMEOUT_MS)
+    wait_for_script(page)
+    expect(page.get_by_test_id("stDownloadButton")).to_have_count(1 + 2 * len(asr.FORMATS))
+    with page.expect_download() as download_info:
+        page.get_by_role("button", name="Download all (2 files, every format, .zip)").click()
+    assert download_info.value.suggested_filename == "transcripts.zip"
+    with zipfile.ZipFile(download_info.value.path()) as archive:
+        assert archive.namelist() == [f"{stem}.{fmt}" for stem in ("interview", "call") for fmt in asr.FORMATS]
+        texts = [archive.read(f"{stem}.txt").decode("utf-8") for stem in ("interview", "call")]
+        document = docx.Document(io.BytesIO(archive.read("call.docx")))
+    assert texts[0] == texts[1] and texts[0].strip()  # the same audio, the same words
+    assert document.paragraphs[0].text == "call.mp3"
+    assert_no_traceback(page)
