@@ -59,21 +59,21 @@ def _convert_words(words: tuple[Any, ...], script: str) -> tuple[Any, ...]:
     same places, which works because these conversions keep the length; if one ever did not, each word
     is converted alone.
     """
-    texts = [word.word for word in words]
+    texts = [word.text for word in words]
     joined = convert_text("".join(texts), script)
     if len(joined) != sum(map(len, texts)):
         pieces = [convert_text(text, script) for text in texts]
     else:
         bounds = accumulate(map(len, texts), initial=0)
         pieces = [joined[start:end] for start, end in pairwise(bounds)]
-    return tuple(dataclasses.replace(word, word=piece) for word, piece in zip(words, pieces, strict=True))
+    return tuple(dataclasses.replace(word, text=piece) for word, piece in zip(words, pieces, strict=True))
 
 
 def convert_segment(segment: Segment, script: str) -> Segment:
     """The segment in `script` if its language is Chinese or Cantonese; any other segment unchanged.
 
-    `dataclasses.replace` keeps every other field; words, if the segment has a ``words`` field of
-    values with a ``word`` text, are converted the same way.
+    `dataclasses.replace` keeps every other field; words, if the segment has a ``words`` field (of
+    values with a ``text`` field, like ``Word``), are converted the same way.
 
     Args:
         segment: one segment of a transcript.

@@ -73,7 +73,7 @@ def is_context_echo(text: str, context: str) -> bool:
 
 
 def drop_context_echo(segment: Segment, context: str) -> Segment:
-    """The segment with its text emptied and flagged `CONTEXT_ECHO` if it echoes `context`, else itself.
+    """The segment with its text (and words) emptied and flagged `CONTEXT_ECHO` if it echoes `context`, else itself.
 
     Args:
         segment: one segment as the model wrote it.
@@ -81,4 +81,6 @@ def drop_context_echo(segment: Segment, context: str) -> Segment:
     """
     if not is_context_echo(segment.text, context):
         return segment
-    return dataclasses.replace(segment, text="", flags=(*segment.flags, SegmentFlag.CONTEXT_ECHO))
+    dropped = dataclasses.replace(segment, text="", flags=(*segment.flags, SegmentFlag.CONTEXT_ECHO))
+    # Words, where a segment has them, go too: subtitles built from words must not bring the echo back.
+    return dataclasses.replace(dropped, words=()) if getattr(segment, "words", None) else dropped

@@ -62,7 +62,7 @@ def test_other_languages_pass_untouched(language, text, script):
 @dataclass(frozen=True)
 class _Word:
     start_s: float
-    word: str
+    text: str
 
 
 @dataclass(frozen=True)

@@ -72,6 +72,27 @@ def test_drop_keeps_the_segment_flagged_with_its_times():
     assert drop_context_echo(normal, CONTEXT) is normal
 
 
+@dataclasses.dataclass(frozen=True)
+class _Word:
+    start_s: float
+    text: str
+
+
+@dataclasses.dataclass(frozen=True)
+class _SegmentWithWords(Segment):
+    """A segment with a word list, as word timestamps add: an echo's words must go with its text."""
+
+    words: tuple[_Word, ...] = ()
+
+
+def test_drop_takes_the_words_too():
+    words = (_Word(0.0, "Stella "), _Word(0.4, "Nakamura, "), _Word(0.9, "Kubernetes"))
+    echo = _SegmentWithWords(0.0, 1.5, "Stella Nakamura, Kubernetes", "English", (), words)
+    assert drop_context_echo(echo, CONTEXT) == _SegmentWithWords(0.0, 1.5, "", "English", (SegmentFlag.CONTEXT_ECHO,))
+    normal = _SegmentWithWords(0.0, 1.5, "We moved to Kubernetes.", "English", (), words)
+    assert drop_context_echo(normal, CONTEXT) is normal
+
+
 class _EchoingEngine(FakeEngine):
     """Writes the context for chunks shorter than 2.5 s (the noise bursts here), else the usual text.
 
