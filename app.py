@@ -10,6 +10,7 @@ stops by itself when its page has been disconnected for a few seconds (a closed 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -25,21 +26,31 @@ from asr.jobs import DownloadJob, FileResult, JobInput, JobSnapshot, JobStatus, 
 from asr.results import SegmentFlag, format_clock
 from asr.tempfiles import KEEP_ENV, leftover_workdirs
 
-st.set_page_config(page_title="Transcriber · private speech-to-text", page_icon="🎙️", layout="wide")
+st.set_page_config(page_title="Transcriber · private speech-to-text", page_icon=":material/mic:", layout="wide")
 
 MODEL = os.environ.get(asr.MODEL_ENV) or asr.DEFAULT_MODEL  # env read once, here
 ALIGNER = os.environ.get("QWEN3_ASR_ALIGNER") or asr.DEFAULT_ALIGNER
 DEVICE = os.environ.get("QWEN3_ASR_DEVICE", "auto")
 UPLOAD_TYPES = ["wav", "mp3", "flac", "ogg", "oga", "opus", "m4a", "aac", "webm", "mp4", "mov", "mkv", "m4v"]
 AUTO = "Auto-detect"
+OTHER_MIRROR = "Another mirror"
+# Material icons, not emoji: they render everywhere, emoji show as empty boxes where no emoji font is installed.
+CHECKED, WARNING = ":green[:material/check_circle:]", ":orange[:material/warning:]"
 LANGUAGE_CHOICES = [AUTO, *sorted(asr.LANGUAGES.values())]
 FLAG_WORDS = {
     SegmentFlag.TOKEN_CAP: "may be cut short (hit the length limit)",
     SegmentFlag.REPETITION_LOOP: "repeats itself: check this part against the audio",
     SegmentFlag.RETRIED: "decoded twice to stop a repetition",
     SegmentFlag.APPROXIMATE_TIMES: "times estimated from the speech, not word by word",
+    SegmentFlag.CONTEXT_ECHO: "dropped: the model only repeated your names and terms (silence or noise?)",
 }
-MIME = {"txt": "text/plain", "srt": "application/x-subrip", "vtt": "text/vtt", "json": "application/json"}
+MIME = {
+    "txt": "text/plain",
+    "srt": "application/x-subrip",
+    "vtt": "text/vtt",
+    "json": "application/json",
+    "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+}
 
 netwatch.start_watching()
 state = st.session_state
@@ -132,10 +143,10 @@ def word_timestamps_choice() -> asr.QwenAligner | None:
 def privacy_panel() -> None:
     """Each line is checked now, not promised."""
     st.header("Privacy")
-    outside = netwatch.outside_connections()
+    network = netwatch.network_use()
     leftovers = leftover_workdirs()
     checks = [
-        (outside == 0, f"Network use since start: {'none' if outside == 0 else f'{outside} connection(s)'}"),
+        (network.summary() == "none", f"Network use since start: {network.summary()}"),
         (st.get_option("server.address") in ("127.0.0.1", "localhost", "::1"),
          f"Listening on {st.get_option('server.address') or 'all addresses'}"),
         (not st.get_option("browser.gatherUsageStats"), "Usage statistics: off"),
@@ -143,9 +154,9 @@ def privacy_panel() -> None:
          else f"Temporary audio: {len(leftovers)} folder(s) kept ({KEEP_ENV} is set, or removal failed)"),
     ]  # fmt: skip
     for ok, line in checks:
-        st.markdown(f"{'✅' if ok else '⚠️'} {line}")
-    if outside:
-        st.caption("Connections are counted for the whole app, including a model download you started.")
+        st.markdown(f"{CHECKED if ok else WARNING} {line}")
+    if network.summary() != "none":
+        st.caption("Name look-ups and connections are counted for the whole app, a model download included.")
 
 
 def model_missing_panel(error: asr.ModelNotFoundError) -> None:
@@ -174,17 +185,18 @@ def download_offer(target: str, key: str, on_start: Callable[[], None] | None = 
         download_progress()
         return
     size = asr.MODEL_SIZES.get(target, "size unknown")
-    source = st.radio(
-        "Download from", [f"Hugging Face ({default_endpoint()})", "A mirror"], horizontal=True, key=f"source-{key}"
-    )
+    # label -> what DownloadJob gets: None for HF_ENDPOINT or huggingface.co, a preset name, or the typed URL
+    sources = {f"Hugging Face ({default_endpoint()})": None, "hf-mirror.com (mainland China)": "hf-mirror"}
+    sources[OTHER_MIRROR] = ""
+    source = st.radio("Download from", list(sources), horizontal=True, key=f"source-{key}")
     endpoint = (
-        st.text_input("Mirror URL", key=f"mirror-{key}", placeholder="https://hf-mirror.com")
-        if (source == "A mirror")
-        else None
+        st.text_input("Mirror URL", key=f"mirror-{key}", placeholder="https://mirror.example.org")
+        if source == OTHER_MIRROR
+        else sources[source]
     )
     label = f"Download {target.split('/')[-1].removesuffix('-hf')} ({size})"
-    if st.button(label, type="primary", key=f"download_{key}", disabled=source == "A mirror" and not endpoint):
-        state.download_job = DownloadJob(target, endpoint=endpoint or None).start()
+    if st.button(label, type="primary", key=f"download_{key}", disabled=endpoint == ""):
+        state.download_job = DownloadJob(target, endpoint=endpoint).start()
         if on_start is not None:
             on_start()
         st.rerun()
@@ -206,7 +218,7 @@ def download_progress() -> None:
 
 def current_inputs() -> list[JobInput]:
     """Upload tab and record tab, with a player, waveform and facts line for each input."""
-    upload_tab, record_tab = st.tabs(["📁 Upload files", "🎙️ Record"])
+    upload_tab, record_tab = st.tabs([":material/upload_file: Upload files", ":material/mic: Record"])
     with upload_tab:
         uploads = st.file_uploader(
             "Recordings or videos (WAV, MP3, M4A, FLAC, OGG, OPUS, WEBM, MP4, MOV, MKV)",
@@ -281,26 +293,30 @@ def job_panel() -> None:
         fraction = snapshot.processed_s / snapshot.total_s if snapshot.total_s else 0.0
         st.progress(min(fraction, 1.0), text=f"**{snapshot.current}** · {progress_line(snapshot)}")
         for notice in snapshot.notices:
-            st.warning(notice, icon="⚠️")
+            st.warning(notice, icon=":material/warning:")
         for segment in snapshot.segments:
             st.markdown(f"`{format_clock(segment.start_s)}` {segment.text}")
-    if st.button("Cancel", key="cancel", icon="⏹️"):
+    if st.button("Cancel", key="cancel", icon=":material/stop_circle:"):
         job.cancel()
         st.toast("Stopping…")
 
 
 def edited_transcript(result_id: int, transcript: asr.Transcript) -> asr.Transcript:
-    """The transcript with the user's edits from the segment table applied (edit once, export everywhere)."""
+    """The transcript with the user's edits from the segment table applied (edit once, export everywhere).
+
+    An edited sentence keeps its start and end; its word times no longer match its words, so they are left out
+    (its subtitles share the sentence's time by characters instead).
+    """
     edits = state.get(f"edit-{result_id}", {}).get("edited_rows", {})
-    segments = tuple(
-        dataclasses.replace(segment, text=str(edits.get(index, {}).get("Text", segment.text)))
-        for index, segment in enumerate(transcript.segments)
-    )
-    return dataclasses.replace(transcript, segments=segments)
+    segments = []
+    for index, segment in enumerate(transcript.segments):
+        text = str(edits.get(index, {}).get("Text", segment.text))
+        segments.append(segment if text == segment.text else dataclasses.replace(segment, text=text, words=()))
+    return dataclasses.replace(transcript, segments=tuple(segments))
 
 
 def clicked_start(result_id: int, transcript: asr.Transcript) -> float | None:
-    """The start of the sentence whose ▶ was ticked since the last run (None: no new tick).
+    """The start of the sentence whose Play box was ticked since the last run (None: no new tick).
 
     A tick is an edit of the table (`st.data_editor` reports no row clicks); the ticks seen so far are kept,
     so only a new one moves the player.
@@ -318,7 +334,7 @@ def show_result(result_id: int, result: FileResult) -> None:
     with st.container(border=True):
         st.subheader(result.name)
         for notice in result.notices:
-            st.warning(notice, icon="⚠️")
+            st.warning(notice, icon=":material/warning:")
         if result.error:
             st.error(result.error)
             return
@@ -351,7 +367,7 @@ def show_result(result_id: int, result: FileResult) -> None:
             for s in transcript.segments
         ]
         st.caption(
-            "Tick ▶ to play a sentence from its start. Fix a word in the table: the copy block and every download "
+            "Tick Play to hear a sentence from its start. Fix a word in the table: the copy block and every download "
             "follow your edits, and each sentence keeps its times."
         )
         st.data_editor(
@@ -360,7 +376,9 @@ def show_result(result_id: int, result: FileResult) -> None:
             disabled=["Start", "End", "Note"],
             hide_index=True,
             column_config={
-                "Play": st.column_config.CheckboxColumn("▶", width="small", help="Play from this sentence"),
+                "Play": st.column_config.CheckboxColumn(
+                    "Play", width="small", help="Play the recording from this sentence"
+                ),
                 "Text": st.column_config.TextColumn(width="large"),
             },
         )
@@ -369,18 +387,38 @@ def show_result(result_id: int, result: FileResult) -> None:
         stem = Path(result.name).stem or "transcript"
         for column, fmt in zip(st.columns(len(asr.FORMATS)), asr.FORMATS, strict=True):
             column.download_button(
-                f"⬇️ {fmt.upper()}",
-                asr.WRITERS[fmt](edited),
+                fmt.upper(),
+                asr.render(edited, fmt, name=result.name),
                 file_name=f"{stem}.{fmt}",
                 mime=MIME[fmt],
                 key=f"download-{fmt}-{result_id}",
+                icon=":material/download:",
                 on_click="ignore",
                 width="stretch",
             )
 
 
+def download_all() -> None:
+    """One zip with every format of every finished file, edits included, once there are several."""
+    done = [
+        (result.name, edited_transcript(result_id, result.transcript))
+        for result_id, result in reversed(state.results)  # oldest first, as the files were added
+        if result.transcript is not None
+    ]
+    if len(done) > 1:
+        st.download_button(
+            f"Download all ({len(done)} files, every format, .zip)",
+            functools.partial(asr.build_zip, done),  # built only when clicked
+            file_name="transcripts.zip",
+            mime="application/zip",
+            key="download-all",
+            icon=":material/folder_zip:",
+            on_click="ignore",
+        )
+
+
 def main() -> None:
-    st.title("🎙️ Transcriber")
+    st.title(":material/mic: Transcriber")
     st.caption("Private speech-to-text on this computer: nothing you record or upload leaves it.")
     engine = None
     try:
@@ -412,6 +450,7 @@ def main() -> None:
         st.rerun()
     if running:
         job_panel()
+    download_all()
     for result_id, result in state.results:
         show_result(result_id, result)
 

@@ -15,11 +15,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .audio import SAMPLE_RATE, decode_audio, read_source_info
+from .bundle import build_zip
 from .errors import (
     AlignmentError,
     ASRError,
     AudioDecodeError,
     DeviceMemoryError,
+    DownloadCancelled,
     DownloadError,
     ModelLoadError,
     ModelNotFoundError,
@@ -53,6 +55,7 @@ __all__ = [
     "DecodeOptions",
     "DecodedAudio",
     "DeviceMemoryError",
+    "DownloadCancelled",
     "DownloadError",
     "EngineInfo",
     "ModelLoadError",
@@ -70,6 +73,7 @@ __all__ = [
     "TranscriptionInfo",
     "VadOptions",
     "Word",
+    "build_zip",
     "decode_audio",
     "download_model",
     "locate_model",

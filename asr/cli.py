@@ -16,8 +16,9 @@ from typing import NoReturn
 
 from . import hub, writers
 from .audio import read_source_info
+from .bundle import output_bases
 from .errors import ASRError, ModelNotFoundError, OptionsError
-from .options import LANGUAGES, DecodeOptions, TranscribeOptions, normalize_language
+from .options import CHINESE_SCRIPTS, LANGUAGES, DecodeOptions, TranscribeOptions, normalize_language
 from .pipeline import transcribe
 from .results import Transcript, format_clock
 from .tempfiles import remove_stale_workdirs
@@ -42,6 +43,9 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--model", help=f"repo id or folder (default: ${hub.MODEL_ENV} or {hub.DEFAULT_MODEL})")
     run.add_argument("--language", default="auto", help="auto, or a code or name: " + ", ".join(LANGUAGES))
     run.add_argument("--context", default="", help="names and jargon the speakers use")
+    run.add_argument(
+        "--chinese-script", default="auto", choices=CHINESE_SCRIPTS, help="write Chinese and Cantonese in this script"
+    )
     run.add_argument("--format", default="txt", choices=[*writers.FORMATS, "all"])
     run.add_argument("--output-dir", type=Path, default=Path("."), help="where to write results; '-' for stdout")
     run.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
@@ -66,7 +70,10 @@ def _build_parser() -> argparse.ArgumentParser:
 
     download = commands.add_parser("download", help="download a model (the only command that goes online)")
     download.add_argument("--model", default=hub.DEFAULT_MODEL, help=f"repo id (default: {hub.DEFAULT_MODEL})")
-    download.add_argument("--endpoint", help="hub mirror URL (default: $HF_ENDPOINT or huggingface.co)")
+    download.add_argument(
+        "--endpoint",
+        help=f"{', '.join(hub.DOWNLOAD_SOURCES)} or a hub mirror's URL (default: $HF_ENDPOINT or huggingface.co)",
+    )
     return parser
 
 
@@ -77,19 +84,16 @@ def _options(args: argparse.Namespace) -> TranscribeOptions:
             language=normalize_language(args.language), context=args.context, batch_size=args.batch_size
         ),
         max_duration_s=args.max_duration,
+        chinese_script=args.chinese_script,
     )
     options.validate()
     return options
 
 
 def _output_paths(files: list[Path], output_dir: Path, formats: tuple[str, ...]) -> list[dict[str, Path]]:
-    """meeting.m4a -> meeting.srt; inputs that share a stem keep their suffix (a.mp3.srt, a.wav.srt)."""
-    stems = [f.stem for f in files]
-    paths = []
-    for file in files:
-        base = file.name if stems.count(file.stem) > 1 else file.stem
-        paths.append({fmt: output_dir / f"{base}.{fmt}" for fmt in formats})
-    return paths
+    """meeting.m4a -> meeting.srt; inputs that share a stem keep their suffix (see `bundle.output_bases`)."""
+    bases = output_bases([file.name for file in files])
+    return [{fmt: output_dir / f"{base}.{fmt}" for fmt in formats} for base in bases]
 
 
 def _progress_bar(file: Path):
@@ -143,6 +147,16 @@ def _load_aligner(args: argparse.Namespace, device: str):
         return None
 
 
+def _write_stdout(content: str | bytes) -> None:
+    """Text to stdout; DOCX bytes as they are (``--format docx --output-dir - > notes.docx``)."""
+    if isinstance(content, str):
+        sys.stdout.write(content)
+        return
+    sys.stdout.flush()  # text written before goes out first
+    sys.stdout.buffer.write(content)
+    sys.stdout.buffer.flush()
+
+
 def _run_transcribe(args: argparse.Namespace) -> int:
     try:
         options = _options(args)
@@ -183,7 +197,7 @@ def _run_transcribe(args: argparse.Namespace) -> int:
             print(f"{file}: {note}", file=sys.stderr)
         for fmt, path in outputs.items():
             if to_stdout:
-                sys.stdout.write(writers.render(transcript, fmt, layout))
+                _write_stdout(writers.render(transcript, fmt, layout, name=file.name))
             else:
                 writers.save(transcript, fmt, path, layout)
                 print(f"{file}: wrote {path}", file=sys.stderr)

@@ -33,6 +33,10 @@ class DownloadError(ASRError):
     """Fetching the model failed (network, mirror, disk)."""
 
 
+class DownloadCancelled(DownloadError):
+    """The caller stopped a download; files it had finished are kept, the one in progress is deleted."""
+
+
 class TranscriptionCancelled(ASRError):
     """The caller asked to stop; segments yielded before this are complete and valid."""
 

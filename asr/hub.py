@@ -3,15 +3,30 @@
 Loading never touches the network: `locate_model` resolves a folder or a Hugging Face repo id
 against the local cache only (`local_files_only=True`). Only an explicit download (CLI
 `python -m asr download`, or the app's download button) connects, to the Hugging Face hub or
-to the mirror named by `endpoint` / `HF_ENDPOINT`.
+to the mirror named by `endpoint` / `HF_ENDPOINT`: a preset of `DOWNLOAD_SOURCES` (hf-mirror.com
+works from mainland China) or any mirror's URL.
+
+How a download survives trouble (huggingface_hub 2.x does the transfer):
+
+- A dropped connection is resumed where it stopped: the client asks for the rest of the file
+  (``Range: bytes=N-``) up to five times in a row, and the count starts again whenever bytes arrive.
+- Every file is written under a temporary name and moved into place only when complete, and the
+  model counts as there (`check_model_folder`) only when its weights are. A download that fails or
+  is cancelled keeps the files it finished, so the next try fetches only the rest, and deletes the
+  file it was in the middle of; a partial model never looks complete.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
+import socket
+import threading
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from .errors import DownloadError, ModelNotFoundError
+from . import netwatch
+from .errors import DownloadCancelled, DownloadError, ModelNotFoundError
 
 logger = logging.getLogger(__name__)
 
@@ -23,6 +38,12 @@ MODEL_SIZES = {  # download size shown to users before they agree to fetch a mod
     DEFAULT_ALIGNER: "about 1.8 GB",
 }
 MODEL_ENV = "QWEN3_ASR_MODEL"  # overrides DEFAULT_MODEL: a repo id or a folder
+HUGGING_FACE = "https://huggingface.co"
+HF_MIRROR = "https://hf-mirror.com"  # a public mirror of the hub that is reachable from mainland China
+DOWNLOAD_SOURCES = {  # preset name -> endpoint; any other mirror is given by its URL
+    "huggingface": HUGGING_FACE,
+    "hf-mirror": HF_MIRROR,
+}
 # Files a checkpoint needs besides its weights; any one name of a tuple will do.
 _REQUIRED_FILES = (
     ("config.json",),
@@ -107,31 +128,115 @@ def default_endpoint() -> str:
     return constants.ENDPOINT
 
 
-def download_model(model: str = DEFAULT_MODEL, *, endpoint: str | None = None, tqdm_class=None) -> Path:
+def resolve_endpoint(source: str | None) -> str:
+    """The hub URL for a `DOWNLOAD_SOURCES` preset name or a mirror's URL; None means `default_endpoint()`.
+
+    Raises:
+        DownloadError: `source` is neither a preset nor an http(s) URL with a host.
+    """
+    if source is None:
+        return default_endpoint()
+    source = source.strip()
+    if source in DOWNLOAD_SOURCES:
+        return DOWNLOAD_SOURCES[source]
+    parts = urlsplit(source)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        presets = ", ".join(DOWNLOAD_SOURCES)
+        raise DownloadError(
+            f"{source!r} is not a download source. Use one of {presets}, or a mirror's address such as {HF_MIRROR}."
+        )
+    return source.rstrip("/")
+
+
+class _Cancelled(Exception):
+    """Raised inside the download's threads to stop it; `download_model` reports `DownloadCancelled`."""
+
+
+def _stoppable(tqdm_class: type | None, cancel: threading.Event):
+    """A progress class that stops the download at its next chunk once `cancel` is set.
+
+    huggingface_hub has no cancel; its transfer reports every chunk to the progress bar, and an
+    error raised there ends the download of that file and deletes its partial copy.
+    """
+    from huggingface_hub.utils import tqdm as hf_tqdm
+
+    class _Stoppable(tqdm_class or hf_tqdm):
+        def update(self, n=1):
+            if cancel.is_set():
+                raise _Cancelled
+            return super().update(n)
+
+    return _Stoppable
+
+
+def _could_not_reach(error: BaseException) -> bool:
+    """Whether `error` (or an error under it) means the host could not be found or reached at all."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, socket.gaierror | TimeoutError) or type(error).__name__ == "ConnectTimeout":
+            return True
+        if isinstance(error, OSError) and error.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def _failure_message(model: str, where: str, error: BaseException) -> str:
+    """What went wrong with a download, in words, and what to try next."""
+    if _could_not_reach(error):
+        host = urlsplit(where).hostname or where
+        instead = "Try the mirror" if where == HUGGING_FACE else "Try another download source"
+        return (
+            f"This computer could not reach {host}: no internet connection, or the name could not be looked up. "
+            f"{instead}, or copy the model folder from another computer."
+        )
+    return (
+        f"Could not download {model} from {where}: {_one_line_reason(error)}. "
+        "Check the connection or the mirror URL, and that there is enough free disk space."
+    )
+
+
+def download_model(
+    model: str = DEFAULT_MODEL,
+    *,
+    endpoint: str | None = None,
+    tqdm_class=None,
+    cancel: threading.Event | None = None,
+) -> Path:
     """Fetch `model` into the Hugging Face cache (with progress bars) and return its folder.
+
+    Network use during the download is counted as the user's own (`netwatch.user_download`).
 
     Args:
         model: a Hugging Face repo id such as "Qwen/Qwen3-ASR-0.6B-hf".
-        endpoint: a hub mirror URL; None uses `HF_ENDPOINT` or huggingface.co.
+        endpoint: a `DOWNLOAD_SOURCES` preset name or a hub mirror's URL; None uses `HF_ENDPOINT`
+            or huggingface.co.
         tqdm_class: progress bar class (huggingface_hub's default prints to stderr).
+        cancel: set it from another thread to stop the download within one chunk (10 MB).
 
     Raises:
-        DownloadError: the repo id is malformed, or the hub or mirror could not deliver it.
+        DownloadCancelled: `cancel` was set; finished files are kept, the partial one is deleted.
+        DownloadError: the repo id or source is malformed, or the hub or mirror could not deliver it.
     """
     if not is_repo_id(model):
         raise DownloadError(f"{model!r} is not a Hugging Face repo id like {DEFAULT_MODEL!r}.")
+    where = resolve_endpoint(endpoint)
     from huggingface_hub import snapshot_download
 
-    logger.info("Downloading %s from %s", model, endpoint or default_endpoint())
+    logger.info("Downloading %s from %s", model, where)
+    progress = _stoppable(tqdm_class, cancel) if cancel is not None else tqdm_class
     try:
-        folder = Path(
-            snapshot_download(model, endpoint=endpoint, allow_patterns=_DOWNLOAD_PATTERNS, tqdm_class=tqdm_class)
-        )
+        with netwatch.user_download():
+            folder = Path(
+                snapshot_download(model, endpoint=where, allow_patterns=_DOWNLOAD_PATTERNS, tqdm_class=progress)
+            )
     except Exception as e:  # network, HTTP and disk errors all mean the same to the user
-        where = endpoint or default_endpoint()
-        raise DownloadError(
-            f"Could not download {model} from {where}: {_one_line_reason(e)}. "
-            "Check the connection or the mirror URL, and that there is enough free disk space."
-        ) from e
+        if cancel is not None and cancel.is_set():  # _Cancelled, however huggingface_hub wrapped it
+            raise DownloadCancelled(
+                f"The download of {model} was cancelled. The files it had finished are kept, so downloading "
+                "again fetches only the rest; the file it was in the middle of was deleted."
+            ) from e
+        raise DownloadError(_failure_message(model, where, e)) from e
     check_model_folder(folder)
     return folder

@@ -42,6 +42,9 @@ LANGUAGES: dict[str, str] = {
 }
 
 AUTO_LANGUAGE = "auto"
+AUTO_SCRIPT = "auto"  # Chinese as the model writes it
+# How Chinese and Cantonese text is written out (`chinese.py` converts it with OpenCC).
+CHINESE_SCRIPTS: tuple[str, ...] = (AUTO_SCRIPT, "simplified", "traditional", "traditional-hk")
 
 
 def normalize_language(value: str | None) -> str | None:
@@ -135,6 +138,8 @@ class TranscribeOptions:
             so the first words appear within about two seconds whatever the file's length (on two CPU
             cores the full-size 0.6B model takes ~2 s for a 4 s chunk and ~3 s for a 6 s one).
         max_duration_s: longer inputs are refused before any model work; None for no limit.
+        chinese_script: how Chinese and Cantonese text is written: one of `CHINESE_SCRIPTS`
+            ("traditional" is Taiwan's standard, "traditional-hk" Hong Kong's; "auto" as the model writes it).
     """
 
     vad: VadOptions = field(default_factory=VadOptions)
@@ -142,6 +147,7 @@ class TranscribeOptions:
     max_chunk_s: float = 24.0
     first_chunk_s: float = 4.0
     max_duration_s: float | None = None
+    chinese_script: str = AUTO_SCRIPT
 
     def validate(self) -> None:
         """Raise `OptionsError` for any value we cannot use, before decoding or loading anything."""
@@ -153,3 +159,7 @@ class TranscribeOptions:
             raise OptionsError(f"first_chunk_s must be between 2 s and max_chunk_s, got {self.first_chunk_s}.")
         if self.max_duration_s is not None and self.max_duration_s <= 0:
             raise OptionsError(f"max_duration_s must be positive, got {self.max_duration_s}.")
+        if self.chinese_script not in CHINESE_SCRIPTS:
+            raise OptionsError(
+                f"Unknown Chinese script {self.chinese_script!r}. Use one of: {', '.join(CHINESE_SCRIPTS)}."
+            )

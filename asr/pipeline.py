@@ -21,6 +21,8 @@ from typing import BinaryIO, Protocol
 import numpy as np
 
 from .audio import SAMPLE_RATE, decode_audio
+from .chinese import convert_segment
+from .echo import drop_context_echo
 from .errors import AlignmentError, DeviceMemoryError, TranscriptionCancelled
 from .options import DecodeOptions, TranscribeOptions
 from .results import (
@@ -397,7 +399,10 @@ def transcribe(
     run = _Run(engine, aligner, samples, options, progress, cancel, notice)
     segments = run.rest(first, first_segments, rest_spans, cleanup)
     weakref.finalize(segments, cleanup.close)  # also when the caller drops the iterator unstarted
-    return segments, info
+    # Each segment as the user asked for it, apart from the batching above: context echoes dropped (echo.py),
+    # Chinese in the chosen script (chinese.py).
+    context, script = options.decode.context, options.chinese_script
+    return (convert_segment(drop_context_echo(segment, context), script) for segment in segments), info
 
 
 @dataclass(frozen=True)

@@ -89,6 +89,7 @@ class SegmentFlag(StrEnum):
     REPETITION_LOOP = "repetition_loop"  # the text repeats itself: likely a decoding loop
     RETRIED = "retried_with_repetition_penalty"  # a loop was decoded again with a penalty
     APPROXIMATE_TIMES = "approximate_times"  # word times estimated from the speech found, not aligned
+    CONTEXT_ECHO = "context_echo"  # only repeated the given context (on silence or noise): text dropped
 
 
 @dataclass(frozen=True)

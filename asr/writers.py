@@ -1,4 +1,4 @@
-"""Render a finished `Transcript` as txt, SRT, WebVTT or JSON text, and save it to a file.
+"""Render a finished `Transcript` as txt, SRT, WebVTT or JSON text (or DOCX bytes), and save it to a file.
 
 Why it looks like this (examples-to-follow.md §7, after whisper's ``utils.py`` writers):
 
@@ -27,6 +27,7 @@ from itertools import accumulate, pairwise
 from pathlib import Path
 from typing import Any
 
+from .docx_writer import render_docx
 from .errors import ASRError, OptionsError
 from .results import Segment, SegmentFlag, Transcript, Word
 from .words import CLAUSE_END, CLOSERS, SENTENCE_END, is_wide, punct_level, word_offsets
@@ -182,38 +183,49 @@ def render_json(transcript: Transcript) -> str:
     return json.dumps(document, ensure_ascii=False, indent=2) + "\n"
 
 
-WRITERS: dict[str, Callable[[Transcript], str]] = {
+WRITERS: dict[str, Callable[[Transcript], str | bytes]] = {
     "txt": render_txt,
     "srt": render_srt,
     "vtt": render_vtt,
     "json": render_json,
+    "docx": render_docx,  # bytes, titled "Transcript"; `render` titles it with the file name
 }
 FORMATS: tuple[str, ...] = tuple(WRITERS)  # also the file extensions
 _SUBTITLE_WRITERS: dict[str, Callable[[Transcript, SubtitleLayout], str]] = {"srt": render_srt, "vtt": render_vtt}
 
 
-def render(transcript: Transcript, fmt: str, layout: SubtitleLayout = DEFAULT_LAYOUT) -> str:
-    """Render `transcript` in format `fmt`; subtitles follow `layout`.
+def render(
+    transcript: Transcript, fmt: str, layout: SubtitleLayout = DEFAULT_LAYOUT, *, name: str = "Transcript"
+) -> str | bytes:
+    """Render `transcript` in format `fmt`: text, or bytes for DOCX; subtitles follow `layout`.
+
+    Args:
+        transcript: the finished transcription.
+        fmt: one of `FORMATS`.
+        layout: line width, lines per cue and cue durations (SRT and VTT only).
+        name: the recording's name (e.g. "meeting.m4a"), shown as the DOCX title.
 
     Raises:
         OptionsError: `fmt` is not a known format; the message lists the valid ones.
     """
     if fmt not in WRITERS:
         raise OptionsError(f"Unknown output format {fmt!r}. Use one of: {', '.join(FORMATS)}.")
+    if fmt == "docx":
+        return render_docx(transcript, title=name)
     if fmt in _SUBTITLE_WRITERS:
         return _SUBTITLE_WRITERS[fmt](transcript, layout)
     return WRITERS[fmt](transcript)
 
 
 def save(transcript: Transcript, fmt: str, path: Path, layout: SubtitleLayout = DEFAULT_LAYOUT) -> Path:
-    """Render `transcript` in format `fmt` and write it to `path` as UTF-8.
+    """Render `transcript` in format `fmt` and write it to `path` (text as UTF-8; a DOCX titled `path.stem`).
 
-    The text is rendered before the file is opened, so a bad transcript never leaves an empty file.
+    The content is rendered before the file is opened, so a bad transcript never leaves an empty file.
     Newlines are written as ``\\n`` on every platform.
 
     Args:
         transcript: the finished transcription.
-        fmt: one of `FORMATS` (``"txt"``, ``"srt"``, ``"vtt"``, ``"json"``).
+        fmt: one of `FORMATS` (``"txt"``, ``"srt"``, ``"vtt"``, ``"json"``, ``"docx"``).
         path: the file to create or overwrite; its folder must exist.
         layout: how subtitles are laid out (SRT and VTT only).
 
@@ -224,9 +236,12 @@ def save(transcript: Transcript, fmt: str, path: Path, layout: SubtitleLayout = 
         OptionsError: `fmt` is not a known format; the message lists the valid ones.
         ASRError: the file could not be written; the message says what to check.
     """
-    text = render(transcript, fmt, layout)
+    content = render(transcript, fmt, layout, name=path.stem)
     try:
-        path.write_text(text, encoding="utf-8", newline="")
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content, encoding="utf-8", newline="")
     except OSError as e:
         reason = e.strerror or str(e)
         raise ASRError(

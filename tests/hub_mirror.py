@@ -19,7 +19,10 @@ exactly the requests `huggingface_hub.snapshot_download` (2.x) makes, with the h
 
 Errors look like the hub's: 404 with `X-Error-Code` RepoNotFound, RevisionNotFound or EntryNotFound.
 `fail(status, match, method)` makes the requests whose path contains `match` answer `status` instead.
-Every request is recorded (`requests`, `count`) so a test can assert what was fetched.
+`drop_half_way(match, times)` makes the next file downloads whose path contains `match` stop at the
+file's middle byte and close the connection, as a network that drops out does.
+Every request is recorded (`requests`, `count`, and for file downloads `ranges` and `sent_bytes`) so a
+test can assert what was fetched.
 """
 
 from __future__ import annotations
@@ -78,6 +81,9 @@ class HubMirror:
         self._counts: Counter[tuple[str, str]] = Counter()
         self._lock = threading.Lock()
         self._failure: tuple[int, str, str | None] | None = None
+        self._drops: dict[str, int] = {}  # path part -> how many more file GETs drop half way
+        self.ranges: list[tuple[str, str | None]] = []  # (path, Range header) of every file GET
+        self.sent_bytes: Counter[str] = Counter()  # path -> body bytes sent for it, over all GETs
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -128,6 +134,21 @@ class HubMirror:
     def fail(self, status: int | None, match: str = "", method: str | None = None) -> None:
         """Answer `status` to every (`method`, or any) request whose path contains `match`; `fail(None)` heals."""
         self._failure = None if status is None else (status, match, method)
+
+    def drop_half_way(self, match: str, times: int = 1) -> None:
+        """The next `times` GETs of a file whose path contains `match` stop at the file's middle and hang up.
+
+        A request that starts past the middle (a resumed download) is answered in full.
+        """
+        self._drops[match] = times
+
+    def _take_drop(self, path: str) -> bool:
+        with self._lock:
+            for match, left in self._drops.items():
+                if match in path and left > 0:
+                    self._drops[match] = left - 1
+                    return True
+            return False
 
     def _record(self, method: str, path: str) -> None:
         with self._lock:
@@ -241,7 +262,22 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             status = 206
             headers["Content-Range"] = f"bytes {start}-{end - 1}/{len(data)}"
-        self._send(status, headers, data[start:end], send_body)
+        if not send_body:  # HEAD: the headers of the answer a GET would get
+            self._send(status, headers, data[start:end], send_body=False)
+            return
+        path = self.mirror.resolve_path(repo_id, filename, revision)
+        with self.mirror._lock:
+            self.mirror.ranges.append((path, self.headers.get("Range")))
+        cut = len(data) // 2
+        if start < cut and self.mirror._take_drop(path):
+            self._send(status, headers, data[start:end], send_body, stop_after=cut - start)
+            self.close_connection = True  # hang up with the body half sent
+            sent = cut - start
+        else:
+            self._send(status, headers, data[start:end], send_body)
+            sent = end - start
+        with self.mirror._lock:
+            self.mirror.sent_bytes[path] += sent
 
     # -- responses ----------------------------------------------------------------------------------
 
@@ -259,11 +295,15 @@ class _Handler(BaseHTTPRequestHandler):
             headers["X-Repo-Commit"] = commit
         self._send(status, headers, json.dumps({"error": message}).encode(), send_body)
 
-    def _send(self, status: int, headers: dict[str, str], body: bytes, send_body: bool) -> None:
+    def _send(
+        self, status: int, headers: dict[str, str], body: bytes, send_body: bool, stop_after: int | None = None
+    ) -> None:
+        """Answer with `body` (its full length announced); `stop_after` bytes of it only, when given."""
         self.send_response(status)
         for key, value in headers.items():
             self.send_header(key, value)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if send_body:
-            self.wfile.write(body)
+            self.wfile.write(body[:stop_after])
+            self.wfile.flush()

@@ -5,12 +5,16 @@ from __future__ import annotations
 import io
 import json
 import time
+import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
+import docx
 import numpy as np
 import pytest
 import soundfile as sf
 from speech import SENTENCES, silence, speak
+from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
@@ -60,7 +64,8 @@ def test_upload_transcribe_shows_text_segments_and_downloads(app, meeting_wav):
     assert result.name == "meeting.wav" and len(result.transcript.segments) == 2
     assert app.code[0].value == result.transcript.text
     labels = [b.proto.label for b in app.get("download_button")]
-    assert labels == ["⬇️ TXT", "⬇️ SRT", "⬇️ VTT", "⬇️ JSON"]
+    assert labels == ["TXT", "SRT", "VTT", "JSON", "DOCX"]
+    assert {b.proto.icon for b in app.get("download_button")} == {":material/download:"}
     assert not app.error
 
 
@@ -116,7 +121,10 @@ def test_edits_flow_into_every_download(app, meeting_wav, monkeypatch):
     app.session_state[f"edit-{result_id}"] = {"edited_rows": {1: {"Text": "Please call Stella."}}}
     app.run()
     assert app.code[0].value.endswith("\nPlease call Stella.")
-    assert sorted(served) == ["meeting.json", "meeting.srt", "meeting.txt", "meeting.vtt"]
+    assert sorted(served) == ["meeting.docx", "meeting.json", "meeting.srt", "meeting.txt", "meeting.vtt"]
+    document = docx.Document(io.BytesIO(served.pop("meeting.docx")))
+    assert document.paragraphs[0].text == "meeting.wav"
+    assert document.paragraphs[-1].text.endswith("  Please call Stella.")
     for name, data in served.items():
         text = data.decode("utf-8") if isinstance(data, bytes) else data
         assert "Please call Stella." in text, name
@@ -141,8 +149,12 @@ def test_missing_model_offers_a_download_and_downloads_nothing_by_itself(monkeyp
     assert any(w.value.startswith("No model folder at") for w in at.warning)  # says what is wrong with it
     assert at.button(key="download_model").proto.label == "Download Qwen3-ASR-0.6B (about 1.9 GB)"
     assert "download_job" not in at.session_state  # nothing started without the click
-    at.radio(key="source-model").set_value("A mirror").run()
+    hugging_face, *others = at.radio(key="source-model").options
+    assert hugging_face.startswith("Hugging Face (") and others == ["hf-mirror.com (mainland China)", "Another mirror"]
+    at.radio(key="source-model").set_value("Another mirror").run()
     assert at.button(key="download_model").proto.disabled  # a mirror needs its URL first
+    at.text_input(key="mirror").input("https://mirror.example.org").run()
+    assert not at.button(key="download_model").proto.disabled
 
 
 def test_a_move_to_the_cpu_after_out_of_memory_is_shown_with_the_result(app, meeting_wav, monkeypatch):
@@ -211,3 +223,30 @@ def test_word_timestamps_without_the_aligner_offer_its_download(app, monkeypatch
     ((_, result),) = app.session_state.results
     assert all(SegmentFlag.APPROXIMATE_TIMES in s.flags for s in result.transcript.segments)
     assert any("times estimated from the speech" in note for note in app.dataframe[-1].value["Note"])
+
+
+def test_download_all_offers_one_zip_once_several_files_are_done(app, meeting_wav, monkeypatch):
+    deferred: dict[str, Callable[[], bytes]] = {}  # file name -> what Streamlit runs when the button is clicked
+    real_add = MediaFileManager.add_deferred
+
+    def recording_add(self, data_callable, mimetype, coordinates, file_name=None, **kwargs):
+        deferred[file_name] = data_callable
+        return real_add(self, data_callable, mimetype, coordinates, file_name, **kwargs)
+
+    monkeypatch.setattr(MediaFileManager, "add_deferred", recording_add)
+    app.file_uploader(key="uploads-0").set_value(("meeting.wav", meeting_wav, "audio/wav")).run()
+    app.button(key="transcribe").click().run()
+    _finish(app)
+    assert not deferred  # one file: its own buttons are enough
+    app.file_uploader(key="uploads-0").set_value(
+        [("meeting.wav", meeting_wav, "audio/wav"), ("call.wav", meeting_wav, "audio/wav")]
+    ).run()
+    app.button(key="transcribe").click().run()
+    _finish(app)
+    (button,) = [b for b in app.get("download_button") if b.proto.id.endswith("-download-all")]
+    assert button.proto.label == "Download all (3 files, every format, .zip)"
+    with zipfile.ZipFile(io.BytesIO(deferred["transcripts.zip"]())) as archive:
+        bases = ["meeting.wav", "meeting.wav (2)", "call"]  # the first run's meeting.wav, then this run's two
+        assert archive.namelist() == [f"{base}.{fmt}" for base in bases for fmt in asr.FORMATS]
+        texts = [archive.read(f"{base}.txt").decode("utf-8") for base in bases]
+    assert texts == [asr.WRITERS["txt"](result.transcript) for _, result in reversed(app.session_state.results)]

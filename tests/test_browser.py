@@ -1,22 +1,25 @@
 """The app in a real browser: headless Chromium against the server the launcher starts, on the tiny checkpoint.
 
 What AppTest cannot show: uploads through the browser's file chooser, recording through a (fake) microphone,
-the download of an SRT file, the model download panel against a local hub mirror, two sessions sharing the
-model, a closed tab whose run the server stops, and that no page ever shows a Python traceback (checked on every
-page by the `open_page` fixture, and in every server's output).
+the download of an SRT file and of the "Download all" zip, the model download panel against a local hub mirror,
+two sessions sharing the model, a closed tab whose run the server stops, and that no page ever shows a Python
+traceback (checked on every page by the `open_page` fixture, and in every server's output).
 Fixtures: tests/browser_fixtures.py. Set UPDATE_SCREENSHOTS=1 to refresh docs/screenshots/.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import re
 import tempfile
 import time
+import zipfile
 from pathlib import Path
 
+import docx
 from browser_fixtures import ROOT, AppServer, HeldHubMirror, assert_no_traceback, serve_app, wait_for_script
 from playwright.sync_api import Locator, Page, expect
 
@@ -54,20 +57,20 @@ def transcribe(page: Page) -> None:
 
 
 def expect_result(page: Page, name: str, timeout_ms: int = TRANSCRIBE_TIMEOUT_MS) -> None:
-    """A finished result: its heading, the segment table, the copy block and the four downloads."""
+    """A finished result: its heading, the segment table, the copy block and the five downloads."""
     expect(page.get_by_role("heading", name=name, exact=True)).to_be_visible(timeout=timeout_ms)
     # Until a run ends, Streamlit keeps the previous run's elements whose place moved (shown faded, "stale").
     wait_for_script(page)
     expect(page.get_by_test_id("stDataFrame")).to_be_visible()
     expect(page.get_by_test_id("stCode")).to_be_visible()
-    expect(page.get_by_test_id("stDownloadButton")).to_have_count(4)
+    expect(page.get_by_test_id("stDownloadButton")).to_have_count(5)
     expect(page.get_by_role("button", name="Cancel")).to_have_count(0)  # the job panel is gone
 
 
 def download(page: Page, fmt: str) -> tuple[str, str]:
     """Click a result's download button for `fmt`; returns the file name the browser was given, and the text."""
     with page.expect_download() as download_info:
-        page.get_by_role("button", name=f"⬇️ {fmt.upper()}").click()
+        page.get_by_role("button", name=fmt.upper()).click()
     file = download_info.value
     return file.suggested_filename, Path(file.path()).read_bytes().decode("utf-8")  # as sent: no newline translation
 
@@ -126,8 +129,8 @@ def test_upload_transcribe_and_download_srt(app_server, open_page, interview_mp3
     assert " --> 00:00:" in srt.splitlines()[1]
     # The privacy panel, checked live: nothing went online, and the temporary audio of the run is gone.
     sidebar = page.get_by_test_id("stSidebar")
-    expect(sidebar.get_by_text("✅ Network use since start: none")).to_be_visible()
-    expect(sidebar.get_by_text("✅ Temporary audio: deleted after each run")).to_be_visible()
+    expect(sidebar.get_by_text("Network use since start: none")).to_be_visible()
+    expect(sidebar.get_by_text("Temporary audio: deleted after each run")).to_be_visible()
     assert_no_traceback(page)
     # The upload was kept in memory: no file of that name appeared where the server or anyone could write it.
     roots = [app_server.temp, ROOT, Path.home(), Path(tempfile.gettempdir())]
@@ -152,7 +155,7 @@ def test_word_timestamps_and_a_ticked_sentence_plays_from_its_start(app_server, 
     assert len(segments) >= 2 and all(not s["approximate_times"] for s in segments)
     player = page.get_by_test_id("stAudio").last
     assert player.evaluate("audio => audio.currentTime") < 0.5
-    # Tick the ▶ box of the second sentence; the table is drawn on a canvas, so click where that cell is.
+    # Tick the Play box of the second sentence; the table is drawn on a canvas, so click where that cell is.
     grid = page.get_by_test_id("stDataFrame").bounding_box()
     row_height = 35  # Streamlit's default row height, header row included
     page.mouse.click(grid["x"] + 47, grid["y"] + row_height * 2.5)  # the box is in the middle of its cell
@@ -168,7 +171,7 @@ def test_word_timestamps_and_a_ticked_sentence_plays_from_its_start(app_server, 
 
 def test_record_through_the_microphone_and_transcribe(app_server, open_page):
     page = open_page(app_server)
-    page.get_by_role("tab", name="🎙️ Record").click()
+    page.get_by_role("tab", name="Record").click()
     recorder = page.get_by_test_id("stAudioInput")
     recorder.get_by_role("button", name="Record", exact=True).click()
     # The time code counts the recorded seconds: stop after three of them (Chromium plays speech.wav as the mic).
@@ -258,7 +261,7 @@ def test_closing_the_tab_cancels_its_run_and_frees_the_model(app_server, open_pa
     transcribe(other)
     expect_result(other, "interview.mp3")
     assert QUEUED not in other.evaluate("window.__alertTexts")
-    expect(other.get_by_test_id("stSidebar").get_by_text("✅ Temporary audio: deleted after each run")).to_be_visible()
+    expect(other.get_by_test_id("stSidebar").get_by_text("Temporary audio: deleted after each run")).to_be_visible()
     assert_no_traceback(other)
 
 
@@ -276,7 +279,7 @@ def test_model_download_panel_fetches_only_on_click(tiny_model_dir, tmp_path, op
         expect(page.get_by_text("The speech model is not on this computer yet.")).to_be_visible()
         download = page.get_by_role("button", name="Download Qwen3-ASR-0.6B (about 1.9 GB)")
         expect(download).to_be_enabled()
-        expect(page.get_by_role("tab", name="📁 Upload files")).to_have_count(0)
+        expect(page.get_by_role("tab", name="Upload files")).to_have_count(0)
         wait_for_script(page)
         screenshot(page, "06-model-missing")
         assert mirror.requests == [], "something was fetched before the click"
@@ -287,7 +290,7 @@ def test_model_download_panel_fetches_only_on_click(tiny_model_dir, tmp_path, op
         screenshot(page, "07-downloading")
         mirror.release()
 
-        expect(page.get_by_role("tab", name="📁 Upload files")).to_be_visible(timeout=TRANSCRIBE_TIMEOUT_MS)
+        expect(page.get_by_role("tab", name="Upload files")).to_be_visible(timeout=TRANSCRIBE_TIMEOUT_MS)
         expect(page.get_by_test_id("stAlert")).to_have_count(0)
         expect(page.get_by_test_id("stSidebar")).not_to_contain_text("not loaded")
         assert server.process.poll() is None, "the server was restarted"
@@ -297,3 +300,25 @@ def test_model_download_panel_fetches_only_on_click(tiny_model_dir, tmp_path, op
         transcribe(page)
         expect_result(page, "interview.mp3")
         assert_no_traceback(page)
+
+
+def test_download_all_gives_one_zip_of_every_format(app_server, open_page, interview_mp3):
+    """The zip is built on the server only when its button is clicked (a deferred download): a browser shows it."""
+    page = open_page(app_server)
+    add_file(page, "interview.mp3", "audio/mpeg", interview_mp3)
+    add_file(page, "call.mp3", "audio/mpeg", interview_mp3)  # the same 15 s under another name
+    transcribe(page)
+    for name in ("interview.mp3", "call.mp3"):
+        expect(page.get_by_role("heading", name=name, exact=True)).to_be_visible(timeout=4 * TRANSCRIBE_TIMEOUT_MS)
+    wait_for_script(page)
+    expect(page.get_by_test_id("stDownloadButton")).to_have_count(1 + 2 * len(asr.FORMATS))
+    with page.expect_download() as download_info:
+        page.get_by_role("button", name="Download all (2 files, every format, .zip)").click()
+    assert download_info.value.suggested_filename == "transcripts.zip"
+    with zipfile.ZipFile(download_info.value.path()) as archive:
+        assert archive.namelist() == [f"{stem}.{fmt}" for stem in ("interview", "call") for fmt in asr.FORMATS]
+        texts = [archive.read(f"{stem}.txt").decode("utf-8") for stem in ("interview", "call")]
+        document = docx.Document(io.BytesIO(archive.read("call.docx")))
+    assert texts[0] == texts[1] and texts[0].strip()  # the same audio, the same words
+    assert document.paragraphs[0].text == "call.mp3"
+    assert_no_traceback(page)

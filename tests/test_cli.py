@@ -167,8 +167,8 @@ def test_usage_errors_exit_2_with_one_line(capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "required: FILE" in err
     with pytest.raises(SystemExit) as exit_info:
-        main(["transcribe", "a.wav", "--format", "docx"])
-    assert exit_info.value.code == 2 and "invalid choice: 'docx'" in capsys.readouterr().err
+        main(["transcribe", "a.wav", "--format", "pdf"])
+    assert exit_info.value.code == 2 and "invalid choice: 'pdf'" in capsys.readouterr().err
 
 
 def test_missing_model_explains_how_to_get_it(capsys, tmp_path, speech_files, monkeypatch):

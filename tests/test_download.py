@@ -68,9 +68,10 @@ def env(tmp_path) -> dict[str, str]:
     return env
 
 
-def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+def run_python(*argv: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """`python *argv` in the repository, with `env`, its output captured."""
     return subprocess.run(
-        [sys.executable, "-m", "asr", *args],
+        [sys.executable, *argv],
         cwd=ROOT,
         env=env,
         stdin=subprocess.DEVNULL,
@@ -78,6 +79,10 @@ def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
         text=True,
         timeout=120,
     )
+
+
+def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return run_python("-m", "asr", *args, env=env)
 
 
 def run_cli_on_terminal(*args: str, env: dict[str, str]) -> tuple[int, str]:
@@ -305,3 +310,182 @@ def test_mirror_answers_file_requests_like_the_hub(mirror, checkpoint):
         assert resumed.status == 206
         assert resumed.headers["Content-Range"] == f"bytes 100-{len(data) - 1}/{len(data)}"
         assert resumed.read() == data[100:]
+
+
+# --- resuming, cancelling, unreachable hosts, and what the privacy panel counts --------------------------
+
+# huggingface_hub reads and writes a download in 10 MB chunks and resumes from the last whole chunk; the
+# tiny checkpoint's weights are 0.5 MB, so these runs use 64 kB chunks to have a middle to stop in.
+_SMALL_CHUNKS = "from huggingface_hub import constants; constants.DOWNLOAD_CHUNK_SIZE = 1 << 16\n"
+_CLI_SMALL_CHUNKS = _SMALL_CHUNKS + "import sys; from asr.cli import main; sys.exit(main(sys.argv[1:]))"
+
+
+def leftovers(env: dict[str, str]) -> list[str]:
+    """Partial files anywhere in the hub cache."""
+    return [p.name for p in Path(env["HF_HUB_CACHE"]).rglob("*") if p.name.endswith(".incomplete")]
+
+
+def test_dropped_connection_resumes_where_it_stopped(mirror, env, checkpoint):
+    weights = mirror.resolve_path(REPO, "model.safetensors")
+    size = (checkpoint / "model.safetensors").stat().st_size
+    mirror.drop_half_way("model.safetensors")
+
+    result = run_python("-c", _CLI_SMALL_CHUNKS, "download", "--endpoint", mirror.url, env=env)
+
+    assert result.returncode == 0, result.stderr
+    (first, resumed) = [header for path, header in mirror.ranges if path == weights]
+    assert first is None  # the whole file was asked for, and the mirror hung up half way ...
+    offset = int(re.fullmatch(r"bytes=(\d+)-", resumed).group(1))  # ... then only the rest
+    assert 0 < offset <= size // 2 and offset % (1 << 16) == 0
+    assert mirror.sent_bytes[weights] == size // 2 + (size - offset)  # less than the file twice
+    assert (snapshot_of(env, mirror) / "model.safetensors").read_bytes() == (
+        checkpoint / "model.safetensors"
+    ).read_bytes()
+    assert leftovers(env) == []
+
+
+def test_a_connection_that_keeps_dropping_leaves_no_model_that_looks_complete(mirror, env):
+    mirror.drop_half_way("model.safetensors", times=1000)
+
+    result = run_python("-c", _CLI_SMALL_CHUNKS, "download", "--endpoint", mirror.url, env=env)
+
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "Trying to resume download" in result.stderr  # huggingface_hub's warnings tell of each try
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: Could not download {REPO} from {mirror.url}: RemoteProtocolError"), last
+    assert len([path for path, _ in mirror.ranges if path.endswith("model.safetensors")]) == 6  # 1 + 5 retries
+    assert not (snapshot_of(env, mirror) / "model.safetensors").exists()
+    assert leftovers(env) == []
+    located = run_python("-c", _LOCATE, REPO, env=env)
+    assert located.stdout.startswith("ModelNotFoundError: The model Qwen/Qwen3-ASR-0.6B-hf is not on this computer")
+
+
+_CANCEL = (
+    _SMALL_CHUNKS
+    + """
+import io, json, sys, threading
+from tqdm import tqdm
+from asr.errors import DownloadCancelled
+from asr.hub import download_model
+
+cancel = threading.Event()
+
+class CancelAfterFirstChunk(tqdm):
+    '''Quiet bars; the first chunk that arrives presses Cancel, as a user would mid-download.'''
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **{**kwargs, "file": io.StringIO()})
+
+    def update(self, n=1):
+        result = super().update(n)
+        if self.unit == "B" and self.n > 0:
+            cancel.set()
+        return result
+
+try:
+    download_model(sys.argv[1], endpoint=sys.argv[2], tqdm_class=CancelAfterFirstChunk, cancel=cancel)
+    print(json.dumps({"outcome": "finished"}))
+except DownloadCancelled as e:
+    print(json.dumps({"outcome": "cancelled", "message": str(e)}))
+"""
+)
+
+
+def test_cancel_leaves_no_model_that_looks_complete_and_a_retry_finishes(mirror, env, checkpoint):
+    result = run_python("-c", _CANCEL, REPO, mirror.url, env=env)
+
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["outcome"] == "cancelled"
+    assert report["message"].startswith(f"The download of {REPO} was cancelled.")
+    assert not (snapshot_of(env, mirror) / "model.safetensors").exists()
+    assert leftovers(env) == []
+    assert run_python("-c", _LOCATE, REPO, env=env).stdout.startswith("ModelNotFoundError:")
+
+    again = run_cli("download", "--endpoint", mirror.url, env=env)
+
+    assert again.returncode == 0, again.stderr
+    for name in WANTED:
+        assert (snapshot_of(env, mirror) / name).read_bytes() == (checkpoint / name).read_bytes(), name
+
+
+def test_preset_and_bad_sources(mirror, env):
+    from asr.hub import DOWNLOAD_SOURCES, resolve_endpoint
+
+    assert resolve_endpoint("hf-mirror") == DOWNLOAD_SOURCES["hf-mirror"] == "https://hf-mirror.com"
+    assert resolve_endpoint("huggingface") == "https://huggingface.co"
+    assert resolve_endpoint(" https://mirror.example.org/hub/ ") == "https://mirror.example.org/hub"
+
+    result = run_cli("download", "--endpoint", "hf-mirror.com", env=env)  # a host without its scheme
+
+    assert_one_line_error(result, "error: 'hf-mirror.com' is not a download source. Use one of huggingface, hf-mirror")
+    assert mirror.requests == []
+
+
+# Names under .invalid never resolve (RFC 6761), with or without an internet connection.
+_UNREACHABLE = "https://hub.example.invalid"
+
+_WATCHED_DOWNLOAD = """
+import json, socket, sys
+from asr import netwatch
+from asr.errors import DownloadError
+from asr.hub import download_model
+
+netwatch.start_watching()
+socket.getaddrinfo("127.0.0.1", 80)  # a plain address and localhost ask no name server
+socket.getaddrinfo("localhost", 80)
+before = netwatch.network_use().summary()
+try:
+    download_model(sys.argv[1], endpoint=sys.argv[2])
+    error = None
+except DownloadError as e:
+    error = str(e)
+after = netwatch.network_use()
+try:
+    socket.getaddrinfo("other.example.invalid", 443)  # not during a download: not the user's
+except OSError:
+    pass
+print(json.dumps({"before": before, "error": error, "after": after.summary(), "lookups": after.lookups,
+                  "download_lookups": after.download_lookups, "later": netwatch.network_use().summary()}))
+"""
+
+
+def test_unreachable_host_is_said_in_words_and_counted_as_the_users_download(env):
+    result = run_python("-c", _WATCHED_DOWNLOAD, REPO, _UNREACHABLE, env=env)
+
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["before"] == "none"
+    assert report["error"] == (
+        "This computer could not reach hub.example.invalid: no internet connection, or the name could not be "
+        "looked up. Try another download source, or copy the model folder from another computer."
+    )
+    assert report["lookups"] >= 1 and report["download_lookups"] == report["lookups"]
+    assert report["after"].endswith("all for the model download you started")
+    assert report["after"] != "none"
+    assert report["later"].endswith("of them for the model download you started, the others not")
+
+
+def test_a_download_from_a_mirror_on_this_computer_is_no_network_use(mirror, env):
+    result = run_python("-c", _WATCHED_DOWNLOAD, REPO, mirror.url, env=env)
+
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["error"] is None and report["after"] == "none"
+
+
+def test_huggingface_unreachable_suggests_the_mirror():
+    import socket
+
+    from asr.hub import HUGGING_FACE, _failure_message
+
+    try:
+        try:
+            raise socket.gaierror(-2, "Name or service not known")
+        except OSError as lookup:
+            raise RuntimeError("ConnectError: [Errno -2] Name or service not known") from lookup
+    except RuntimeError as error:
+        message = _failure_message(REPO, HUGGING_FACE, error)
+    assert message == (
+        "This computer could not reach huggingface.co: no internet connection, or the name could not be looked up. "
+        "Try the mirror, or copy the model folder from another computer."
+    )

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from asr.docx_writer import render_docx
 from asr.errors import ASRError, OptionsError
 from asr.options import DecodeOptions, TranscribeOptions, VadOptions
 from asr.results import Segment, SegmentFlag, SourceInfo, Transcript, TranscriptionInfo, Word
@@ -74,9 +75,9 @@ def columns(line: str) -> int:
 # --- the registry and the four formats on a small transcript ---------------------------------------
 
 
-def test_registry_lists_the_four_formats():
-    assert FORMATS == ("txt", "srt", "vtt", "json")
-    assert tuple(WRITERS.values()) == (render_txt, render_srt, render_vtt, render_json)
+def test_registry_lists_the_five_formats():
+    assert FORMATS == ("txt", "srt", "vtt", "json", "docx")
+    assert tuple(WRITERS.values()) == (render_txt, render_srt, render_vtt, render_json, render_docx)
 
 
 def test_txt_golden():
@@ -100,6 +101,7 @@ def test_json_golden():
         vad=VadOptions(threshold=0.4),
         decode=DecodeOptions(language="Chinese", context="Qwen, Streamlit", batch_size=4),
         max_duration_s=7200.0,
+        chinese_script="traditional",
     )
     transcript = make_transcript(
         Segment(1.23456, 4.0, "Hello there.", "English", words=(Word(1.23456, 2.5, "Hello"), Word(2.6, 4.0, "there."))),
@@ -189,7 +191,8 @@ def test_json_golden():
       },
       "max_chunk_s": 24.0,
       "first_chunk_s": 4.0,
-      "max_duration_s": 7200.0
+      "max_duration_s": 7200.0,
+      "chinese_script": "traditional"
     }
   }
 }
@@ -362,7 +365,7 @@ def test_long_segment_time_is_shared_by_characters():
 # --- save() --------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("fmt", ["txt", "srt", "vtt", "json"])
 def test_save_writes_utf8(tmp_path: Path, fmt: str):
     transcript = two_segments()
     path = tmp_path / f"out.{fmt}"
@@ -372,9 +375,9 @@ def test_save_writes_utf8(tmp_path: Path, fmt: str):
 
 
 def test_save_rejects_an_unknown_format(tmp_path: Path):
-    with pytest.raises(OptionsError, match=r"'docx'.*txt, srt, vtt, json"):
-        save(two_segments(), "docx", tmp_path / "out.docx")
-    assert not (tmp_path / "out.docx").exists()
+    with pytest.raises(OptionsError, match=r"'pdf'.*txt, srt, vtt, json, docx"):
+        save(two_segments(), "pdf", tmp_path / "out.pdf")
+    assert not (tmp_path / "out.pdf").exists()
 
 
 def test_save_explains_a_failed_write(tmp_path: Path):

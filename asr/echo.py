@@ -1,0 +1,86 @@
+"""The context echo guard: a segment that only repeats the names and terms the user gave is dropped.
+
+Given context ("Stella Nakamura, Kubernetes"), Qwen3-ASR can write that context out as if it had
+been spoken, on silence, music or noise: a known behaviour of the model. Such a segment is kept
+in place with its times and the `SegmentFlag.CONTEXT_ECHO` flag, so the JSON and the page say what
+happened, but its text is emptied, so TXT, SRT, VTT and DOCX leave it out (the JSON still holds
+the context that was echoed, in ``info.options.decode.context``).
+
+"Mostly the context" means all of these, on normalised text (NFKC, case folded, Chinese in
+Simplified form, only letters and digits):
+
+- at least `MIN_SEGMENT_COVERED` of the segment's characters sit in a run of n characters that
+  also occurs in the context: n is 2 when the context holds Chinese, Japanese or Korean characters
+  (each is most of a word) and 3 otherwise (letters pair up by chance: "er", "th"). Runs, not
+  single characters, so shared letters do not count; and order does not matter, so
+  "Kubernetes, Stella" echoes "Stella, Kubernetes";
+- at least `MIN_CONTEXT_COVERED` of the context's characters come back the same way, so a segment
+  that says one of several terms ("We moved to Kubernetes.") is kept;
+- the segment is at most `MAX_LENGTH_RATIO` times as long as the context: speech that merely uses
+  every term is longer than the terms.
+
+A chunk whose whole text really is the context and nothing else (someone reads the list of terms
+aloud, alone between two pauses) cannot be told apart from an echo by its text; it is flagged too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import unicodedata
+
+from .chinese import convert_text
+from .results import Segment, SegmentFlag
+
+MIN_SEGMENT_COVERED = 0.8
+MIN_CONTEXT_COVERED = 0.5
+MAX_LENGTH_RATIO = 1.5
+
+
+def _normalise(text: str) -> str:
+    """Letters and digits only, NFKC, case folded, Chinese characters in their Simplified form."""
+    folded = convert_text(unicodedata.normalize("NFKC", text).casefold(), "simplified")
+    return "".join(char for char in folded if char.isalnum())
+
+
+def _runs(text: str, n: int) -> set[str]:
+    """Every run of `n` characters in `text`."""
+    return {text[i : i + n] for i in range(len(text) - n + 1)}
+
+
+def _covered(text: str, runs: set[str], n: int) -> int:
+    """How many characters of `text` sit in a run of `n` characters that is in `runs`."""
+    covered = [False] * len(text)
+    for i in range(len(text) - n + 1):
+        if text[i : i + n] in runs:
+            covered[i : i + n] = [True] * n
+    return sum(covered)
+
+
+def is_context_echo(text: str, context: str) -> bool:
+    """Whether `text` is mostly `context` (see the module docstring for what "mostly" means).
+
+    Args:
+        text: one segment's text.
+        context: the names and terms the model was given; "" never matches.
+    """
+    said, given = _normalise(text), _normalise(context)
+    n = 2 if any(unicodedata.east_asian_width(char) in ("W", "F") for char in given) else 3
+    if len(said) < n or len(given) < n or len(said) > MAX_LENGTH_RATIO * len(given):
+        return False
+    return _covered(said, _runs(given, n), n) >= MIN_SEGMENT_COVERED * len(said) and _covered(
+        given, _runs(said, n), n
+    ) >= MIN_CONTEXT_COVERED * len(given)
+
+
+def drop_context_echo(segment: Segment, context: str) -> Segment:
+    """The segment with its text (and words) emptied and flagged `CONTEXT_ECHO` if it echoes `context`, else itself.
+
+    Args:
+        segment: one segment as the model wrote it.
+        context: the context the model was given (`DecodeOptions.context`).
+    """
+    if not is_context_echo(segment.text, context):
+        return segment
+    dropped = dataclasses.replace(segment, text="", flags=(*segment.flags, SegmentFlag.CONTEXT_ECHO))
+    # Words, where a segment has them, go too: subtitles built from words must not bring the echo back.
+    return dataclasses.replace(dropped, words=()) if getattr(segment, "words", None) else dropped
