@@ -1,10 +1,12 @@
-"""The context echo guard: a segment that only repeats the names and terms the user gave is dropped.
+"""The context echo guard: a chunk whose text only repeats the names and terms the user gave is dropped.
 
 Given context ("Stella Nakamura, Kubernetes"), Qwen3-ASR can write that context out as if it had
-been spoken, on silence, music or noise: a known behaviour of the model. Such a segment is kept
-in place with its times and the `SegmentFlag.CONTEXT_ECHO` flag, so the JSON and the page say what
-happened, but its text is emptied, so TXT, SRT, VTT and DOCX leave it out (the JSON still holds
-the context that was echoed, in ``info.options.decode.context``).
+been spoken, on silence, music or noise: a known behaviour of the model. The pipeline checks each
+chunk's whole text (before it is cut into sentences, so a context written as several sentences is
+caught as one echo) and keeps such a chunk as one segment with its times and the
+`SegmentFlag.CONTEXT_ECHO` flag, so the JSON and the page say what happened, but with no text, so
+TXT, SRT, VTT and DOCX leave it out (the JSON still holds the context that was echoed, in
+``info.options.decode.context``).
 
 "Mostly the context" means all of these, on normalised text (NFKC, case folded, Chinese in
 Simplified form, only letters and digits):
@@ -25,11 +27,9 @@ aloud, alone between two pauses) cannot be told apart from an echo by its text; 
 
 from __future__ import annotations
 
-import dataclasses
 import unicodedata
 
 from .chinese import convert_text
-from .results import Segment, SegmentFlag
 
 MIN_SEGMENT_COVERED = 0.8
 MIN_CONTEXT_COVERED = 0.5
@@ -70,17 +70,3 @@ def is_context_echo(text: str, context: str) -> bool:
     return _covered(said, _runs(given, n), n) >= MIN_SEGMENT_COVERED * len(said) and _covered(
         given, _runs(said, n), n
     ) >= MIN_CONTEXT_COVERED * len(given)
-
-
-def drop_context_echo(segment: Segment, context: str) -> Segment:
-    """The segment with its text (and words) emptied and flagged `CONTEXT_ECHO` if it echoes `context`, else itself.
-
-    Args:
-        segment: one segment as the model wrote it.
-        context: the context the model was given (`DecodeOptions.context`).
-    """
-    if not is_context_echo(segment.text, context):
-        return segment
-    dropped = dataclasses.replace(segment, text="", flags=(*segment.flags, SegmentFlag.CONTEXT_ECHO))
-    # Words, where a segment has them, go too: subtitles built from words must not bring the echo back.
-    return dataclasses.replace(dropped, words=()) if getattr(segment, "words", None) else dropped

@@ -22,7 +22,7 @@ import numpy as np
 
 from .audio import SAMPLE_RATE, decode_audio
 from .chinese import convert_segment
-from .echo import drop_context_echo
+from .echo import is_context_echo
 from .errors import AlignmentError, DeviceMemoryError, TranscriptionCancelled
 from .options import DecodeOptions, TranscribeOptions
 from .results import (
@@ -324,10 +324,17 @@ def _transcribe_batch(
         all_flags.append(flags)
     if cancel is not None and cancel.is_set():
         raise TranscriptionCancelled("Transcription cancelled while generating.")
-    aligned = _align(aligner, list(waves), results)
+    echoes = [is_context_echo(result.text, decode.context) for result in results]
+    to_align = [replace(result, text="") if echo else result for result, echo in zip(results, echoes, strict=True)]
+    aligned = _align(aligner, list(waves), to_align)
     segments = []
-    for result, tokens, chunk, timeline, flags in zip(results, aligned, chunks, timelines, all_flags, strict=True):
-        if result.text:
+    for result, tokens, chunk, timeline, flags, echo in zip(
+        results, aligned, chunks, timelines, all_flags, echoes, strict=True
+    ):
+        if echo:  # kept in place, flagged, without the echoed text (echo.py)
+            start_s, end_s = timeline.bounds_s
+            segments.append(Segment(start_s, end_s, "", result.language, (*flags, SegmentFlag.CONTEXT_ECHO)))
+        elif result.text:
             segments += _segments_of_chunk(result, tokens, chunk, timeline, flags)
     return segments
 
@@ -399,10 +406,8 @@ def transcribe(
     run = _Run(engine, aligner, samples, options, progress, cancel, notice)
     segments = run.rest(first, first_segments, rest_spans, cleanup)
     weakref.finalize(segments, cleanup.close)  # also when the caller drops the iterator unstarted
-    # Each segment as the user asked for it, apart from the batching above: context echoes dropped (echo.py),
-    # Chinese in the chosen script (chinese.py).
-    context, script = options.decode.context, options.chinese_script
-    return (convert_segment(drop_context_echo(segment, context), script) for segment in segments), info
+    # Chinese in the script the user chose (chinese.py), apart from the batching above.
+    return (convert_segment(segment, options.chinese_script) for segment in segments), info
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from asr.errors import AlignmentError
 from asr.results import SegmentFlag
 from asr.segment import chunk_waveform, collect_chunks
 from asr.vad import get_speech_spans
+from asr.words import token_starts
 
 ONE_CHUNK = asr.TranscribeOptions(first_chunk_s=24.0, decode=asr.DecodeOptions(language="English"))
 
@@ -210,3 +211,14 @@ def test_cli_without_the_aligner_says_so_and_estimates(tiny_model_dir, tmp_path,
     document = json.loads((tmp_path / "talk.json").read_text())
     assert document["segments"] and all(s["approximate_times"] for s in document["segments"])
     assert document["info"]["aligner"] is None
+
+
+def test_japanese_and_korean_words_come_from_their_word_splitters(aligner, golden_clip):
+    """nagisa and soynlp are installed: both languages are aligned, and their words are found in the text."""
+    texts = ["今日は良い天気ですね。", "안녕하세요 여러분, 반갑습니다."]
+    assert aligner.supports("Japanese") and aligner.supports("Korean")
+    japanese, korean = aligner.align([golden_clip, golden_clip], texts, ["Japanese", "Korean"])
+    assert [t.text for t in japanese] == ["今日", "は", "良い", "天気", "です", "ね"]
+    assert [t.text for t in korean] == ["안녕하세요", "여러분", "반갑습니다"]
+    for text, row in zip(texts, (japanese, korean), strict=True):
+        assert token_starts(text, [t.text for t in row]) is not None

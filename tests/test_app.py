@@ -153,7 +153,7 @@ def test_missing_model_offers_a_download_and_downloads_nothing_by_itself(monkeyp
     assert hugging_face.startswith("Hugging Face (") and others == ["hf-mirror.com (mainland China)", "Another mirror"]
     at.radio(key="source-model").set_value("Another mirror").run()
     assert at.button(key="download_model").proto.disabled  # a mirror needs its URL first
-    at.text_input(key="mirror").input("https://mirror.example.org").run()
+    at.text_input(key="mirror-model").input("https://mirror.example.org").run()
     assert not at.button(key="download_model").proto.disabled
 
 

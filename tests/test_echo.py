@@ -11,8 +11,8 @@ from fakes import FakeEngine
 from speech import SENTENCES, silence, speak, speech_with_pauses
 
 import asr
-from asr.echo import drop_context_echo, is_context_echo
-from asr.results import Segment, SegmentFlag
+from asr.echo import is_context_echo
+from asr.results import SegmentFlag
 from asr.writers import render_json, render_srt
 
 CONTEXT = "Stella Nakamura, Kubernetes, Q3 budget"
@@ -64,35 +64,6 @@ def test_real_sentences_are_never_echoes_of_their_own_words(sentence):
             assert not is_context_echo(sentence, context), context
 
 
-def test_drop_keeps_the_segment_flagged_with_its_times():
-    segment = Segment(3.0, 5.5, "Kubernetes, Stella Nakamura, Q3 budget", "English", (SegmentFlag.TOKEN_CAP,))
-    dropped = drop_context_echo(segment, CONTEXT)
-    assert dropped == dataclasses.replace(segment, text="", flags=(SegmentFlag.TOKEN_CAP, SegmentFlag.CONTEXT_ECHO))
-    normal = Segment(0.0, 2.0, "We moved to Kubernetes.", "English")
-    assert drop_context_echo(normal, CONTEXT) is normal
-
-
-@dataclasses.dataclass(frozen=True)
-class _Word:
-    start_s: float
-    text: str
-
-
-@dataclasses.dataclass(frozen=True)
-class _SegmentWithWords(Segment):
-    """A segment with a word list, as word timestamps add: an echo's words must go with its text."""
-
-    words: tuple[_Word, ...] = ()
-
-
-def test_drop_takes_the_words_too():
-    words = (_Word(0.0, "Stella "), _Word(0.4, "Nakamura, "), _Word(0.9, "Kubernetes"))
-    echo = _SegmentWithWords(0.0, 1.5, "Stella Nakamura, Kubernetes", "English", (), words)
-    assert drop_context_echo(echo, CONTEXT) == _SegmentWithWords(0.0, 1.5, "", "English", (SegmentFlag.CONTEXT_ECHO,))
-    normal = _SegmentWithWords(0.0, 1.5, "We moved to Kubernetes.", "English", (), words)
-    assert drop_context_echo(normal, CONTEXT) is normal
-
-
 class _EchoingEngine(FakeEngine):
     """Writes the context for chunks shorter than 2.5 s (the noise bursts here), else the usual text.
 
@@ -115,12 +86,25 @@ def test_an_echoing_engine_through_transcribe():
     transcript = asr.transcribe_all(samples, engine=_EchoingEngine(), options=options)
     first, *rest = transcript.segments
     assert first.text == "" and first.flags == (SegmentFlag.CONTEXT_ECHO,)
-    assert len(rest) == 2 and all(s.text.startswith("chunk of") and not s.flags for s in rest)
+    assert len(rest) == 2 and all(
+        s.text.startswith("chunk of") and SegmentFlag.CONTEXT_ECHO not in s.flags for s in rest
+    )
     assert transcript.text == "\n".join(s.text for s in rest)
     assert render_srt(transcript).startswith("1\n") and CONTEXT not in render_srt(transcript)
     document = json.loads(render_json(transcript))
     assert document["segments"][0]["flags"] == ["context_echo"]
     assert document["info"]["options"]["decode"]["context"] == CONTEXT
+
+
+def test_a_context_written_as_sentences_is_caught_as_one_echo():
+    """The chunk's whole text is checked before it is cut into sentences."""
+    context = "Stella Nakamura. Kubernetes. The Q3 budget."
+    samples = np.concatenate([speak("Ha!"), silence(3.0), speak(SENTENCES[0])])
+    options = asr.TranscribeOptions(decode=asr.DecodeOptions(context=context, batch_size=4))
+    transcript = asr.transcribe_all(samples, engine=_EchoingEngine(), options=options)
+    first, *rest = transcript.segments
+    assert first.text == "" and SegmentFlag.CONTEXT_ECHO in first.flags and not first.words
+    assert rest and all("Stella" not in s.text for s in rest)
 
 
 def test_the_tiny_model_keeps_every_segment(engine, golden_clip, other_clip):
