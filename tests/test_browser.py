@@ -137,15 +137,18 @@ def test_upload_transcribe_and_download_srt(app_server, open_page, interview_mp3
     assert files_named_like("interview", started, roots) == []
 
 
-def test_word_timestamps_and_a_ticked_sentence_plays_from_its_start(app_server, open_page, interview_mp3):
+def test_word_timestamps_and_a_ticked_sentence_plays_from_its_start(app_server, open_page, interview_mp3, screenshot):
     page = open_page(app_server)
     expect(page.get_by_test_id("stFileUploader")).to_be_visible()
     sidebar = page.get_by_test_id("stSidebar")
-    sidebar.get_by_role("combobox", name="Spoken language").click()
+    language = sidebar.get_by_role("combobox", name="Spoken language")
+    language.click()
     page.get_by_role("option", name="English", exact=True).click()
+    expect(language).to_have_value("English")
     wait_for_script(page)
     sidebar.get_by_text("Word timestamps").click()
     expect(sidebar.get_by_text(re.compile(r"^Aligner: "))).to_be_visible(timeout=60_000)
+    expect(language).to_have_value("English")
     add_file(page, "interview.mp3", "audio/mpeg", interview_mp3)
     wait_for_script(page)
     transcribe(page)
@@ -166,6 +169,8 @@ def test_word_timestamps_and_a_ticked_sentence_plays_from_its_start(app_server, 
     while player.evaluate("audio => audio.currentTime") < expected - 0.01:
         assert time.monotonic() < deadline, "the player did not move to the sentence's start"
         time.sleep(0.2)
+    wait_for_script(page)
+    screenshot(page, "08-word-timestamps")
     assert_no_traceback(page)
 
 
