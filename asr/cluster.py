@@ -7,9 +7,10 @@ the `Transcript`, and the driver (`asr.batch.run_batch`) writes every output. A 
 memory, its machine gone) is replaced and its files are sent once more.
 
 Privacy: Ray's usage statistics are switched off (`RAY_USAGE_STATS_ENABLED=0`) before Ray starts; a local
-cluster runs without its dashboard, keeps its session folder (logs, sockets) in a private temporary folder that
-is deleted when the run ends, and never spills audio from the object store to disk. Workers get no file names,
-print nothing, and return errors as values, so neither names nor text reach Ray's logs.
+cluster runs without its dashboard, cannot reach the cloud metadata servers Ray asks at start (see `_NO_WAY_OUT`),
+keeps its session folder (logs, sockets) in a private temporary folder that is deleted when the run ends, and
+never spills audio from the object store to disk. Workers get no file names, print nothing, and return errors as
+values, so neither names nor text reach Ray's logs.
 """
 
 from __future__ import annotations
@@ -34,6 +35,19 @@ logger = logging.getLogger(__name__)
 
 QUEUED_PER_WORKER = 2  # one file running and one waiting in the actor's queue, so no worker waits for the driver
 _RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0"}
+# Ray 2.60 starts a dashboard process even without the dashboard, for usage statistics, and it asks the cloud
+# metadata servers (169.254.169.254, metadata.google.internal) which cloud it runs on before it looks at
+# RAY_USAGE_STATS_ENABLED (dashboard/modules/usage_stats/usage_stats_head.py, `run`; tests/test_netns.py caught
+# it). Those requests honour the proxy variables: pointed at a closed port on loopback, they fail on this machine.
+# The processes a local cluster starts inherit them (its workers make no HTTP requests); this process does not.
+_NO_WAY_OUT = {
+    "HTTP_PROXY": "http://127.0.0.1:9",
+    "HTTPS_PROXY": "http://127.0.0.1:9",
+    "NO_PROXY": "",
+    "http_proxy": "http://127.0.0.1:9",  # the lower-case names win where both are set
+    "https_proxy": "http://127.0.0.1:9",
+    "no_proxy": "",
+}
 
 
 def import_ray() -> ModuleType:
@@ -86,21 +100,38 @@ def connected(address: str, *, num_cpus: int | None = None, verbose: bool = Fals
             ray.shutdown()
         return
     with private_workdir() as folder:
-        ray.init(
-            address="local",
-            num_cpus=num_cpus,
-            include_dashboard=False,
-            _node_ip_address="127.0.0.1",
-            _temp_dir=str(folder),
-            # The object store holds audio; spilled, it would land on disk. Without spilling a full store
-            # makes `ray.put` wait, and the driver keeps only QUEUED_PER_WORKER files per worker in it.
-            _system_config={"automatic_object_spilling_enabled": False},
-            **settings,
-        )
+        with _environment(_NO_WAY_OUT):
+            # No `_node_ip_address="127.0.0.1"`: Ray 2.60 swaps a loopback address for the machine's own, and its
+            # servers listen on every interface whatever it is given (their token authentication keeps others out).
+            ray.init(
+                address="local",
+                num_cpus=num_cpus,
+                include_dashboard=False,
+                _temp_dir=str(folder),
+                # The object store holds audio; spilled, it would land on disk. Without spilling a full store
+                # makes `ray.put` wait, and the driver keeps only QUEUED_PER_WORKER files per worker in it.
+                _system_config={"automatic_object_spilling_enabled": False},
+                **settings,
+            )
         try:
             yield folder
         finally:
             ray.shutdown()
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """These environment variables for the block (for the processes started in it), then the old ones back."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 class _Worker:
