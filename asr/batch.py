@@ -119,6 +119,9 @@ class BatchSummary:
         if self.retried:
             head += f", retried after a lost worker {self.retried}"
         lines = [f"{head}; {format_clock(self.audio_s)} of audio in {format_clock(self.elapsed_s)}"]
+        if self.elapsed_s > 0 and self.audio_s > 0:
+            files_per_h = (self.done + len(self.failed)) * 3600 / self.elapsed_s
+            lines[0] += f" ({files_per_h:.0f} files/h, {self.audio_s / self.elapsed_s:.2f} audio h/h)"
         lines += [f"failed: {file}: {message}" for file, message in self.failed]
         return lines
 
@@ -180,6 +183,11 @@ def plan_jobs(files_and_outputs: Iterable[tuple[Path, dict[str, Path]]]) -> list
     return jobs
 
 
+def unreadable_message(error: OSError) -> str:
+    """What to tell the user about an input that could not be read."""
+    return f"Cannot read it: {error.strerror or error}. Check that it is still there and that you may read it."
+
+
 def _fingerprinted(file: Path, outputs: dict[str, Path]) -> BatchJob:
     """The job with the file's size, SHA-256 and duration, or with the reason it cannot be read."""
     digest = hashlib.sha256()
@@ -188,7 +196,7 @@ def _fingerprinted(file: Path, outputs: dict[str, Path]) -> BatchJob:
             while block := stream.read(1 << 20):
                 digest.update(block)
     except OSError as e:
-        return BatchJob(file, outputs, problem=f"Cannot read it: {e.strerror or e}. Check the file's permissions.")
+        return BatchJob(file, outputs, problem=unreadable_message(e))
     try:
         duration_s = read_source_info(file).duration_s
     except ASRError:
@@ -275,10 +283,12 @@ def write_outputs(transcript: Transcript, outputs: dict[str, Path]) -> None:
 
 def remove_partial_outputs(jobs: Iterable[BatchJob]) -> int:
     """Delete the temporary outputs a killed run left next to these jobs' outputs; returns how many."""
+    outputs = {path for job in jobs for path in job.outputs.values()}
     removed = 0
-    for job in jobs:
-        for path in job.outputs.values():
-            for leftover in path.parent.glob(f".{glob.escape(path.name)}.*{_PART_SUFFIX}"):
+    for folder in {path.parent for path in outputs}:  # one listing per folder, however many files it holds
+        for leftover in folder.glob(f".*{_PART_SUFFIX}"):
+            name = leftover.name[1 : -len(_PART_SUFFIX)].rpartition(".")[0]  # ".a.txt.1a2b3c4d.part" -> "a.txt"
+            if folder / name in outputs:
                 leftover.unlink(missing_ok=True)
                 removed += 1
     return removed

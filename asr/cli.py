@@ -221,10 +221,10 @@ def _check_batch_arguments(args: argparse.Namespace) -> None:
     """Raise OptionsError for batch arguments that cannot work together."""
     if str(args.output_dir) == "-":
         raise OptionsError("batch writes files and its manifest: give --output-dir a folder, not '-'.")
-    ray_only = {"--workers": args.workers, "--threads-per-worker": args.threads_per_worker}
-    if args.ray is None and (any(v is not None for v in ray_only.values()) or args.gpus_per_worker is not None):
+    if args.ray is None and any(v is not None for v in (args.workers, args.threads_per_worker, args.gpus_per_worker)):
         raise OptionsError("--workers, --threads-per-worker and --gpus-per-worker need --ray (auto, local or ADDRESS).")
-    if any(v is not None and v < 1 for v in ray_only.values()) or (args.gpus_per_worker or 0) < 0:
+    counts = (args.workers, args.threads_per_worker)
+    if any(n is not None and n < 1 for n in counts) or (args.gpus_per_worker or 0) < 0:
         raise OptionsError("--workers and --threads-per-worker must be 1 or more, --gpus-per-worker 0 or more.")
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
-from .batch import BatchJob, FileResult
+from .batch import BatchJob, FileResult, unreadable_message
 from .errors import ASRError, OptionsError
 from .options import TranscribeOptions
 from .pipeline import transcribe_all
@@ -220,15 +220,23 @@ class RayRunner:
         try:
             self._start_workers(ray)
 
-            def feed(slot: int) -> None:
+            def feed(slot: int) -> list[FileResult]:
+                """Send files to the worker in `slot` until it holds its share; returns those that could not be read."""
+                unreadable = []
                 while pending and sum(s.slot == slot for s in sent.values()) < QUEUED_PER_WORKER:
                     job, second_try = pending.popleft()
-                    data = ray.put(job.file.read_bytes())  # through the object store: no shared disk needed
+                    try:
+                        data = job.file.read_bytes()
+                    except OSError as e:
+                        unreadable.append(FileResult(job, None, unreadable_message(e)))
+                        continue
                     worker = self.workers[slot]
-                    sent[worker.transcribe.remote(data)] = _Sent(job, slot, worker, second_try)
+                    ref = worker.transcribe.remote(ray.put(data))  # through the object store: no shared disk needed
+                    sent[ref] = _Sent(job, slot, worker, second_try)
+                return unreadable
 
             for slot in range(len(self.workers)):
-                feed(slot)
+                yield from feed(slot)
             while sent:
                 [ref], _ = ray.wait(list(sent), num_returns=1)
                 item = sent.pop(ref)
@@ -238,7 +246,7 @@ class RayRunner:
                     yield from self._lost(ray, item, pending)
                 else:
                     yield FileResult(item.job, transcript, error, retried=item.second_try)
-                feed(item.slot)
+                yield from feed(item.slot)
         finally:
             for worker in self.workers:
                 ray.kill(worker)

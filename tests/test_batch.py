@@ -124,6 +124,17 @@ def test_manifest_survives_half_a_line(tmp_path, clips):
     assert set(Manifest(tmp_path).latest) == {done.file, "/y"}
 
 
+def test_a_killed_runs_temporary_outputs_are_removed_and_nothing_else(tmp_path):
+    job = batch.BatchJob(tmp_path / "in.wav", {"txt": tmp_path / "a.txt", "srt": tmp_path / "sub" / "a.srt"})
+    ours = [tmp_path / ".a.txt.1a2b3c4d.part", tmp_path / "sub" / ".a.srt.0f0f0f0f.part"]
+    others = [tmp_path / ".b.txt.1a2b3c4d.part", tmp_path / "a.txt", tmp_path / ".a.txt.keep"]
+    for path in ours + others:
+        path.parent.mkdir(exist_ok=True)
+        path.write_text("half")
+    assert batch.remove_partial_outputs([job]) == 2
+    assert [p.exists() for p in ours + others] == [False, False, True, True, True]
+
+
 def test_batch_writes_mirrored_outputs_and_a_manifest(expected, clips):
     names = set(outputs_of(expected))
     assert names == {

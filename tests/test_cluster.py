@@ -110,18 +110,22 @@ def test_killed_worker_is_replaced_and_its_file_redone(cluster, tiny_model_dir, 
 
 
 @pytest.mark.slow
-def test_bad_file_is_recorded_from_the_bytes_and_the_rest_done(cluster, tiny_model_dir, clips, tmp_path):
+def test_bad_and_vanished_files_are_recorded_and_the_rest_done(cluster, tiny_model_dir, clips, tmp_path):
     bad = tmp_path / "notes.mp3"
     bad.write_text("These are my meeting notes, not audio.\n" * 20)
+    gone = tmp_path / "gone.wav"
+    gone.write_bytes(clips[2].read_bytes())
     out = tmp_path / "out"
-    jobs = _batch_jobs(find_inputs([str(clips[0]), str(bad), str(clips[1])]), out, ("txt",))
+    jobs = _batch_jobs(find_inputs([str(clips[0]), str(bad), str(gone), str(clips[1])]), out, ("txt",))
+    gone.unlink()  # after planning: the driver finds it missing when it reads it for a worker
     summary = run_batch(jobs, _runner(tiny_model_dir, workers=1), Manifest(out))
     assert summary.done == 2
-    [(file, message)] = summary.failed
-    assert file == bad and message.startswith("This file is not an audio or video file (it looks like a text file)")
-    assert str(bad) not in message  # the worker got bytes, never the path
-    record = next(line for line in manifest_lines(out) if line["status"] == "failed")
-    assert record["file"] == str(bad.resolve()) and record["error"] == message
+    failed = dict(summary.failed)
+    assert failed[bad].startswith("This file is not an audio or video file (it looks like a text file)")
+    assert str(bad) not in failed[bad]  # the worker got bytes, never the path
+    assert failed[gone].startswith("Cannot read it: No such file or directory.")
+    records = {line["file"]: line for line in manifest_lines(out) if line["status"] == "failed"}
+    assert {f: r["error"] for f, r in records.items()} == {str(f.resolve()): m for f, m in failed.items()}
 
 
 @pytest.mark.slow
