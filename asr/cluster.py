@@ -6,11 +6,11 @@ transcribes the bytes the driver `ray.put`s, so the inputs need not be on a disk
 the `Transcript`, and the driver (`asr.batch.run_batch`) writes every output. A worker that dies (killed, out of
 memory, its machine gone) is replaced and its files are sent once more.
 
-Privacy: Ray's usage statistics are switched off (`RAY_USAGE_STATS_ENABLED=0`) before Ray starts; a local
-cluster runs without its dashboard, cannot reach the cloud metadata servers Ray asks at start (see `_NO_WAY_OUT`),
-keeps its session folder (logs, sockets) in a private temporary folder that is deleted when the run ends, and
-never spills audio from the object store to disk. Workers get no file names, print nothing, and return errors as
-values, so neither names nor text reach Ray's logs.
+Privacy: Ray's usage statistics are switched off (`RAY_USAGE_STATS_ENABLED=0`) before Ray starts. A local
+cluster runs without its dashboard, cannot reach the cloud metadata servers Ray asks at start (`_NO_WAY_OUT`),
+keeps its session folder (logs, sockets) and its workers' temporary files in a private temporary folder that is
+deleted when the run ends, and never spills audio from the object store to disk. Workers get no file names,
+print nothing, and return errors as values, so neither names nor text reach Ray's logs.
 """
 
 from __future__ import annotations
@@ -100,7 +100,10 @@ def connected(address: str, *, num_cpus: int | None = None, verbose: bool = Fals
             ray.shutdown()
         return
     with private_workdir() as folder:
-        with _environment(_NO_WAY_OUT):
+        # The workers' temporary files (a long recording's decoded audio) go into this folder too, so even a
+        # worker killed mid-file leaves nothing behind once the run ends.
+        (folder / "tmp").mkdir()
+        with _environment({**_NO_WAY_OUT, "TMPDIR": str(folder / "tmp")}):
             # No `_node_ip_address="127.0.0.1"`: Ray 2.60 swaps a loopback address for the machine's own, and its
             # servers listen on every interface whatever it is given (their token authentication keeps others out).
             ray.init(

@@ -12,6 +12,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -87,6 +88,15 @@ def test_ray_logs_hold_no_transcript_or_file_name(cluster, on_ray):
     assert "_Worker" in content  # the search itself works: Ray logs the actor class it ran
     assert PREFIX not in content
     assert [w for w in words if w in content] == []
+
+
+def test_workers_temporary_files_stay_in_the_clusters_folder(cluster):
+    def temporary_folder() -> str:  # nested, so Ray sends it by value (workers cannot import the tests)
+        return tempfile.gettempdir()
+
+    where = Path(ray.get(ray.remote(num_cpus=1)(temporary_folder).remote()))
+    assert where.is_relative_to(cluster), where  # removed with the cluster, even after a worker is killed
+    assert not Path(tempfile.gettempdir()).is_relative_to(cluster)  # this process keeps its own
 
 
 @pytest.mark.slow
