@@ -211,7 +211,10 @@ def test_killed_driver_resumes_without_duplicates_or_half_files(tiny_model_dir, 
     out = tmp_path / "out"
     command = [sys.executable, "-m", "asr", "batch", str(clips[0].parent), "--model", str(tiny_model_dir)]
     command += ["--format", "all", "--output-dir", str(out)]
-    driver = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # A killed process cannot remove its temporary folder: keep it under tmp_path, not in the shared /tmp.
+    (tmp_path / "tmp").mkdir()
+    env = {**os.environ, "TMPDIR": str(tmp_path / "tmp")}
+    driver = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 240
     while not (out / MANIFEST_NAME).exists() or len(manifest_lines(out)) < 2:
         assert driver.poll() is None, driver.stderr.read().decode()[-3000:]
@@ -225,7 +228,7 @@ def test_killed_driver_resumes_without_duplicates_or_half_files(tiny_model_dir, 
     stray = [p for p in out.rglob("*") if p.is_file() and p.name != MANIFEST_NAME and not p.name.startswith(".")]
     assert all(outputs_of(expected)[str(p.relative_to(out))] == p.read_bytes() for p in stray)
 
-    rerun = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=240)
+    rerun = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert f"done {len(clips) - len(finished)}, skipped {len(finished)} (done before), failed 0" in rerun.stderr
     assert outputs_of(out) == outputs_of(expected)  # every output, no temporary file left
