@@ -8,13 +8,14 @@ file or the model failed, 2 bad command line, 130 stopped with Ctrl-C.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
 from pathlib import Path
 from typing import NoReturn
 
-from . import hub, writers
+from . import batch, hub, writers
 from .audio import read_source_info
 from .bundle import output_bases
 from .errors import ASRError, ModelNotFoundError, OptionsError
@@ -40,30 +41,20 @@ def _build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("transcribe", help="transcribe audio or video files")
     run.add_argument("files", nargs="+", type=Path, metavar="FILE")
-    run.add_argument("--model", help=f"repo id or folder (default: ${hub.MODEL_ENV} or {hub.DEFAULT_MODEL})")
-    run.add_argument("--language", default="auto", help="auto, or a code or name: " + ", ".join(LANGUAGES))
-    run.add_argument("--context", default="", help="names and jargon the speakers use")
-    run.add_argument(
-        "--chinese-script", default="auto", choices=CHINESE_SCRIPTS, help="write Chinese and Cantonese in this script"
+    _add_transcription_arguments(run)
+
+    many = commands.add_parser("batch", help="transcribe many files or folders, resumably, here or on a Ray cluster")
+    many.add_argument("inputs", nargs="+", metavar="INPUT", help="files, folders (searched recursively), glob patterns")
+    _add_transcription_arguments(many)
+    many.add_argument(
+        "--ray",
+        metavar="auto|local|ADDRESS",
+        help="run on Ray: this machine's cluster (auto), "
+        "a new one here (local), or the cluster at ADDRESS (default: in this process, no Ray)",
     )
-    run.add_argument("--format", default="txt", choices=[*writers.FORMATS, "all"])
-    run.add_argument("--output-dir", type=Path, default=Path("."), help="where to write results; '-' for stdout")
-    run.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
-    run.add_argument("--dtype", default="auto", choices=["auto", "bfloat16", "float16", "float32"])
-    run.add_argument("--batch-size", type=int, help="chunks per model call (default: by device)")
-    run.add_argument("--max-duration", type=float, metavar="SECONDS", help="refuse longer files (default: no limit)")
-    run.add_argument(
-        "--word-timestamps",
-        action="store_true",
-        help="time every word with the forced aligner (a second download: python -m asr download --model "
-        f"{hub.DEFAULT_ALIGNER}); subtitles then follow the voice",
-    )
-    run.add_argument(
-        "--aligner", metavar="ID_OR_DIR", help=f"forced aligner repo id or folder (default: {hub.DEFAULT_ALIGNER})"
-    )
-    run.add_argument("--max-line-width", type=int, default=DEFAULT_LAYOUT.max_line_width, help="subtitle columns")
-    run.add_argument("--max-line-count", type=int, default=DEFAULT_LAYOUT.max_line_count, help="lines per subtitle")
-    run.add_argument("-v", "--verbose", action="store_true", help="log what happens (never audio or text)")
+    many.add_argument("--workers", type=int, help="Ray actors, each holding the model (default: 1)")
+    many.add_argument("--threads-per-worker", type=int, help="CPU threads of each actor (default: 1)")
+    many.add_argument("--gpus-per-worker", type=float, help="GPUs of each actor, e.g. 1 or 0.5 (default: 0)")
 
     info = commands.add_parser("info", help="show duration, sample rate, channels, codec and container")
     info.add_argument("files", nargs="+", type=Path, metavar="FILE")
@@ -75,6 +66,34 @@ def _build_parser() -> argparse.ArgumentParser:
         help=f"{', '.join(hub.DOWNLOAD_SOURCES)} or a hub mirror's URL (default: $HF_ENDPOINT or huggingface.co)",
     )
     return parser
+
+
+def _add_transcription_arguments(parser: argparse.ArgumentParser) -> None:
+    """The model, language and output arguments that every transcribing command takes."""
+    parser.add_argument("--model", help=f"repo id or folder (default: ${hub.MODEL_ENV} or {hub.DEFAULT_MODEL})")
+    parser.add_argument("--language", default="auto", help="auto, or a code or name: " + ", ".join(LANGUAGES))
+    parser.add_argument("--context", default="", help="names and jargon the speakers use")
+    parser.add_argument(
+        "--chinese-script", default="auto", choices=CHINESE_SCRIPTS, help="write Chinese and Cantonese in this script"
+    )
+    parser.add_argument("--format", default="txt", choices=[*writers.FORMATS, "all"])
+    parser.add_argument("--output-dir", type=Path, default=Path("."), help="where to write results; '-' for stdout")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    parser.add_argument("--dtype", default="auto", choices=["auto", "bfloat16", "float16", "float32"])
+    parser.add_argument("--batch-size", type=int, help="chunks per model call (default: by device)")
+    parser.add_argument("--max-duration", type=float, metavar="SECONDS", help="refuse longer files (default: no limit)")
+    parser.add_argument(
+        "--word-timestamps",
+        action="store_true",
+        help="time every word with the forced aligner (a second download: python -m asr download --model "
+        f"{hub.DEFAULT_ALIGNER}); subtitles then follow the voice",
+    )
+    parser.add_argument(
+        "--aligner", metavar="ID_OR_DIR", help=f"forced aligner repo id or folder (default: {hub.DEFAULT_ALIGNER})"
+    )
+    parser.add_argument("--max-line-width", type=int, default=DEFAULT_LAYOUT.max_line_width, help="subtitle columns")
+    parser.add_argument("--max-line-count", type=int, default=DEFAULT_LAYOUT.max_line_count, help="lines per subtitle")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens (never audio or text)")
 
 
 def _options(args: argparse.Namespace) -> TranscribeOptions:
@@ -134,17 +153,28 @@ def _layout(args: argparse.Namespace) -> SubtitleLayout:
     return layout
 
 
-def _load_aligner(args: argparse.Namespace, device: str):
-    """The forced aligner for --word-timestamps; None (with a note) when it is not on this computer yet."""
+def _aligner_wanted(args: argparse.Namespace) -> str | None:
+    """The forced aligner to load for --word-timestamps; None without the flag, or (with a note) when it is not
+    on this computer yet: word times are then estimated, and the transcripts say so."""
     if not args.word_timestamps:
         return None
-    from .aligner import QwenAligner
-
+    aligner = args.aligner or hub.DEFAULT_ALIGNER
     try:
-        return QwenAligner.load(args.aligner or hub.DEFAULT_ALIGNER, device=device)
+        hub.locate_model(aligner)
     except ModelNotFoundError as e:
         print(f"note: {e} Until then, word times are estimated from the speech found.", file=sys.stderr)
         return None
+    return aligner
+
+
+def _load_aligner(args: argparse.Namespace, device: str):
+    """The loaded forced aligner for --word-timestamps, or None (see `_aligner_wanted`)."""
+    aligner = _aligner_wanted(args)
+    if aligner is None:
+        return None
+    from .aligner import QwenAligner
+
+    return QwenAligner.load(aligner, device=device)
 
 
 def _write_stdout(content: str | bytes) -> None:
@@ -204,6 +234,97 @@ def _run_transcribe(args: argparse.Namespace) -> int:
     return EXIT_FAILED if failed else EXIT_OK
 
 
+def _batch_jobs(inputs: list[batch.BatchInput], output_dir: Path, formats: tuple[str, ...]) -> list[batch.BatchJob]:
+    """Outputs named as `transcribe` names them, in the output folder's copy of each input folder's subfolders."""
+    groups: dict[Path, list[Path]] = {}
+    for item in inputs:
+        groups.setdefault(item.subfolder, []).append(item.path)
+    outputs = {
+        file: paths
+        for subfolder, files in groups.items()
+        for file, paths in zip(files, _output_paths(files, output_dir / subfolder, formats), strict=True)
+    }
+    return batch.plan_jobs((item.path, outputs[item.path]) for item in inputs)
+
+
+def _batch_bar():
+    """One stderr bar for the whole batch: audio done / total, with files, hours, speed and time left."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=0.0, file=sys.stderr, dynamic_ncols=True, bar_format="{percentage:3.0f}%|{bar}| {desc}")
+
+    def update(progress: batch.BatchProgress) -> None:
+        bar.total = max(progress.audio_total_s, 1e-9)
+        bar.n = progress.audio_done_s
+        bar.set_description_str(progress.describe(), refresh=True)
+
+    return bar, update
+
+
+def _batch_runner(args: argparse.Namespace, options: TranscribeOptions, model: str) -> batch.Runner:
+    """The in-process runner, or Ray actors when --ray is given (call inside `cluster.connected`)."""
+    if args.ray is None:
+        from .engine import QwenEngine
+
+        engine = QwenEngine.load(model, device=args.device, dtype=args.dtype)
+        return batch.LocalRunner(engine, options, _load_aligner(args, args.device))
+    from .cluster import RayRunner
+
+    return RayRunner(
+        model,
+        options=options,
+        device=args.device,
+        dtype=args.dtype,
+        workers=args.workers or 1,
+        threads_per_worker=args.threads_per_worker or 1,
+        gpus_per_worker=args.gpus_per_worker or 0.0,
+        aligner=_aligner_wanted(args),
+    )
+
+
+def _check_batch_arguments(args: argparse.Namespace) -> None:
+    """Raise OptionsError for batch arguments that cannot work together."""
+    if str(args.output_dir) == "-":
+        raise OptionsError("batch writes files and its manifest: give --output-dir a folder, not '-'.")
+    if args.ray is None and any(v is not None for v in (args.workers, args.threads_per_worker, args.gpus_per_worker)):
+        raise OptionsError("--workers, --threads-per-worker and --gpus-per-worker need --ray (auto, local or ADDRESS).")
+    counts = (args.workers, args.threads_per_worker)
+    if any(n is not None and n < 1 for n in counts) or (args.gpus_per_worker or 0) < 0:
+        raise OptionsError("--workers and --threads-per-worker must be 1 or more, --gpus-per-worker 0 or more.")
+
+
+def _run_batch(args: argparse.Namespace) -> int:
+    try:
+        _check_batch_arguments(args)
+        options = _options(args)
+        layout = _layout(args)
+        formats = writers.FORMATS if args.format == "all" else (args.format,)
+        jobs = _batch_jobs(batch.find_inputs(args.inputs), args.output_dir, formats)
+    except OptionsError as e:
+        print(f"python -m asr: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    args.output_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_workdirs()
+    model = args.model or os.environ.get(hub.MODEL_ENV) or hub.DEFAULT_MODEL
+    try:
+        with contextlib.ExitStack() as stack:
+            if args.ray is not None:
+                from .cluster import connected
+
+                workers = (args.workers or 1) * (args.threads_per_worker or 1)
+                stack.enter_context(connected(args.ray, num_cpus=workers, verbose=args.verbose))
+            bar, update = _batch_bar()
+            stack.callback(bar.close)
+            runner = _batch_runner(args, options, model)
+            summary = batch.run_batch(jobs, runner, batch.Manifest(args.output_dir), update, layout)
+    except ASRError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    for line in summary.lines():
+        print(line, file=sys.stderr)
+    return EXIT_FAILED if summary.failed else EXIT_OK
+
+
 def _run_info(args: argparse.Namespace) -> int:
     failed = 0
     for file in args.files:
@@ -236,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     if not getattr(args, "verbose", False):
         logging.getLogger("transformers").setLevel(logging.ERROR)
-    commands = {"transcribe": _run_transcribe, "info": _run_info, "download": _run_download}
+    commands = {"transcribe": _run_transcribe, "batch": _run_batch, "info": _run_info, "download": _run_download}
     try:
         return commands[args.command](args)
     except KeyboardInterrupt:

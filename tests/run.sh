@@ -24,6 +24,7 @@ fi
 # torch first and pinned: any looser torch requirement would pull gigabytes of CUDA wheels.
 .venv/bin/python -m pip install -q --disable-pip-version-check torch==2.13.0
 .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+.venv/bin/python -m pip install -q --disable-pip-version-check -r requirements-cluster.txt  # Ray, for the batch tests
 
 .venv/bin/ruff check asr tests bench launchers app.py
 .venv/bin/ruff format --check asr tests bench launchers app.py

@@ -244,6 +244,18 @@ def test_cli_transcribes_with_loopback_only(isolated, tmp_path, tiny_model_dir, 
 
 
 @pytest.mark.slow
+def test_batch_on_a_local_ray_cluster_with_loopback_only(isolated, tmp_path, tiny_model_dir, meeting_mp3, expected_txt):
+    """Ray's own servers are C++ and not audited; the namespace keeps them in, and its Python workers are audited."""
+    out = tmp_path / "out"
+    command = ["batch", str(meeting_mp3), "--ray", "local", "--model", str(tiny_model_dir), "--device", "cpu"]
+    run = isolated([sys.executable, "-m", "asr", *command, "--output-dir", str(out)])
+    assert run.result.returncode == 0, run.result.stderr[-6000:]
+    run.assert_isolated()
+    assert (out / "meeting.txt").read_bytes().decode() == expected_txt
+    assert len({e["pid"] for e in run.of_command()}) > 1  # the hook saw the workers' processes too, not only the driver
+
+
+@pytest.mark.slow
 def test_library_load_and_transcribe_open_no_outside_connection(isolated, tiny_model_dir, meeting_mp3, expected_txt):
     run = isolated([sys.executable, "-c", _LIBRARY_RUN, str(tiny_model_dir), str(meeting_mp3)])
     report = run.json_output()
