@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import unicodedata
 import os
 import signal
 import subprocess
 import sys
 import time
+import unicodedata
 from pathlib import Path
 
 import pytest
@@ -18,9 +18,9 @@ from speech import SAMPLE_RATE, SENTENCES, speak
 from asr import batch
 from asr.batch import MANIFEST_NAME, BatchInput, LocalRunner, Manifest, find_inputs, run_batch
 from asr.cli import main
-from asr.writers import FORMATS
 from asr.errors import OptionsError
 from asr.options import TranscribeOptions
+from asr.writers import FORMATS
 
 ROOT = Path(__file__).resolve().parents[1]
 
