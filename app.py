@@ -37,6 +37,12 @@ OTHER_MIRROR = "Another mirror"
 # Material icons, not emoji: they render everywhere, emoji show as empty boxes where no emoji font is installed.
 CHECKED, WARNING = ":green[:material/check_circle:]", ":orange[:material/warning:]"
 LANGUAGE_CHOICES = [AUTO, *sorted(asr.LANGUAGES.values())]
+CHINESE_SCRIPT_CHOICES = {  # label -> TranscribeOptions.chinese_script
+    "As the model writes them": "auto",
+    "Simplified (简体)": "simplified",
+    "Traditional, Taiwan (繁體)": "traditional",
+    "Traditional, Hong Kong (繁體)": "traditional-hk",
+}
 FLAG_WORDS = {
     SegmentFlag.TOKEN_CAP: "may be cut short (hit the length limit)",
     SegmentFlag.REPETITION_LOOP: "repeats itself: check this part against the audio",
@@ -109,10 +115,16 @@ def sidebar(engine: asr.QwenEngine | None) -> tuple[asr.TranscribeOptions, asr.Q
             placeholder="e.g. Stella Nakamura, Kubernetes, Q3 budget",
             help="Passed to the model as context, so it spells them right.",
         )
+        script = st.selectbox(
+            "Chinese characters",
+            list(CHINESE_SCRIPT_CHOICES),
+            key="chinese_script",
+            help="For Chinese and Cantonese: keep the model's characters, or convert them (OpenCC).",
+        )
         aligner = word_timestamps_choice()
         privacy_panel()
     decode = asr.DecodeOptions(language=None if language == AUTO else language, context=context.strip())
-    return asr.TranscribeOptions(decode=decode), aligner
+    return asr.TranscribeOptions(decode=decode, chinese_script=CHINESE_SCRIPT_CHOICES[script]), aligner
 
 
 def word_timestamps_choice() -> asr.QwenAligner | None:
@@ -206,7 +218,7 @@ def download_offer(target: str, key: str, on_start: Callable[[], None] | None = 
 def download_progress() -> None:
     job: DownloadJob = state.download_job
     snapshot = job.snapshot()
-    if snapshot.status is JobStatus.DONE:
+    if snapshot.status in (JobStatus.DONE, JobStatus.CANCELLED):
         state.pop("download_job")
         if snapshot.error:
             state.download_error = snapshot.error
@@ -214,6 +226,9 @@ def download_progress() -> None:
     fraction = snapshot.downloaded_bytes / snapshot.total_bytes if snapshot.total_bytes else 0.0
     text = f"Downloading… {snapshot.downloaded_bytes / 1e9:.2f} / {snapshot.total_bytes / 1e9:.2f} GB"
     st.progress(min(fraction, 1.0), text=text if snapshot.total_bytes else "Starting the download…")
+    if st.button("Cancel download", key="cancel_download", icon=":material/close:"):
+        job.cancel()  # the partial file is deleted; files already finished are kept for the next try
+        st.toast("Stopping the download…")
 
 
 def current_inputs() -> list[JobInput]:

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
-from .errors import ASRError, TranscriptionCancelled
+from .errors import ASRError, DownloadCancelled, TranscriptionCancelled
 from .options import TranscribeOptions
 from .pipeline import Aligner, Engine, transcribe
 from .results import Segment, Transcript, TranscriptionInfo
@@ -259,6 +259,7 @@ class DownloadJob:
         self._lock = threading.Lock()
         self._state = DownloadSnapshot(status=JobStatus.QUEUED)
         self._byte_bars: list = []
+        self._cancel = threading.Event()
         self._thread = threading.Thread(target=self._run, name="model-download", daemon=True)
 
     def start(self) -> DownloadJob:
@@ -268,6 +269,10 @@ class DownloadJob:
     def wait(self, timeout_s: float | None = None) -> bool:
         self._thread.join(timeout_s)
         return not self._thread.is_alive()
+
+    def cancel(self) -> None:
+        """Stop within one chunk of the file being fetched; finished files stay, the partial one is deleted."""
+        self._cancel.set()
 
     def snapshot(self) -> DownloadSnapshot:
         with self._lock:
@@ -302,7 +307,11 @@ class DownloadJob:
         with self._lock:
             self._state = DownloadSnapshot(status=JobStatus.RUNNING)
         try:
-            folder = download_model(self._model, endpoint=self._endpoint, tqdm_class=self._progress_class())
+            folder = download_model(
+                self._model, endpoint=self._endpoint, tqdm_class=self._progress_class(), cancel=self._cancel
+            )
+        except DownloadCancelled:
+            final = DownloadSnapshot(status=JobStatus.CANCELLED)
         except ASRError as e:
             final = DownloadSnapshot(status=JobStatus.DONE, error=str(e))
         else:

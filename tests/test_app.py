@@ -250,3 +250,12 @@ def test_download_all_offers_one_zip_once_several_files_are_done(app, meeting_wa
         assert archive.namelist() == [f"{base}.{fmt}" for base in bases for fmt in asr.FORMATS]
         texts = [archive.read(f"{base}.txt").decode("utf-8") for base in bases]
     assert texts == [asr.WRITERS["txt"](result.transcript) for _, result in reversed(app.session_state.results)]
+
+
+def test_chinese_script_choice_reaches_the_options(app, meeting_wav):
+    app.selectbox(key="chinese_script").set_value("Traditional, Hong Kong (繁體)")
+    app.file_uploader(key="uploads-0").set_value(("meeting.wav", meeting_wav, "audio/wav")).run()
+    app.button(key="transcribe").click().run()
+    _finish(app)
+    ((_, result),) = app.session_state.results
+    assert result.transcript.info.options.chinese_script == "traditional-hk"

@@ -204,3 +204,22 @@ def test_speed_and_time_left_estimates():
     snapshot = JobSnapshot(JobStatus.RUNNING, processed_s=60.0, total_s=150.0, elapsed_s=25.0)
     assert snapshot.speed == pytest.approx(2.4) and snapshot.remaining_s == pytest.approx(37.5)
     assert JobSnapshot(JobStatus.RUNNING).speed is None and JobSnapshot(JobStatus.RUNNING).remaining_s is None
+
+
+def test_a_cancelled_download_job_ends_as_cancelled_without_an_error(monkeypatch):
+    """The job hands its cancel event to `hub.download_model`. The download itself is stood in for here: the
+    real one against a local mirror is cancelled in tests/test_download.py, in a process of its own."""
+    from asr import hub
+    from asr.errors import DownloadCancelled
+    from asr.jobs import DownloadJob
+
+    def waits_for_cancel(model, *, endpoint, tqdm_class, cancel):
+        assert cancel.wait(10), "the job never set the event"
+        raise DownloadCancelled(f"The download of {model} was cancelled.")
+
+    monkeypatch.setattr(hub, "download_model", waits_for_cancel)
+    job = DownloadJob("Qwen/Qwen3-ForcedAligner-0.6B-hf").start()
+    job.cancel()
+    assert job.wait(10)
+    snapshot = job.snapshot()
+    assert snapshot.status is JobStatus.CANCELLED and snapshot.error is None
