@@ -265,7 +265,9 @@ class Manifest:
 # -- writing --------------------------------------------------------------------------------------------------------
 
 
-def write_outputs(transcript: Transcript, outputs: dict[str, Path], layout: SubtitleLayout = DEFAULT_LAYOUT) -> None:
+def write_outputs(
+    transcript: Transcript, outputs: dict[str, Path], layout: SubtitleLayout = DEFAULT_LAYOUT, *, name: str
+) -> None:
     """Write each format under a hidden temporary name in its folder, then rename it into place.
 
     Raises:
@@ -275,7 +277,7 @@ def write_outputs(transcript: Transcript, outputs: dict[str, Path], layout: Subt
         path.parent.mkdir(parents=True, exist_ok=True)
         temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}{_PART_SUFFIX}")
         try:
-            save(transcript, fmt, temporary, layout)
+            save(transcript, fmt, temporary, layout, name=name)  # titled by the recording, not the temporary name
             os.replace(temporary, path)
         finally:
             temporary.unlink(missing_ok=True)
@@ -368,7 +370,7 @@ def _finish(result: FileResult, manifest: Manifest, layout: SubtitleLayout) -> s
     job, transcript, error = result.job, result.transcript, result.error
     if transcript is not None:
         try:
-            write_outputs(transcript, job.outputs, layout)
+            write_outputs(transcript, job.outputs, layout, name=job.file.name)
         except ASRError as e:
             error = str(e)
     manifest.append(

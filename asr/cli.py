@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import NoReturn
 
@@ -229,7 +230,7 @@ def _run_transcribe(args: argparse.Namespace) -> int:
             if to_stdout:
                 _write_stdout(writers.render(transcript, fmt, layout, name=file.name))
             else:
-                writers.save(transcript, fmt, path, layout)
+                writers.save(transcript, fmt, path, layout, name=file.name)
                 print(f"{file}: wrote {path}", file=sys.stderr)
     return EXIT_FAILED if failed else EXIT_OK
 
@@ -239,11 +240,15 @@ def _batch_jobs(inputs: list[batch.BatchInput], output_dir: Path, formats: tuple
     groups: dict[Path, list[Path]] = {}
     for item in inputs:
         groups.setdefault(item.subfolder, []).append(item.path)
-    outputs = {
-        file: paths
-        for subfolder, files in groups.items()
-        for file, paths in zip(files, _output_paths(files, output_dir / subfolder, formats), strict=True)
-    }
+    outputs = {}
+    for subfolder, files in groups.items():
+        # Names alike get no " (2)" here (as `transcribe` gives them): such a name would depend on the inputs' order,
+        # and a rerun in another order would take one file's outputs for the other's. `plan_jobs` refuses them.
+        plain = [{fmt: output_dir / subfolder / f"{file.name}.{fmt}" for fmt in formats} for file in files]
+        named = _output_paths(files, output_dir / subfolder, formats)
+        repeated = Counter(file.name for file in files)
+        for file, own, unique in zip(files, plain, named, strict=True):
+            outputs[file] = own if repeated[file.name] > 1 else unique
     return batch.plan_jobs((item.path, outputs[item.path]) for item in inputs)
 
 

@@ -217,8 +217,10 @@ def render(
     return WRITERS[fmt](transcript)
 
 
-def save(transcript: Transcript, fmt: str, path: Path, layout: SubtitleLayout = DEFAULT_LAYOUT) -> Path:
-    """Render `transcript` in format `fmt` and write it to `path` (text as UTF-8; a DOCX titled `path.stem`).
+def save(
+    transcript: Transcript, fmt: str, path: Path, layout: SubtitleLayout = DEFAULT_LAYOUT, *, name: str | None = None
+) -> Path:
+    """Render `transcript` in format `fmt` and write it to `path` (text as UTF-8; a DOCX titled `name`).
 
     The content is rendered before the file is opened, so a bad transcript never leaves an empty file.
     Newlines are written as ``\\n`` on every platform.
@@ -228,6 +230,7 @@ def save(transcript: Transcript, fmt: str, path: Path, layout: SubtitleLayout = 
         fmt: one of `FORMATS` (``"txt"``, ``"srt"``, ``"vtt"``, ``"json"``, ``"docx"``).
         path: the file to create or overwrite; its folder must exist.
         layout: how subtitles are laid out (SRT and VTT only).
+        name: the recording's name, the DOCX's title; `path`'s stem when not given.
 
     Returns:
         `path`, for chaining and logging.
@@ -236,7 +239,7 @@ def save(transcript: Transcript, fmt: str, path: Path, layout: SubtitleLayout = 
         OptionsError: `fmt` is not a known format; the message lists the valid ones.
         ASRError: the file could not be written; the message says what to check.
     """
-    content = render(transcript, fmt, layout, name=path.stem)
+    content = render(transcript, fmt, layout, name=name or path.stem)
     try:
         if isinstance(content, bytes):
             path.write_bytes(content)
