@@ -21,7 +21,7 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 import asr
 from asr import netwatch
-from asr.hub import default_endpoint, is_repo_id
+from asr.hub import LARGE_MODEL, check_disk_space, default_endpoint, is_repo_id
 from asr.jobs import DownloadJob, FileResult, JobInput, JobSnapshot, JobStatus, TranscriptionJob
 from asr.results import SegmentFlag, format_clock
 from asr.tempfiles import KEEP_ENV, leftover_workdirs
@@ -37,6 +37,10 @@ OTHER_MIRROR = "Another mirror"
 # Material icons, not emoji: they render everywhere, emoji show as empty boxes where no emoji font is installed.
 CHECKED, WARNING = ":green[:material/check_circle:]", ":orange[:material/warning:]"
 LANGUAGE_CHOICES = [AUTO, *sorted(asr.LANGUAGES.values())]
+MODEL_CHOICES = {  # label -> repo id; the choice is offered when the app runs one of these (not a folder)
+    f"Qwen3-ASR-0.6B · {asr.MODEL_SIZES[asr.DEFAULT_MODEL]} · faster": asr.DEFAULT_MODEL,
+    f"Qwen3-ASR-1.7B · {asr.MODEL_SIZES[LARGE_MODEL]} · more accurate, slower": LARGE_MODEL,
+}
 CHINESE_SCRIPT_CHOICES = {  # label -> TranscribeOptions.chinese_script
     "As the model writes them": "auto",
     "Simplified (简体)": "simplified",
@@ -99,6 +103,7 @@ def sidebar(engine: asr.QwenEngine | None) -> tuple[asr.TranscribeOptions, asr.Q
     """
     with st.sidebar:
         st.header("Model")
+        model_choice()
         if engine is None:
             st.caption(f"{state.model} · not loaded")
         else:
@@ -125,6 +130,18 @@ def sidebar(engine: asr.QwenEngine | None) -> tuple[asr.TranscribeOptions, asr.Q
         privacy_panel()
     decode = asr.DecodeOptions(language=None if language == AUTO else language, context=context.strip())
     return asr.TranscribeOptions(decode=decode, chinese_script=CHINESE_SCRIPT_CHOICES[script]), aligner
+
+
+def model_choice() -> None:
+    """0.6B or 1.7B, remembered for the session; a switch frees the model in memory before the other loads."""
+    repos = list(MODEL_CHOICES.values())
+    if state.model not in repos:  # a folder of the user's own: nothing to choose
+        return
+    label = st.selectbox("Speech model", list(MODEL_CHOICES), index=repos.index(state.model), key="model_choice")
+    if MODEL_CHOICES[label] != state.model:
+        state.model = MODEL_CHOICES[label]
+        load_engine.clear()  # one model in memory at a time (a run still going keeps the old one until it ends)
+        st.rerun()
 
 
 def word_timestamps_choice() -> asr.QwenAligner | None:
@@ -207,7 +224,13 @@ def download_offer(target: str, key: str, on_start: Callable[[], None] | None = 
         else sources[source]
     )
     label = f"Download {target.split('/')[-1].removesuffix('-hf')} ({size})"
-    if st.button(label, type="primary", key=f"download_{key}", disabled=endpoint == ""):
+    try:
+        check_disk_space(target)
+        room = True
+    except asr.DownloadError as e:
+        st.error(str(e))
+        room = False
+    if st.button(label, type="primary", key=f"download_{key}", disabled=endpoint == "" or not room):
         state.download_job = DownloadJob(target, endpoint=endpoint).start()
         if on_start is not None:
             on_start()

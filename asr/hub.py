@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import shutil
 import socket
 import threading
 from pathlib import Path
@@ -32,11 +33,13 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "Qwen/Qwen3-ASR-0.6B-hf"
 DEFAULT_ALIGNER = "Qwen/Qwen3-ForcedAligner-0.6B-hf"  # word times (Qwen3ASRForTokenClassification)
-MODEL_SIZES = {  # download size shown to users before they agree to fetch a model
-    "Qwen/Qwen3-ASR-0.6B-hf": "about 1.9 GB",
-    "Qwen/Qwen3-ASR-1.7B-hf": "about 4.7 GB",
-    DEFAULT_ALIGNER: "about 1.8 GB",
+LARGE_MODEL = "Qwen/Qwen3-ASR-1.7B-hf"  # more accurate, slower
+MODEL_BYTES = {  # download size of each model we offer: shown before the download, and checked against free disk
+    DEFAULT_MODEL: 1_880_000_000,
+    LARGE_MODEL: 4_700_000_000,
+    DEFAULT_ALIGNER: 1_840_000_000,
 }
+MODEL_SIZES = {model: f"about {size / 1e9:.1f} GB" for model, size in MODEL_BYTES.items()}  # as shown to users
 MODEL_ENV = "QWEN3_ASR_MODEL"  # overrides DEFAULT_MODEL: a repo id or a folder
 HUGGING_FACE = "https://huggingface.co"
 HF_MIRROR = "https://hf-mirror.com"  # a public mirror of the hub that is reachable from mainland China
@@ -197,6 +200,33 @@ def _failure_message(model: str, where: str, error: BaseException) -> str:
     )
 
 
+def cache_folder() -> Path:
+    """Where downloads go: the Hugging Face cache (`HF_HUB_CACHE`, or ~/.cache/huggingface/hub)."""
+    from huggingface_hub import constants
+
+    return Path(constants.HF_HUB_CACHE)
+
+
+def check_disk_space(model: str) -> None:
+    """Refuse a download of one of our models that the disk cannot hold (with 10% to spare), before it starts.
+
+    Raises:
+        DownloadError: not enough free space; the message says how much there is and is needed, and where.
+    """
+    needed = MODEL_BYTES.get(model)
+    if needed is None:
+        return  # another repo: its size is not known before its listing is fetched
+    folder = cache_folder()
+    existing = next(parent for parent in (folder, *folder.parents) if parent.exists())
+    free = shutil.disk_usage(existing).free
+    if free < needed * 1.1:
+        raise DownloadError(
+            f"Not enough free disk space for {model}: it needs {MODEL_SIZES[model].removeprefix('about ')}, "
+            f"and {free / 1e9:.1f} GB are free where models are kept ({folder}). Free some space, or set "
+            "HF_HUB_CACHE to a folder on a disk with room."
+        )
+
+
 def download_model(
     model: str = DEFAULT_MODEL,
     *,
@@ -222,6 +252,7 @@ def download_model(
     if not is_repo_id(model):
         raise DownloadError(f"{model!r} is not a Hugging Face repo id like {DEFAULT_MODEL!r}.")
     where = resolve_endpoint(endpoint)
+    check_disk_space(model)
     from huggingface_hub import snapshot_download
 
     logger.info("Downloading %s from %s", model, where)

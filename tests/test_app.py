@@ -259,3 +259,31 @@ def test_chinese_script_choice_reaches_the_options(app, meeting_wav):
     _finish(app)
     ((_, result),) = app.session_state.results
     assert result.transcript.info.options.chinese_script == "traditional-hk"
+
+
+def test_model_choice_offers_the_larger_model_with_its_size(monkeypatch, tmp_path):
+    monkeypatch.delenv("QWEN3_ASR_MODEL", raising=False)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    assert at.button(key="download_model").proto.label == "Download Qwen3-ASR-0.6B (about 1.9 GB)"
+    at.selectbox(key="model_choice").set_value("Qwen3-ASR-1.7B · about 4.7 GB · more accurate, slower").run()
+    at.run()  # the page reruns itself after the switch
+    assert at.session_state.model == "Qwen/Qwen3-ASR-1.7B-hf"
+    assert at.button(key="download_model").proto.label == "Download Qwen3-ASR-1.7B (about 4.7 GB)"
+    assert "download_job" not in at.session_state and not at.exception
+
+
+def test_a_download_the_disk_cannot_hold_is_refused_before_it_starts(monkeypatch, tmp_path):
+    """The disk cannot be filled here, so its free space is reported smaller than it is."""
+    import shutil
+
+    monkeypatch.delenv("QWEN3_ASR_MODEL", raising=False)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**12, 10**12 - 10**9, 10**9))
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    assert any(e.value.startswith("Not enough free disk space for Qwen/Qwen3-ASR-0.6B-hf") for e in at.error)
+    assert at.button(key="download_model").proto.disabled
+    with pytest.raises(asr.DownloadError, match=r"1\.0 GB are free"):
+        asr.download_model(asr.DEFAULT_MODEL)  # the CLI's download refuses it too, before going online
