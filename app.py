@@ -85,15 +85,8 @@ def load_aligner(model: str, device: str) -> asr.QwenAligner:
 @st.cache_data(show_spinner=False, max_entries=32)
 def describe(file_id: str, _data: bytes) -> tuple[str, dict[str, list[float]]]:
     """Facts line and a 400-point loudness envelope over seconds (cached per upload, not per rerun)."""
-    decoded = asr.decode_audio(_data)
-    samples = decoded.samples
-    step = max(1, len(samples) // 400)
-    starts = range(0, len(samples), step)
-    envelope = {
-        "seconds": [round(i / asr.SAMPLE_RATE, 2) for i in starts],
-        "level": [float(abs(samples[i : i + step]).max()) for i in starts],
-    }
-    return decoded.source.summary(), envelope
+    facts = asr.overview(_data, points=400)
+    return facts.source.summary(), {"seconds": list(facts.seconds), "level": list(facts.levels)}
 
 
 def sidebar(engine: asr.QwenEngine | None) -> tuple[asr.TranscribeOptions, asr.QwenAligner | None]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .audio import SAMPLE_RATE, decode_audio, read_source_info
+from .audio import SAMPLE_RATE, AudioOverview, decode_audio, overview, read_source_info
 from .bundle import build_zip
 from .errors import (
     AlignmentError,
@@ -52,6 +52,7 @@ __all__ = [
     "ASRError",
     "AlignmentError",
     "AudioDecodeError",
+    "AudioOverview",
     "DecodeOptions",
     "DecodedAudio",
     "DeviceMemoryError",
@@ -78,6 +79,7 @@ __all__ = [
     "download_model",
     "locate_model",
     "normalize_language",
+    "overview",
     "read_source_info",
     "render",
     "save",

@@ -647,3 +647,26 @@ def test_source_info_decodes_when_no_length_is_declared(speech_16k: np.ndarray) 
 
     assert info == decode_audio(data).source
     assert info.duration_s == pytest.approx(len(speech_16k) / SAMPLE_RATE, abs=0.03)
+
+
+def test_overview_of_a_long_file_finds_its_loud_part_and_leaves_nothing_behind(tmp_path, monkeypatch):
+    """Twelve minutes (past SPILL_AFTER_S, so decoded into a private folder) with one loud second at 5:00."""
+    from asr import tempfiles
+
+    monkeypatch.setattr(tempfiles.tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    path = corpus.sparse_silent_wav(tmp_path / "long.wav", 12 * 60)
+    with open(path, "r+b") as file:  # one second of a loud tone, written into the silence at 5:00
+        file.seek(44 + 300 * SAMPLE_RATE * 2)
+        tone = (0.8 * 32767 * np.sin(np.arange(SAMPLE_RATE) * 2 * np.pi * 440 / SAMPLE_RATE)).astype("<i2")
+        file.write(tone.tobytes())
+    mapped = []  # the files whose samples were memory-mapped instead of held in RAM
+    real_memmap = np.memmap
+    monkeypatch.setattr(audio.np, "memmap", lambda name, **kw: mapped.append(name) or real_memmap(name, **kw))
+    facts = audio.overview(str(path), points=400)
+    assert len(mapped) == 1 and Path(mapped[0]).is_relative_to(tmp_path / "tmp")
+    assert facts.source.duration_s == pytest.approx(720.0) and len(facts.levels) == len(facts.seconds) >= 400
+    loudest = facts.seconds[int(np.argmax(facts.levels))]
+    assert 298.0 <= loudest <= 301.0 and max(facts.levels) == pytest.approx(0.8, abs=0.01)
+    assert sum(level > 0 for level in facts.levels) <= 2  # silence elsewhere
+    assert list((tmp_path / "tmp").iterdir()) == []  # the decoded samples' folder is gone
