@@ -141,11 +141,8 @@ def test_word_timestamps_and_a_ticked_sentence_plays_from_its_start(app_server, 
     page = open_page(app_server)
     expect(page.get_by_test_id("stFileUploader")).to_be_visible()
     sidebar = page.get_by_test_id("stSidebar")
+    choose(page, sidebar, "Spoken language", re.compile("^English$"))
     language = sidebar.get_by_role("combobox", name="Spoken language")
-    language.click()
-    page.get_by_role("option", name="English", exact=True).click()
-    expect(language).to_have_value("English")
-    wait_for_script(page)
     sidebar.get_by_text("Word timestamps").click()
     expect(sidebar.get_by_text(re.compile(r"^Aligner: "))).to_be_visible(timeout=60_000)
     expect(language).to_have_value("English")
@@ -305,6 +302,29 @@ def test_model_download_panel_fetches_only_on_click(tiny_model_dir, tmp_path, op
         transcribe(page)
         expect_result(page, "interview.mp3")
         assert_no_traceback(page)
+
+        # The larger model: not here yet, so the switch offers its download; switching back loads 0.6B from disk.
+        sidebar = page.get_by_test_id("stSidebar")
+        choose(page, sidebar, "Speech model", re.compile(r"^Qwen3-ASR-1\.7B"))
+        expect(page.get_by_role("button", name="Download Qwen3-ASR-1.7B (about 4.7 GB)")).to_be_visible()
+        expect(page.get_by_role("tab", name="Upload files")).to_have_count(0)
+        wait_for_script(page)
+        screenshot(page, "09-model-choice")
+        started = time.monotonic()
+        choose(page, sidebar, "Speech model", re.compile(r"^Qwen3-ASR-0\.6B"))
+        expect(page.get_by_role("tab", name="Upload files")).to_be_visible(timeout=TRANSCRIBE_TIMEOUT_MS)
+        print(f"switching back to the 0.6B model (tiny test checkpoint) took {time.monotonic() - started:.1f} s")
+        assert mirror.count("GET", mirror.resolve_path(REPO, "model.safetensors")) == 1  # from disk, not fetched
+        assert_no_traceback(page)
+
+
+def choose(page: Page, sidebar: Locator, label: str, option: re.Pattern) -> None:
+    """Pick an option of a selectbox, as a user does: open it, click the option, see it chosen."""
+    box = sidebar.get_by_role("combobox", name=label)
+    box.click()
+    page.get_by_role("option", name=option).click()
+    expect(box).to_have_value(option)
+    wait_for_script(page)
 
 
 def test_download_all_gives_one_zip_of_every_format(app_server, open_page, interview_mp3):
