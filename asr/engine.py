@@ -69,7 +69,8 @@ def resolve_dtype(dtype: str, device: str) -> torch.dtype:
             raise OptionsError(f"Unknown dtype {dtype!r}; use auto or one of {', '.join(DTYPES)}.")
         return DTYPES[dtype]
     if device == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        # Cards without native bf16 (T4, V100) emulate it slowly; fp16 runs natively there.
+        return torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else torch.float16
     if device == "mps":
         return torch.float16
     return torch.bfloat16
@@ -92,6 +93,34 @@ def parse_generated(text: str, forced_language: str | None) -> tuple[str | None,
             language = name if name in _LANGUAGE_NAMES else None
             text = rest
     return language, text.replace(_ASR_TEXT, "").strip()
+
+
+def eos_token_ids(generation_config) -> frozenset[int]:
+    """The end-of-text ids of a generation config, which stores one int, a list of them, or None."""
+    eos = generation_config.eos_token_id
+    if eos is None:
+        return frozenset()
+    return frozenset([eos] if isinstance(eos, int) else eos)
+
+
+def check_placement(device_map: dict[str, int | str] | None, model: str) -> None:
+    """Refuse a model that `device_map="auto"` split between the GPU and the CPU or disk.
+
+    Such a model runs far slower than on the CPU alone (every step copies the offloaded weights), and
+    `fall_back_to_cpu` cannot move it, so the user is told what went where and what to do instead.
+    """
+    places: dict[str, list[str]] = {}
+    for module, place in (device_map or {}).items():
+        places.setdefault(str(place), []).append(module or "the whole model")
+    offloaded = sorted(set(places) & {"cpu", "disk"})
+    if not offloaded:
+        return
+    where = "; ".join(f"{len(names)} part(s) on {place} ({', '.join(names[:3])}...)" for place, names in places.items())
+    raise ModelLoadError(
+        f"The GPU has no room for all of {model}: {where}. A model split with the {' and '.join(offloaded)} "
+        "runs slower than the CPU alone. Close other programs that use the GPU, choose the 0.6B model, "
+        "or use --device cpu."
+    )
 
 
 def _find_malloc_trim():
@@ -178,6 +207,7 @@ class QwenEngine:
                 f"Could not load the model from {folder}: {e}. The folder may be incomplete or damaged; "
                 "download it again with `python -m asr download`."
             ) from e
+        check_placement(getattr(loaded, "hf_device_map", None), model)
         info = EngineInfo(
             name=model,
             folder=str(folder),
@@ -263,13 +293,14 @@ class QwenEngine:
             language=language,
             prompt=context or None,
         )
-        inputs = inputs.to(self._model.device, dtype=self._model.dtype)
         prompt_length = inputs["input_ids"].shape[1]
         extra = {"repetition_penalty": repetition_penalty} if repetition_penalty else {}
         if stop is not None:
             extra["stopping_criteria"] = StoppingCriteriaList([_StopWhenSet(stop)])
         try:
             with self._lock, torch.inference_mode():
+                # Inside the lock: a fall-back to the CPU from another thread cannot move the model in between.
+                inputs = inputs.to(self._model.device, dtype=self._model.dtype)
                 generated = self._model.generate(**inputs, max_new_tokens=max(max_new_tokens), do_sample=False, **extra)
         except (torch.OutOfMemoryError, MemoryError) as e:
             raise DeviceMemoryError(
@@ -279,7 +310,7 @@ class QwenEngine:
         new_tokens = generated[:, prompt_length:].cpu()
         del inputs, generated
         _return_freed_memory()
-        eos_ids = set(self._model.generation_config.eos_token_id or [])
+        eos_ids = eos_token_ids(self._model.generation_config)
         pad_id = self._model.generation_config.pad_token_id
         results = []
         for row, cap in zip(new_tokens.tolist(), max_new_tokens, strict=True):

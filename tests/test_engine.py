@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 import torch
-from transformers import AutoProcessor, Qwen3ASRForConditionalGeneration
+from transformers import AutoProcessor, GenerationConfig, Qwen3ASRForConditionalGeneration
 from transformers.models.qwen3_asr.processing_qwen3_asr import LANGUAGE_CODE_TO_NAME
 
 import asr
-from asr.engine import QwenEngine, parse_generated, resolve_device, resolve_dtype
+from asr.engine import QwenEngine, check_placement, eos_token_ids, parse_generated, resolve_device, resolve_dtype
 from asr.pipeline import is_repetition_loop
 from asr.results import SegmentFlag
 
@@ -168,3 +169,58 @@ def test_out_of_memory_becomes_a_clear_error(engine, golden_clip, monkeypatch):
     monkeypatch.setattr(engine._model, "generate", exhausted)
     with pytest.raises(asr.DeviceMemoryError, match=r"Ran out of cpu memory on a batch of 2 chunk.*batch size of 1"):
         engine.transcribe_chunks([golden_clip, golden_clip], language=None, context="", max_new_tokens=[8, 8])
+
+
+def test_cuda_without_native_bf16_gets_float16(monkeypatch):
+    """No GPU here: torch.cuda.is_bf16_supported is replaced by one that answers like a T4 or V100,
+    whose bf16 exists only as (slow) emulation."""
+
+    def like_a_t4(including_emulation: bool = True) -> bool:
+        return including_emulation
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", like_a_t4)
+    assert resolve_dtype("auto", "cuda") == torch.float16
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
+    assert resolve_dtype("auto", "cuda") == torch.bfloat16
+
+
+def test_eos_ids_stored_as_one_int_or_a_list():
+    assert eos_token_ids(GenerationConfig(eos_token_id=7)) == {7}
+    assert eos_token_ids(GenerationConfig(eos_token_id=[7, 9])) == {7, 9}
+    assert eos_token_ids(GenerationConfig()) == frozenset()
+
+
+def test_a_checkpoint_with_one_eos_int_transcribes(engine, golden_clip, monkeypatch):
+    ids = sorted(eos_token_ids(engine._model.generation_config))
+    monkeypatch.setattr(engine._model.generation_config, "eos_token_id", ids[0])
+    (result,) = engine.transcribe_chunks([golden_clip], language="English", context="", max_new_tokens=[8])
+    assert result.num_tokens == 8
+
+
+def test_a_model_split_with_cpu_or_disk_is_refused_with_what_went_where():
+    check_placement(None, "m")  # loaded without device_map
+    check_placement({"": 0}, "m")  # all on one GPU
+    check_placement({"model.audio_tower": 0, "model.language_model": 1, "lm_head": 1}, "m")  # two GPUs
+    split = {"model.audio_tower": 0, "model.language_model.layers.0": 0, "model.language_model.layers.1": "cpu"}
+    with pytest.raises(asr.ModelLoadError, match=r"2 part\(s\) on 0.*1 part\(s\) on cpu.*--device cpu"):
+        check_placement({**split, "lm_head": "disk"}, "m")
+
+
+def test_inputs_move_to_the_model_device_only_inside_the_lock(engine, golden_clip):
+    """The model changes (here its dtype, as a fall-back to the CPU would change its device) while a call
+    waits for the lock: the waiting call must use the model as it is when it gets the lock."""
+    results = []
+    with engine._lock:
+        worker = threading.Thread(
+            target=lambda: results.append(
+                engine.transcribe_chunks([golden_clip], language="English", context="", max_new_tokens=[4])
+            )
+        )
+        worker.start()
+        time.sleep(0.5)  # the worker has prepared its inputs and waits for the lock
+        engine._model.to(torch.float32)
+    try:
+        worker.join(timeout=60)
+    finally:
+        engine._model.to(torch.bfloat16)  # bf16 -> fp32 -> bf16 is exact: later tests see the same model
+    assert results and results[0][0].num_tokens == 4
