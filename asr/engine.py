@@ -21,6 +21,7 @@ import torch
 from safetensors import SafetensorError
 from transformers import AutoProcessor, Qwen3ASRForConditionalGeneration, StoppingCriteria, StoppingCriteriaList
 
+from .decode import StepGraphs, greedy_decode
 from .errors import DeviceMemoryError, ModelLoadError, OptionsError
 from .hub import locate_model
 from .options import LANGUAGES
@@ -29,6 +30,7 @@ from .results import ChunkText
 logger = logging.getLogger(__name__)
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
+DECODERS = ("loop", "generate")  # our static-cache loop (asr/decode.py), or transformers' generate
 DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
 _ASR_TEXT = "<asr_text>"
 _LANGUAGE_PREFIX = "language "
@@ -160,10 +162,23 @@ class _StopWhenSet(StoppingCriteria):
 class QwenEngine:
     """Qwen3-ASR loaded once; `transcribe_chunks` turns a batch of 16 kHz chunks into text."""
 
-    def __init__(self, model: Qwen3ASRForConditionalGeneration, processor, info: EngineInfo) -> None:
+    def __init__(
+        self,
+        model: Qwen3ASRForConditionalGeneration,
+        processor,
+        info: EngineInfo,
+        *,
+        decoder: str = "loop",
+        cuda_graphs: bool = False,
+    ) -> None:
+        if decoder not in DECODERS:
+            raise OptionsError(f"Unknown decoder {decoder!r}; use one of {', '.join(DECODERS)}.")
         self._model = model
         self._processor = processor
         self._lock = threading.Lock()
+        self._decoder = decoder
+        # Captured step graphs, kept across calls like the weights (guarded by the lock); None: no graphs.
+        self._graphs = StepGraphs() if cuda_graphs and info.device.startswith("cuda") else None
         self.info = info
         self.name = info.name
         # Decoding is memory-bound: on CPU a step for 8 rows costs little more than for 1; batch 8 was
@@ -171,13 +186,18 @@ class QwenEngine:
         self.default_batch_size = 8
 
     @classmethod
-    def load(cls, model: str, *, device: str = "auto", dtype: str = "auto") -> QwenEngine:
+    def load(
+        cls, model: str, *, device: str = "auto", dtype: str = "auto", decoder: str = "loop", cuda_graphs: bool = False
+    ) -> QwenEngine:
         """Load a model from a folder or the local Hugging Face cache; never from the network.
 
         Args:
             model: repo id (e.g. "Qwen/Qwen3-ASR-0.6B-hf") or a folder with a Qwen3-ASR checkpoint.
             device: "auto", "cpu", "cuda" or "mps".
             dtype: "auto", "bfloat16", "float16" or "float32".
+            decoder: "loop" (our static-cache greedy loop, asr/decode.py) or "generate" (transformers').
+            cuda_graphs: on CUDA, replay the loop's one-token step from captured CUDA graphs. Off by default
+                until a GPU run shows it equal to and faster than the plain loop.
 
         Raises:
             ModelNotFoundError: the model is not on this computer (the message says how to get it).
@@ -215,7 +235,7 @@ class QwenEngine:
             dtype=str(torch_dtype).removeprefix("torch."),
             load_s=time.perf_counter() - started,
         )
-        engine = cls(loaded, processor, info)
+        engine = cls(loaded, processor, info, decoder=decoder, cuda_graphs=cuda_graphs)
         engine._warm_up()
         engine.info = replace(info, load_s=time.perf_counter() - started)
         logger.info("Loaded %s on %s (%s) in %.1f s", model, info.device, info.dtype, engine.info.load_s)
@@ -263,6 +283,27 @@ class QwenEngine:
             "transcription goes on there, more slowly. Restart the app to use the GPU again."
         )
 
+    def _pad_id(self) -> int:
+        """What fills a row after its end (generate's choice: the pad id, else the first end-of-text id)."""
+        config = self._model.generation_config
+        if config.pad_token_id is not None:
+            return config.pad_token_id
+        return min(eos_token_ids(config), default=0)
+
+    def _generate(
+        self,
+        inputs,
+        max_new_tokens: Sequence[int],
+        repetition_penalty: float | None,
+        stop: threading.Event | None,
+    ) -> torch.Tensor:
+        """transformers' `generate`: the reference for our loop, and the repetition-penalty retry."""
+        extra = {"repetition_penalty": repetition_penalty} if repetition_penalty else {}
+        if stop is not None:
+            extra["stopping_criteria"] = StoppingCriteriaList([_StopWhenSet(stop)])
+        generated = self._model.generate(**inputs, max_new_tokens=max(max_new_tokens), do_sample=False, **extra)
+        return generated[:, inputs["input_ids"].shape[1] :].cpu()
+
     def transcribe_chunks(
         self,
         chunks: Sequence[np.ndarray],
@@ -293,25 +334,31 @@ class QwenEngine:
             language=language,
             prompt=context or None,
         )
-        prompt_length = inputs["input_ids"].shape[1]
-        extra = {"repetition_penalty": repetition_penalty} if repetition_penalty else {}
-        if stop is not None:
-            extra["stopping_criteria"] = StoppingCriteriaList([_StopWhenSet(stop)])
         try:
             with self._lock, torch.inference_mode():
                 # Inside the lock: a fall-back to the CPU from another thread cannot move the model in between.
                 inputs = inputs.to(self._model.device, dtype=self._model.dtype)
-                generated = self._model.generate(**inputs, max_new_tokens=max(max_new_tokens), do_sample=False, **extra)
+                if repetition_penalty or self._decoder == "generate":
+                    new_tokens = self._generate(inputs, max_new_tokens, repetition_penalty, stop)
+                else:
+                    new_tokens = greedy_decode(
+                        self._model,
+                        inputs,
+                        max_new_tokens,
+                        eos_ids=eos_token_ids(self._model.generation_config),
+                        pad_id=self._pad_id(),
+                        stop=stop,
+                        graphs=self._graphs if self._model.device.type == "cuda" else None,
+                    )
         except (torch.OutOfMemoryError, MemoryError) as e:
             raise DeviceMemoryError(
                 f"Ran out of {self.info.device} memory on a batch of {len(chunks)} chunk(s). Try a batch size of 1, "
                 "the 0.6B model, or the CPU, and close other programs that use the memory."
             ) from e
-        new_tokens = generated[:, prompt_length:].cpu()
-        del inputs, generated
+        del inputs
         _return_freed_memory()
         eos_ids = eos_token_ids(self._model.generation_config)
-        pad_id = self._model.generation_config.pad_token_id
+        pad_id = self._pad_id()
         results = []
         for row, cap in zip(new_tokens.tolist(), max_new_tokens, strict=True):
             row = row[:cap]
