@@ -125,6 +125,34 @@ def check_placement(device_map: dict[str, int | str] | None, model: str) -> None
     )
 
 
+_CPU_BATCH_SIZE = 8  # on CPU a step for 8 rows costs little more than for 1; 8 was 14% faster than 4 (bench/run.py)
+_MAX_GPU_BATCH_SIZE = 64
+_ROW_TOKENS = 640  # KV positions a row may use: a 24 s chunk's prompt (~340) and its token budget, rounded up
+
+
+def default_batch_size(device: str, free_bytes: int, kv_bytes_per_token: int) -> int:
+    """Chunks per batch: 8 on the CPU and MPS; on CUDA as many as half the free memory holds, up to 64.
+
+    Decoding is memory-bound, so a GPU step for 64 rows costs about what a step for one does. Each row
+    needs its KV cache (`_ROW_TOKENS` positions) and as much again for activations; half the free memory
+    leaves room for the audio encoder and other programs. A power of two, so CUDA graphs' buckets fit.
+    """
+    if not device.startswith("cuda"):
+        return _CPU_BATCH_SIZE
+    rows = free_bytes // 2 // (2 * _ROW_TOKENS * kv_bytes_per_token)
+    size = 1
+    while size * 2 <= min(rows, _MAX_GPU_BATCH_SIZE):
+        size *= 2
+    return size
+
+
+def _kv_bytes_per_token(model: Qwen3ASRForConditionalGeneration) -> int:
+    """Bytes of keys and values that one token adds to the cache, over all layers."""
+    text = model.config.get_text_config(decoder=True)
+    head_dim = getattr(text, "head_dim", None) or text.hidden_size // text.num_attention_heads
+    return 2 * text.num_hidden_layers * text.num_key_value_heads * head_dim * model.dtype.itemsize
+
+
 def _find_malloc_trim():
     """glibc's malloc_trim, or None (macOS, Windows, musl)."""
     if not sys.platform.startswith("linux"):
@@ -181,9 +209,8 @@ class QwenEngine:
         self._graphs = StepGraphs() if cuda_graphs and info.device.startswith("cuda") else None
         self.info = info
         self.name = info.name
-        # Decoding is memory-bound: on CPU a step for 8 rows costs little more than for 1; batch 8 was
-        # 14% faster than 4 on the 5-minute benchmark input for about 0.5 GB more RAM (bench/run.py).
-        self.default_batch_size = 8
+        free = torch.cuda.mem_get_info(model.device)[0] if info.device.startswith("cuda") else 0
+        self.default_batch_size = default_batch_size(info.device, free, _kv_bytes_per_token(model))
 
     @classmethod
     def load(

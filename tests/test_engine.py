@@ -11,7 +11,15 @@ from transformers import AutoProcessor, GenerationConfig, Qwen3ASRForConditional
 from transformers.models.qwen3_asr.processing_qwen3_asr import LANGUAGE_CODE_TO_NAME
 
 import asr
-from asr.engine import QwenEngine, check_placement, eos_token_ids, parse_generated, resolve_device, resolve_dtype
+from asr.engine import (
+    QwenEngine,
+    check_placement,
+    default_batch_size,
+    eos_token_ids,
+    parse_generated,
+    resolve_device,
+    resolve_dtype,
+)
 from asr.pipeline import is_repetition_loop
 from asr.results import SegmentFlag
 
@@ -225,3 +233,14 @@ def test_inputs_move_to_the_model_device_only_inside_the_lock(engine, golden_cli
     finally:
         engine._model.to(torch.bfloat16)  # bf16 -> fp32 -> bf16 is exact: later tests see the same model
     assert results and results[0][0].num_tokens == 4
+
+
+def test_default_batch_size_by_device(engine):
+    kv_per_token = 114_688  # Qwen3-ASR-0.6B in bf16: 28 layers x 8 KV heads x 128 x 2 (keys, values) x 2 bytes
+    assert default_batch_size("cpu", 0, kv_per_token) == 8
+    assert default_batch_size("mps", 0, kv_per_token) == 8
+    assert default_batch_size("cuda:0", 76 * 2**30, kv_per_token) == 64  # an H100
+    assert default_batch_size("cuda:0", 14 * 2**30, kv_per_token) == 32  # a 16 GB card with 14 GB free
+    assert default_batch_size("cuda:0", 2 * 2**30, kv_per_token) == 4
+    assert default_batch_size("cuda:0", 10 * 2**20, kv_per_token) == 1  # never 0
+    assert engine.default_batch_size == 8
