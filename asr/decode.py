@@ -130,15 +130,16 @@ class _Graph:
 
 
 class StepGraphs:
-    """CUDA graphs of the one-token step, one per (batch-size bucket, cache length) and kept for reuse.
+    """CUDA graphs of the one-token step, one per batch-size bucket, kept for reuse.
 
     A graph replays fixed kernels on fixed memory, so the cache and the step's inputs live in buffers that
     belong to the graph; a batch smaller than its bucket is padded with copies of its last row, and the
-    cache is reset in place before each batch. Capturing costs a warm-up step and one traced step.
+    cache is reset in place before each batch. A batch that needs a longer cache than its bucket's graph
+    has replaces that graph (one cache per bucket stays in memory). Capturing costs a warm-up step.
     """
 
     def __init__(self) -> None:
-        self._graphs: dict[tuple[int, int], _Graph] = {}
+        self._graphs: dict[int, _Graph] = {}
         self._current: _Graph | None = None
 
     @staticmethod
@@ -147,12 +148,13 @@ class StepGraphs:
         return next((size for size in GRAPH_BATCH_BUCKETS if size >= batch), batch)
 
     def prepare(self, model: torch.nn.Module, batch: int, length: int) -> StepGraphs:
-        """Pick (capturing it the first time) the graph for a batch of a bucket's size; its cache is emptied."""
-        length = -(-length // _CACHE_LENGTH_STEP) * _CACHE_LENGTH_STEP
-        key = (batch, length)
-        if key not in self._graphs:
-            self._graphs[key] = _capture(model, *key)
-        self._current = self._graphs[key]
+        """Pick (capturing it when needed) the graph for a batch of a bucket's size; its cache is emptied."""
+        graph = self._graphs.get(batch)
+        if graph is None or graph.mask.shape[1] < length:
+            self._graphs.pop(batch, None)
+            del graph
+            self._graphs[batch] = _capture(model, batch, -(-length // _CACHE_LENGTH_STEP) * _CACHE_LENGTH_STEP)
+        self._current = self._graphs[batch]
         self._current.cache.reset()
         return self
 

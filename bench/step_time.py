@@ -5,10 +5,11 @@
 
 Each row of a batch is the same 24 s of spoken sentences (the longest chunk the pipeline makes), so the prompt
 is as long as in real use. A step's time is (time for N2 new tokens - time for N1) / (N2 - N1), measured the
-same way for every decoder: prefill and setup cancel out, and no timing hook sits inside the step (a hook
-would also miss graph replays). EOS is disabled in the bench checkpoint, so every call runs its N tokens.
-The checkpoint is bench/run.py's (written there once). Ratios, not absolute times, are what to compare on
-a busy machine.
+same way for every decoder: prefill and setup cancel out. Where each step is a forward call (generate, the loop
+without graphs), the median of the steps' own times (forward hooks, synchronised on CUDA) is reported instead,
+which a busy machine disturbs less; graph replays call no forward, so they keep the difference. EOS is
+disabled in the bench checkpoint, so every call runs its N tokens. The checkpoint is bench/run.py's (written
+there once). Ratios, not absolute times, are what to compare on a busy machine.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 from run import BENCH_DIR, SAMPLE_RATE, build_speech, checkpoint_folder, write_checkpoint
 
 CHUNK_S = 24.0
@@ -71,15 +73,32 @@ def main(argv: list[str] | None = None) -> int:
         sync()
         return time.perf_counter() - started
 
+    steps: list[float] = []
+    step_started = [0.0]
+
+    def before(module, args, kwargs) -> None:
+        sync()
+        step_started[0] = time.perf_counter()
+
+    def after(module, args, kwargs, output) -> None:
+        if kwargs["input_ids"].shape[1] == 1:  # a one-token step, not the prefill
+            sync()
+            steps.append(time.perf_counter() - step_started[0])
+
+    model.register_forward_pre_hook(before, with_kwargs=True)
+    model.register_forward_hook(after, with_kwargs=True)
+
     results: dict[str, dict[str, float]] = {}
     for batch in (int(n) for n in args.batch_sizes.split(",")):
         inputs = processor.apply_transcription_request(audio=[chunk] * batch).to(model.device, dtype)
         for name, decode in decoders.items():
             with torch.inference_mode():
                 decode(inputs, few)  # warm-up: kernel choice, memory pools, graph capture
-                step_s = min(
-                    (timed(decode, inputs, many) - timed(decode, inputs, few)) / (many - few) for _ in range(2)
-                )
+                steps.clear()
+                # The best of 3 for each length, then the difference: a preempted call cannot make a step look short.
+                few_s, many_s = (min(timed(decode, inputs, n) for _ in range(3)) for n in (few, many))
+                # Where the forward runs per step, the median of the hooked steps is steadier on a busy machine.
+                step_s = float(np.median(steps)) if steps else (many_s - few_s) / (many - few)
             results.setdefault(name, {})[str(batch)] = 1000 * step_s
             print(f"batch {batch} {name}: {1000 * step_s:.1f} ms a step", file=sys.stderr, flush=True)
 

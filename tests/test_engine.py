@@ -244,3 +244,51 @@ def test_default_batch_size_by_device(engine):
     assert default_batch_size("cuda:0", 2 * 2**30, kv_per_token) == 4
     assert default_batch_size("cuda:0", 10 * 2**20, kv_per_token) == 1  # never 0
     assert engine.default_batch_size == 8
+
+
+class _RecordingEngine:
+    """The engine, with the batch size of each call recorded."""
+
+    def __init__(self, engine: QwenEngine) -> None:
+        self.engine, self.batches = engine, []
+
+    def transcribe_chunks(self, chunks, **kwargs):
+        self.batches.append(len(chunks))
+        return self.engine.transcribe_chunks(chunks, **kwargs)
+
+    def fall_back_to_cpu(self):
+        return self.engine.fall_back_to_cpu()
+
+
+def _limit_gpu_memory_to(extra_bytes: int) -> None:
+    """Let this process's CUDA allocator hold only what it holds now plus `extra_bytes`."""
+    torch.cuda.empty_cache()
+    total = torch.cuda.get_device_properties(0).total_memory
+    torch.cuda.set_per_process_memory_fraction((torch.cuda.memory_reserved() + extra_bytes) / total)
+
+
+@pytest.mark.cuda
+def test_gpu_out_of_memory_halves_the_batch_then_falls_back_to_the_cpu(tiny_model_dir, golden_clip):
+    from asr.pipeline import _generate_fitting
+
+    engine = QwenEngine.load(str(tiny_model_dir), device="cuda", dtype="float32")
+    waves, budgets = [golden_clip] * 16, [12] * 16
+    request = {"language": "English", "context": "", "stop": None}
+    expected = engine.transcribe_chunks(waves[:1], max_new_tokens=budgets[:1], language="English", context="")
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats()
+    before = torch.cuda.memory_allocated()
+    engine.transcribe_chunks(waves[:2], max_new_tokens=budgets[:2], language="English", context="")
+    two_rows = torch.cuda.max_memory_allocated() - before
+    recording, notices = _RecordingEngine(engine), []
+    try:
+        _limit_gpu_memory_to(2 * two_rows)  # room for a few rows, far from 16
+        halved = _generate_fitting(recording, waves, budgets, request, notices.append)
+        assert recording.batches[0] == 16 and 8 in recording.batches and max(recording.batches[1:]) < 16
+        assert [r.text for r in halved] == [expected[0].text] * 16 and engine.info.device.startswith("cuda")
+        _limit_gpu_memory_to(0)  # not even one chunk fits: the model moves to the CPU
+        moved = _generate_fitting(recording, waves[:2], budgets[:2], request, notices.append)
+    finally:
+        torch.cuda.set_per_process_memory_fraction(1.0)
+    assert engine.info.device == "cpu" and notices and "moved to the CPU" in notices[-1]
+    assert [r.num_tokens for r in moved] == [12, 12]
