@@ -16,7 +16,7 @@ from speech import SENTENCES, speak
 from transformers import AutoProcessor, Qwen3ASRForConditionalGeneration
 
 import asr
-from asr.decode import SYNC_EVERY, StepGraphs, greedy_decode
+from asr.decode import SYNC_EVERY, StepGraphs, _pad_rows, greedy_decode
 from asr.engine import QwenEngine
 
 
@@ -156,6 +156,19 @@ def test_engine_uses_the_loop_and_generate_alike(tiny_model_dir, clips):
 def test_unknown_decoder_is_refused(tiny_model_dir):
     with pytest.raises(asr.OptionsError, match="Unknown decoder 'beam'; use one of loop, generate"):
         QwenEngine.load(str(tiny_model_dir), device="cpu", decoder="beam")
+
+
+def test_rows_that_fill_a_graph_bucket_change_no_other_row(model_and_processor, clips):
+    """A CUDA graph's batch size is fixed, so a batch of 3 runs as 4 with its last row copied (asr/decode.py)."""
+    model, processor = model_and_processor
+    budgets = [9, 14, 5]
+    inputs = _inputs(processor, clips[:3], None, "")
+    eos_ids = set(model.generation_config.eos_token_id)
+    padded, padded_budgets = _pad_rows(inputs, budgets, StepGraphs.bucket(3))
+    assert padded["input_features"].shape[0] == 4 and padded_budgets == [9, 14, 5, 5]
+    with torch.inference_mode():
+        ours = _loop(model, padded, padded_budgets, eos_ids)
+    assert torch.equal(ours[:3], _loop(model, inputs, budgets, eos_ids))
 
 
 def test_graph_buckets():
