@@ -26,7 +26,7 @@ from transformers import StaticCache
 
 SYNC_EVERY = 8  # steps between looks at the host; cancel is seen within this many steps
 GRAPH_BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
-_CACHE_LENGTH_STEP = 128  # graph caches are sized in steps of this, so similar batches share one graph
+_CACHE_LENGTH_STEP = 128  # graph caches are sized in steps of this, so a slightly longer batch rarely recaptures
 
 
 def greedy_decode(
@@ -102,7 +102,8 @@ class _EagerStep:
     def start(self, prompt_mask: torch.Tensor, next_position: torch.Tensor, cache_length: int) -> None:
         """Take the batch's padding mask (extended to the cache's length) and its first decode position."""
         batch, prompt_length = prompt_mask.shape
-        self._mask = torch.cat([prompt_mask, prompt_mask.new_ones(batch, cache_length - prompt_length)], dim=1)
+        padding = prompt_mask.new_ones(batch, cache_length - prompt_length)
+        self._mask = torch.cat([prompt_mask, padding], dim=1).bool()  # bool: what the mask code wants each step
         self._position = next_position
 
     def __call__(self, token: torch.Tensor) -> torch.Tensor:

@@ -296,6 +296,7 @@ class QwenEngine:
             if self._model.device.type == "cpu":
                 return None
             previous = self.info.device
+            self._graphs = None  # their caches and buffers hold GPU memory
             try:
                 self._model = self._model.to("cpu", dtype=torch.bfloat16)
             except (RuntimeError, ValueError) as e:  # e.g. a model split over several devices by device_map
