@@ -7,7 +7,10 @@ model does produce as end-of-text, for both sides alike.
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,11 +30,24 @@ def model_and_processor(tiny_model_dir):
     return model, processor
 
 
+def spoken(texts: tuple[str, ...]) -> list[np.ndarray]:
+    """espeak-ng speech; on the GPU machine, which has no espeak-ng, the same sentences from the file that
+    `bench/gpu_check.sh prepare` voiced here (it names the file in ASR_TEST_VOICED)."""
+    cached = os.environ.get("ASR_TEST_VOICED")
+    if not cached:
+        return [speak(text) for text in texts]
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    from run import voiced_sentences
+
+    voiced = voiced_sentences(Path(cached))
+    return [voiced[text] for text in texts]
+
+
 @pytest.fixture(scope="module")
 def clips() -> list[np.ndarray]:
     """Eight clips of different lengths, so that a batch's prompts are left-padded by different amounts."""
-    spoken = [speak(text) for text in SENTENCES[:4]]
-    return [*spoken, *(clip[: len(clip) // 2] for clip in spoken)]
+    spoken_clips = spoken(SENTENCES[:4])
+    return [*spoken_clips, *(clip[: len(clip) // 2] for clip in spoken_clips)]
 
 
 def _inputs(processor, clips, language, context):

@@ -7,6 +7,7 @@ import time
 
 import pytest
 import torch
+from speech import SENTENCES
 from transformers import AutoProcessor, GenerationConfig, Qwen3ASRForConditionalGeneration
 from transformers.models.qwen3_asr.processing_qwen3_asr import LANGUAGE_CODE_TO_NAME
 
@@ -268,9 +269,12 @@ def _limit_gpu_memory_to(extra_bytes: int) -> None:
 
 
 @pytest.mark.cuda
-def test_gpu_out_of_memory_halves_the_batch_then_falls_back_to_the_cpu(tiny_model_dir, golden_clip):
+def test_gpu_out_of_memory_halves_the_batch_then_falls_back_to_the_cpu(tiny_model_dir):
+    from test_decode import spoken
+
     from asr.pipeline import _generate_fitting
 
+    (golden_clip,) = spoken(SENTENCES[:1])
     engine = QwenEngine.load(str(tiny_model_dir), device="cuda", dtype="float32")
     waves, budgets = [golden_clip] * 16, [12] * 16
     request = {"language": "English", "context": "", "stop": None}
