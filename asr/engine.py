@@ -30,7 +30,7 @@ from .results import ChunkText
 logger = logging.getLogger(__name__)
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
-DECODERS = ("loop", "generate")  # our static-cache loop (asr/decode.py), or transformers' generate
+DECODERS = ("generate", "loop")  # transformers' generate, or our static-cache loop (asr/decode.py)
 DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
 _ASR_TEXT = "<asr_text>"
 _LANGUAGE_PREFIX = "language "
@@ -196,11 +196,13 @@ class QwenEngine:
         processor,
         info: EngineInfo,
         *,
-        decoder: str = "loop",
+        decoder: str = "generate",
         cuda_graphs: bool = False,
     ) -> None:
         if decoder not in DECODERS:
             raise OptionsError(f"Unknown decoder {decoder!r}; use one of {', '.join(DECODERS)}.")
+        if cuda_graphs and decoder != "loop":
+            raise OptionsError('CUDA graphs replay our decode loop\'s step: use them with decoder="loop".')
         self._model = model
         self._processor = processor
         self._lock = threading.Lock()
@@ -214,7 +216,13 @@ class QwenEngine:
 
     @classmethod
     def load(
-        cls, model: str, *, device: str = "auto", dtype: str = "auto", decoder: str = "loop", cuda_graphs: bool = False
+        cls,
+        model: str,
+        *,
+        device: str = "auto",
+        dtype: str = "auto",
+        decoder: str = "generate",
+        cuda_graphs: bool = False,
     ) -> QwenEngine:
         """Load a model from a folder or the local Hugging Face cache; never from the network.
 
@@ -222,9 +230,11 @@ class QwenEngine:
             model: repo id (e.g. "Qwen/Qwen3-ASR-0.6B-hf") or a folder with a Qwen3-ASR checkpoint.
             device: "auto", "cpu", "cuda" or "mps".
             dtype: "auto", "bfloat16", "float16" or "float32".
-            decoder: "loop" (our static-cache greedy loop, asr/decode.py) or "generate" (transformers').
-            cuda_graphs: on CUDA, replay the loop's one-token step from captured CUDA graphs. Off by default
-                until a GPU run shows it equal to and faster than the plain loop.
+            decoder: "generate" (transformers') or "loop" (our static-cache greedy loop, asr/decode.py). The
+                loop gives generate's tokens but is not the default yet: in the CPU pipeline benchmark it was
+                slower on 5 minutes (README, Performance), and it has not run on a GPU.
+            cuda_graphs: with decoder="loop" on CUDA, replay the loop's one-token step from captured CUDA
+                graphs. Off by default until a GPU run shows it equal to and faster than `generate`.
 
         Raises:
             ModelNotFoundError: the model is not on this computer (the message says how to get it).

@@ -5,9 +5,9 @@
 #   bench/gpu_check.sh           # there (device run with carry [".whl"]); results under $OUT (else gpu-check/)
 #   GPU_CHECK_DEVICE=cpu GPU_CHECK_QUICK=1 GPU_CHECK_TIMEOUT_SCALE=10 bench/gpu_check.sh   # a dry run on a CPU
 #
-# There: the decode-step time by batch size (generate, our loop, our loop with CUDA graphs), ours at
-# 30 s, 5 min and 30 min (default settings, then with CUDA graphs), the plain transformers reference at
-# 30 s and 5 min, and the CUDA tests (`pytest -m cuda`: loop = generate on the GPU, out-of-memory
+# There: the decode-step time by batch size (generate, our loop, our loop with CUDA graphs); ours with
+# its default decoder (generate) and the plain transformers reference at 30 s and 5 min; ours with our
+# decode loop at 30 min, and with CUDA graphs at 30 s, 5 min and 30 min; and the CUDA tests (`pytest -m cuda`: loop = generate on the GPU, out-of-memory
 # halving, the fall-back to the CPU). See ../shared/gpu-notes.md for what is installed there.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -55,13 +55,13 @@ BENCH=(bench/run.py --device "$DEVICE" --rounds 1 --voiced "$VOICED")
 stage "decode step by batch size"
 timeout $((120 * SCALE)) $PY bench/step_time.py --device "$DEVICE" --batch-sizes $BATCHES --steps $STEPS --graphs \
   --voiced "$VOICED" --json "$OUT/steps.json" >"$OUT/steps.md"
-stage "ours vs the reference at $INPUTS s"
+stage "ours (default: generate) vs the reference at $INPUTS s"
 timeout $((150 * SCALE)) $PY "${BENCH[@]}" --inputs $INPUTS --json "$OUT/reference.json" >"$OUT/reference.md"
-stage "ours at $LONG s"
-timeout $((75 * SCALE)) $PY "${BENCH[@]}" --impl ours --inputs $LONG --json "$OUT/long.json" >"$OUT/long.md"
+stage "ours with the loop at $LONG s"
+timeout $((75 * SCALE)) $PY "${BENCH[@]}" --impl ours-loop --inputs $LONG --json "$OUT/long.json" >"$OUT/long.md"
 if [ "$DEVICE" = cuda ]; then
   stage "ours at $INPUTS,$LONG s with CUDA graphs"
-  timeout $((90 * SCALE)) $PY "${BENCH[@]}" --impl ours --cuda-graphs --inputs $INPUTS,$LONG --json "$OUT/graphs.json" >"$OUT/graphs.md"
+  timeout $((90 * SCALE)) $PY "${BENCH[@]}" --impl ours-loop --cuda-graphs --inputs $INPUTS,$LONG --json "$OUT/graphs.json" >"$OUT/graphs.md"
   export ASR_TEST_VOICED=$PWD/$VOICED  # no espeak-ng there: the tests read the sentences voiced here
   stage "pytest -m cuda"
   timeout $((75 * SCALE)) $PY -m pytest -m cuda -q -p no:cacheprovider tests/test_decode.py tests/test_engine.py >"$OUT/pytest.txt" 2>&1

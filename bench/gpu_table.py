@@ -41,30 +41,24 @@ def _best(runs: list[dict], impl: str, audio_s: float) -> dict | None:
 
 def table(folder: Path) -> str:
     lines = [
-        "| measure | generate / reference | ours (loop) | ours + CUDA graphs |",
-        "|---|---|---|---|",
+        "| measure | reference | ours, generate (default) | ours, loop | ours, loop + CUDA graphs |",
+        "|---|---|---|---|---|",
     ]
     steps = (_load(folder, "steps.json") or {}).get("step_ms", {})
     for batch in steps.get("generate", {}):
         cells = [steps.get(name, {}).get(batch) for name in ("generate", "loop", "loop+graphs")]
-        lines.append(f"| decode step, batch {batch} | " + " | ".join(f"{c:.2f} ms" if c else "-" for c in cells) + " |")
+        times = " | ".join(f"{c:.2f} ms" if c else "-" for c in cells)
+        lines.append(f"| decode step, batch {batch} | | {times} |")
     plain = _runs(_load(folder, "reference.json")) + _runs(_load(folder, "long.json"))
     graphs = _runs(_load(folder, "graphs.json"))
     for audio_s in sorted({run["audio_s"] for run in plain + graphs}):
-
-        def pick(runs: list[dict], impl: str, seconds: float = audio_s) -> dict | None:
-            return min(
-                (r for r in runs if r["impl"] == impl and r["audio_s"] == seconds),
-                key=lambda r: r["wall_s"],
-                default=None,
-            )
-
-        cells = [pick(plain, "reference"), pick(plain, "ours"), pick(graphs, "ours")]
+        cells = [_best(plain, impl, audio_s) for impl in ("reference", "ours", "ours-loop")]
+        cells.append(_best(graphs, "ours-loop", audio_s))
         lines.append(f"| {audio_s / 60:g} min of audio | " + " | ".join(map(_cell, cells)) + " |")
     pytest = folder / "pytest.txt"
     if pytest.is_file():
         summary = [line for line in pytest.read_text().splitlines() if line.strip()][-1:]
-        lines.append(f"| pytest -m cuda | | {summary[0] if summary else 'no output'} | |")
+        lines.append(f"| pytest -m cuda | | | {summary[0] if summary else 'no output'} | |")
     return "\n".join(lines)
 
 

@@ -84,7 +84,8 @@ WINDOW_S = 30  # the feature extractor's chunk_length: the reference feeds one w
 TOKENS_PER_S = 4.0
 SEED = 0
 IMPLS = ("ours", "reference")
-DECODER_IMPLS = ("ours", "ours-generate")  # --impl decoders: our loop vs our pipeline with transformers' generate
+LOOP_IMPL = "ours-loop"  # our pipeline with our decode loop (asr/decode.py) instead of the engine's default generate
+DECODER_IMPLS = (LOOP_IMPL, "ours")  # --impl decoders
 FULL_INPUTS_S = (30.0, 300.0, 1800.0)
 FULL_ROUNDS = 2
 QUICK_ROUNDS = {30.0: 2, 300.0: 1}
@@ -433,8 +434,8 @@ def run_ours(speech: SyntheticSpeech, args: argparse.Namespace) -> RunResult:
     from asr.vad import get_speech_spans
 
     clock = Stopwatch()
-    decoder = "generate" if args.worker == "ours-generate" else "loop"
-    engine = QwenEngine.load(str(args.checkpoint), device=args.device, decoder=decoder, cuda_graphs=args.cuda_graphs)
+    loop = {"decoder": "loop", "cuda_graphs": args.cuda_graphs} if args.worker == LOOP_IMPL else {}
+    engine = QwenEngine.load(str(args.checkpoint), device=args.device, **loop)
     get_speech_spans(np.zeros(SAMPLE_RATE, np.float32), asr.VadOptions())  # loads Silero once, as the app does
     timer = ForwardTimer(engine._model, cuda=args.device == "cuda")  # the engine keeps its model private
     loaded = Loaded(clock.wall_s(), _rss_now_mb(), engine.info.dtype, timer)
@@ -680,7 +681,7 @@ def decoder_ratios(runs: list[RunResult]) -> str:
             impl: min((r for r in runs if r.audio_s == audio_s and r.impl == impl), key=lambda r: r.wall_s)
             for impl in DECODER_IMPLS
         }
-        loop, generate = best["ours"], best["ours-generate"]
+        loop, generate = best[LOOP_IMPL], best["ours"]
         shared = [rows for rows in loop.step_ms if rows in generate.step_ms]
         steps = ", ".join(
             f"{loop.step_ms[n]:.0f} / {generate.step_ms[n]:.0f} = {loop.step_ms[n] / generate.step_ms[n]:.2f} ({n})"
@@ -704,17 +705,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, help="ours: chunks per generate call (default: the engine's)")
     parser.add_argument(
         "--impl",
-        choices=(*IMPLS, "both", "decoders"),
+        choices=(*IMPLS, LOOP_IMPL, "both", "decoders"),
         default="both",
-        help="one side only, or 'decoders': our pipeline with our decode loop vs with transformers' generate",
+        help=f"one side only, or 'decoders': {LOOP_IMPL} (our decode loop) vs ours (the default, generate)",
     )
-    parser.add_argument("--cuda-graphs", action="store_true", help="ours on CUDA: replay the decode step as graphs")
+    parser.add_argument("--cuda-graphs", action="store_true", help=f"{LOOP_IMPL} on CUDA: replay its step as graphs")
     parser.add_argument("--voiced", type=Path, help="spoken sentences cache (.npz): read if there, else made here")
     parser.add_argument("--tokens-per-s", type=float, default=TOKENS_PER_S, help="debugging: fewer tokens")
     parser.add_argument("--max-audio", type=float, help="debugging: cap every input at this many seconds")
     parser.add_argument("--json", type=Path, help="write the rows (every round included) to this file")
     parser.add_argument("--cache-dir", type=Path, default=BENCH_DIR / ".cache")
-    parser.add_argument("--worker", choices=("build", *IMPLS, *DECODER_IMPLS), help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=("build", *IMPLS, LOOP_IMPL), help=argparse.SUPPRESS)
     parser.add_argument("--checkpoint", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--audio-s", type=float, help=argparse.SUPPRESS)
     parser.add_argument("--round", type=int, default=1, help=argparse.SUPPRESS)

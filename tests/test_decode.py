@@ -157,9 +157,9 @@ def test_cancel_mid_way_keeps_generates_tokens_so_far(model_and_processor, clips
 
 
 def test_engine_uses_the_loop_and_generate_alike(tiny_model_dir, clips):
-    """Through the engine's own path: the loop (default) and generate give the same texts."""
-    loop = QwenEngine.load(str(tiny_model_dir), device="cpu", dtype="float32")
-    reference = QwenEngine.load(str(tiny_model_dir), device="cpu", dtype="float32", decoder="generate")
+    """Through the engine's own path: the loop and generate (the default) give the same texts."""
+    loop = QwenEngine.load(str(tiny_model_dir), device="cpu", dtype="float32", decoder="loop")
+    reference = QwenEngine.load(str(tiny_model_dir), device="cpu", dtype="float32")
     budgets = [6, 20, 13]
     for engine_ in (loop, reference):
         assert engine_.default_batch_size == 8
@@ -169,9 +169,11 @@ def test_engine_uses_the_loop_and_generate_alike(tiny_model_dir, clips):
     assert [r.num_tokens for r in ours] == budgets
 
 
-def test_unknown_decoder_is_refused(tiny_model_dir):
-    with pytest.raises(asr.OptionsError, match="Unknown decoder 'beam'; use one of loop, generate"):
+def test_unknown_decoder_or_graphs_without_the_loop_are_refused(tiny_model_dir):
+    with pytest.raises(asr.OptionsError, match="Unknown decoder 'beam'; use one of generate, loop"):
         QwenEngine.load(str(tiny_model_dir), device="cpu", decoder="beam")
+    with pytest.raises(asr.OptionsError, match='use them with decoder="loop"'):
+        QwenEngine.load(str(tiny_model_dir), device="cpu", cuda_graphs=True)
 
 
 def test_rows_that_fill_a_graph_bucket_change_no_other_row(model_and_processor, clips):

@@ -170,13 +170,13 @@ def test_repetition_loop_detection(text, looping):
 
 
 def test_out_of_memory_becomes_a_clear_error(engine, golden_clip, monkeypatch):
-    """A real OOM cannot be provoked safely here, so the model's forward (which our loop and generate both call)
-    is replaced by one that raises torch's OOM."""
+    """A real OOM cannot be provoked safely here, so the inner model's forward (which our loop and generate both
+    reach) is replaced by one that raises torch's OOM."""
 
     def exhausted(*_, **__):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-    monkeypatch.setattr(engine._model, "forward", exhausted)
+    monkeypatch.setattr(engine._model.model, "forward", exhausted)
     with pytest.raises(asr.DeviceMemoryError, match=r"Ran out of cpu memory on a batch of 2 chunk.*batch size of 1"):
         engine.transcribe_chunks([golden_clip, golden_clip], language=None, context="", max_new_tokens=[8, 8])
 
