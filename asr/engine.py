@@ -21,6 +21,7 @@ import torch
 from safetensors import SafetensorError
 from transformers import AutoProcessor, Qwen3ASRForConditionalGeneration, StoppingCriteria, StoppingCriteriaList
 
+from .decode import StepGraphs, greedy_decode
 from .errors import DeviceMemoryError, ModelLoadError, OptionsError
 from .hub import locate_model
 from .options import LANGUAGES
@@ -29,6 +30,7 @@ from .results import ChunkText
 logger = logging.getLogger(__name__)
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
+DECODERS = ("generate", "loop")  # transformers' generate, or our static-cache loop (asr/decode.py)
 DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
 _ASR_TEXT = "<asr_text>"
 _LANGUAGE_PREFIX = "language "
@@ -69,7 +71,8 @@ def resolve_dtype(dtype: str, device: str) -> torch.dtype:
             raise OptionsError(f"Unknown dtype {dtype!r}; use auto or one of {', '.join(DTYPES)}.")
         return DTYPES[dtype]
     if device == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        # Cards without native bf16 (T4, V100) emulate it slowly; fp16 runs natively there.
+        return torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else torch.float16
     if device == "mps":
         return torch.float16
     return torch.bfloat16
@@ -92,6 +95,62 @@ def parse_generated(text: str, forced_language: str | None) -> tuple[str | None,
             language = name if name in _LANGUAGE_NAMES else None
             text = rest
     return language, text.replace(_ASR_TEXT, "").strip()
+
+
+def eos_token_ids(generation_config) -> frozenset[int]:
+    """The end-of-text ids of a generation config, which stores one int, a list of them, or None."""
+    eos = generation_config.eos_token_id
+    if eos is None:
+        return frozenset()
+    return frozenset([eos] if isinstance(eos, int) else eos)
+
+
+def check_placement(device_map: dict[str, int | str] | None, model: str) -> None:
+    """Refuse a model that `device_map="auto"` split between the GPU and the CPU or disk.
+
+    Such a model runs far slower than on the CPU alone (every step copies the offloaded weights), and
+    `fall_back_to_cpu` cannot move it, so the user is told what went where and what to do instead.
+    """
+    places: dict[str, list[str]] = {}
+    for module, place in (device_map or {}).items():
+        places.setdefault(str(place), []).append(module or "the whole model")
+    offloaded = sorted(set(places) & {"cpu", "disk"})
+    if not offloaded:
+        return
+    where = "; ".join(f"{len(names)} part(s) on {place} ({', '.join(names[:3])}...)" for place, names in places.items())
+    raise ModelLoadError(
+        f"The GPU has no room for all of {model}: {where}. A model split with the {' and '.join(offloaded)} "
+        "runs slower than the CPU alone. Close other programs that use the GPU, choose the 0.6B model, "
+        "or use --device cpu."
+    )
+
+
+_CPU_BATCH_SIZE = 8  # on CPU a step for 8 rows costs little more than for 1; 8 was 14% faster than 4 (bench/run.py)
+_MAX_GPU_BATCH_SIZE = 64
+_ROW_TOKENS = 640  # KV positions a row may use: a 24 s chunk's prompt (~340) and its token budget, rounded up
+
+
+def default_batch_size(device: str, free_bytes: int, kv_bytes_per_token: int) -> int:
+    """Chunks per batch: 8 on the CPU and MPS; on CUDA as many as half the free memory holds, up to 64.
+
+    Decoding is memory-bound, so a GPU step for 64 rows costs about what a step for one does. Each row
+    needs its KV cache (`_ROW_TOKENS` positions) and as much again for activations; half the free memory
+    leaves room for the audio encoder and other programs. A power of two, so CUDA graphs' buckets fit.
+    """
+    if not device.startswith("cuda"):
+        return _CPU_BATCH_SIZE
+    rows = free_bytes // 2 // (2 * _ROW_TOKENS * kv_bytes_per_token)
+    size = 1
+    while size * 2 <= min(rows, _MAX_GPU_BATCH_SIZE):
+        size *= 2
+    return size
+
+
+def _kv_bytes_per_token(model: Qwen3ASRForConditionalGeneration) -> int:
+    """Bytes of keys and values that one token adds to the cache, over all layers."""
+    text = model.config.get_text_config(decoder=True)
+    head_dim = getattr(text, "head_dim", None) or text.hidden_size // text.num_attention_heads
+    return 2 * text.num_hidden_layers * text.num_key_value_heads * head_dim * model.dtype.itemsize
 
 
 def _find_malloc_trim():
@@ -131,24 +190,51 @@ class _StopWhenSet(StoppingCriteria):
 class QwenEngine:
     """Qwen3-ASR loaded once; `transcribe_chunks` turns a batch of 16 kHz chunks into text."""
 
-    def __init__(self, model: Qwen3ASRForConditionalGeneration, processor, info: EngineInfo) -> None:
+    def __init__(
+        self,
+        model: Qwen3ASRForConditionalGeneration,
+        processor,
+        info: EngineInfo,
+        *,
+        decoder: str = "generate",
+        cuda_graphs: bool = False,
+    ) -> None:
+        if decoder not in DECODERS:
+            raise OptionsError(f"Unknown decoder {decoder!r}; use one of {', '.join(DECODERS)}.")
+        if cuda_graphs and decoder != "loop":
+            raise OptionsError('CUDA graphs replay our decode loop\'s step: use them with decoder="loop".')
         self._model = model
         self._processor = processor
         self._lock = threading.Lock()
+        self._decoder = decoder
+        # Captured step graphs, kept across calls like the weights (guarded by the lock); None: no graphs.
+        self._graphs = StepGraphs() if cuda_graphs and info.device.startswith("cuda") else None
         self.info = info
         self.name = info.name
-        # Decoding is memory-bound: on CPU a step for 8 rows costs little more than for 1; batch 8 was
-        # 14% faster than 4 on the 5-minute benchmark input for about 0.5 GB more RAM (bench/run.py).
-        self.default_batch_size = 8
+        free = torch.cuda.mem_get_info(model.device)[0] if info.device.startswith("cuda") else 0
+        self.default_batch_size = default_batch_size(info.device, free, _kv_bytes_per_token(model))
 
     @classmethod
-    def load(cls, model: str, *, device: str = "auto", dtype: str = "auto") -> QwenEngine:
+    def load(
+        cls,
+        model: str,
+        *,
+        device: str = "auto",
+        dtype: str = "auto",
+        decoder: str = "generate",
+        cuda_graphs: bool = False,
+    ) -> QwenEngine:
         """Load a model from a folder or the local Hugging Face cache; never from the network.
 
         Args:
             model: repo id (e.g. "Qwen/Qwen3-ASR-0.6B-hf") or a folder with a Qwen3-ASR checkpoint.
             device: "auto", "cpu", "cuda" or "mps".
             dtype: "auto", "bfloat16", "float16" or "float32".
+            decoder: "generate" (transformers') or "loop" (our static-cache greedy loop, asr/decode.py). The
+                loop gives generate's tokens but is not the default yet: in the CPU pipeline benchmark it was
+                slower on 5 minutes (README, Performance), and it has not run on a GPU.
+            cuda_graphs: with decoder="loop" on CUDA, replay the loop's one-token step from captured CUDA
+                graphs. Off by default until a GPU run shows it equal to and faster than `generate`.
 
         Raises:
             ModelNotFoundError: the model is not on this computer (the message says how to get it).
@@ -178,6 +264,7 @@ class QwenEngine:
                 f"Could not load the model from {folder}: {e}. The folder may be incomplete or damaged; "
                 "download it again with `python -m asr download`."
             ) from e
+        check_placement(getattr(loaded, "hf_device_map", None), model)
         info = EngineInfo(
             name=model,
             folder=str(folder),
@@ -185,7 +272,7 @@ class QwenEngine:
             dtype=str(torch_dtype).removeprefix("torch."),
             load_s=time.perf_counter() - started,
         )
-        engine = cls(loaded, processor, info)
+        engine = cls(loaded, processor, info, decoder=decoder, cuda_graphs=cuda_graphs)
         engine._warm_up()
         engine.info = replace(info, load_s=time.perf_counter() - started)
         logger.info("Loaded %s on %s (%s) in %.1f s", model, info.device, info.dtype, engine.info.load_s)
@@ -219,6 +306,7 @@ class QwenEngine:
             if self._model.device.type == "cpu":
                 return None
             previous = self.info.device
+            self._graphs = None  # their caches and buffers hold GPU memory
             try:
                 self._model = self._model.to("cpu", dtype=torch.bfloat16)
             except (RuntimeError, ValueError) as e:  # e.g. a model split over several devices by device_map
@@ -232,6 +320,27 @@ class QwenEngine:
             f"The {previous} ran out of memory even for one chunk, so the model moved to the CPU: the "
             "transcription goes on there, more slowly. Restart the app to use the GPU again."
         )
+
+    def _pad_id(self) -> int:
+        """What fills a row after its end (generate's choice: the pad id, else the first end-of-text id)."""
+        config = self._model.generation_config
+        if config.pad_token_id is not None:
+            return config.pad_token_id
+        return min(eos_token_ids(config), default=0)
+
+    def _generate(
+        self,
+        inputs,
+        max_new_tokens: Sequence[int],
+        repetition_penalty: float | None,
+        stop: threading.Event | None,
+    ) -> torch.Tensor:
+        """transformers' `generate`: the reference for our loop, and the repetition-penalty retry."""
+        extra = {"repetition_penalty": repetition_penalty} if repetition_penalty else {}
+        if stop is not None:
+            extra["stopping_criteria"] = StoppingCriteriaList([_StopWhenSet(stop)])
+        generated = self._model.generate(**inputs, max_new_tokens=max(max_new_tokens), do_sample=False, **extra)
+        return generated[:, inputs["input_ids"].shape[1] :].cpu()
 
     def transcribe_chunks(
         self,
@@ -263,24 +372,31 @@ class QwenEngine:
             language=language,
             prompt=context or None,
         )
-        inputs = inputs.to(self._model.device, dtype=self._model.dtype)
-        prompt_length = inputs["input_ids"].shape[1]
-        extra = {"repetition_penalty": repetition_penalty} if repetition_penalty else {}
-        if stop is not None:
-            extra["stopping_criteria"] = StoppingCriteriaList([_StopWhenSet(stop)])
         try:
             with self._lock, torch.inference_mode():
-                generated = self._model.generate(**inputs, max_new_tokens=max(max_new_tokens), do_sample=False, **extra)
+                # Inside the lock: a fall-back to the CPU from another thread cannot move the model in between.
+                inputs = inputs.to(self._model.device, dtype=self._model.dtype)
+                if repetition_penalty or self._decoder == "generate":
+                    new_tokens = self._generate(inputs, max_new_tokens, repetition_penalty, stop)
+                else:
+                    new_tokens = greedy_decode(
+                        self._model,
+                        inputs,
+                        max_new_tokens,
+                        eos_ids=eos_token_ids(self._model.generation_config),
+                        pad_id=self._pad_id(),
+                        stop=stop,
+                        graphs=self._graphs if self._model.device.type == "cuda" else None,
+                    )
         except (torch.OutOfMemoryError, MemoryError) as e:
             raise DeviceMemoryError(
                 f"Ran out of {self.info.device} memory on a batch of {len(chunks)} chunk(s). Try a batch size of 1, "
                 "the 0.6B model, or the CPU, and close other programs that use the memory."
             ) from e
-        new_tokens = generated[:, prompt_length:].cpu()
-        del inputs, generated
+        del inputs
         _return_freed_memory()
-        eos_ids = set(self._model.generation_config.eos_token_id or [])
-        pad_id = self._model.generation_config.pad_token_id
+        eos_ids = eos_token_ids(self._model.generation_config)
+        pad_id = self._pad_id()
         results = []
         for row, cap in zip(new_tokens.tolist(), max_new_tokens, strict=True):
             row = row[:cap]

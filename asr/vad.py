@@ -93,24 +93,29 @@ def _speech_probs(model: Any, audio: Any, cancel: threading.Event | None) -> lis
     before it, so its state has settled when its own windows begin. The probabilities then go through Silero's own
     `get_speech_timestamps_from_probs`, exactly as `get_speech_timestamps` would use them. Audio shorter
     than one stream runs as one stream of its own length (the pipeline scans a file's first seconds
-    alone, to start on the first words sooner).
+    alone, to start on the first words sooner). Each step gathers its windows straight from the audio, so
+    the scan allocates no copy of the file (30 min of float32 is 115 MB) and its memory stays flat in length.
     """
     import torch
 
-    num_windows = -(-len(audio) // _WINDOW)
-    windows = torch.zeros(num_windows + 1, _WINDOW)  # the extra last row is silence for padding
-    windows.view(-1)[: len(audio)] = audio
+    num_samples = len(audio)
+    num_windows = -(-num_samples // _WINDOW)
     stream_windows = min(_STREAM_WINDOWS, num_windows)
     num_streams = -(-num_windows // stream_windows)
     steps = stream_windows + _WARMUP_WINDOWS
     offsets = torch.arange(num_streams)[:, None] * stream_windows - _WARMUP_WINDOWS + torch.arange(steps)
-    index = torch.where((offsets >= 0) & (offsets < num_windows), offsets, num_windows)  # out of range: silence
+    in_range = (offsets >= 0) & (offsets < num_windows)  # outside the audio a stream hears silence
+    within_window = torch.arange(_WINDOW)
     model.reset_states()
     probs = []
     for step in range(steps):
         if step % _CANCEL_CHECK_STEPS == 0 and cancel is not None and cancel.is_set():
             raise TranscriptionCancelled("Transcription cancelled while looking for speech.")
-        probs.append(model(windows[index[:, step]], SAMPLE_RATE)[:, 0])
+        # Each stream's window is gathered from the audio itself: no padded copy of the whole file.
+        sample = offsets[:, step, None] * _WINDOW + within_window
+        heard = in_range[:, step, None] & (sample < num_samples)  # the last window's tail is silence
+        windows = torch.where(heard, audio[sample.clamp(0, num_samples - 1)], 0.0)
+        probs.append(model(windows, SAMPLE_RATE)[:, 0])
     return torch.stack(probs, dim=1)[:, _WARMUP_WINDOWS:].reshape(-1)[:num_windows].tolist()
 
 

@@ -84,6 +84,8 @@ WINDOW_S = 30  # the feature extractor's chunk_length: the reference feeds one w
 TOKENS_PER_S = 4.0
 SEED = 0
 IMPLS = ("ours", "reference")
+LOOP_IMPL = "ours-loop"  # our pipeline with our decode loop (asr/decode.py) instead of the engine's default generate
+DECODER_IMPLS = (LOOP_IMPL, "ours")  # --impl decoders
 FULL_INPUTS_S = (30.0, 300.0, 1800.0)
 FULL_ROUNDS = 2
 QUICK_ROUNDS = {30.0: 2, 300.0: 1}
@@ -133,15 +135,39 @@ class SyntheticSpeech:
         return sum(max(0, min(end, e) - max(start, s)) for s, e in self.spans) / SAMPLE_RATE
 
 
-def build_speech(duration_s: float, *, seed: int = SEED, lead_s: float = 0.5) -> SyntheticSpeech:
+def all_sentences() -> tuple[str, ...]:
+    from speech import SENTENCES
+
+    return (*SENTENCES, *EXTRA_SENTENCES)
+
+
+def voiced_sentences(path: Path | None) -> dict[str, np.ndarray]:
+    """Every sentence spoken by espeak-ng, read from `path` (int16 .npz) or, when it is missing, made here
+    and saved there: a machine without espeak-ng (the lent GPU) then builds the same inputs."""
+    if path is not None and path.is_file():
+        with np.load(path) as stored:
+            texts = json.loads(str(stored["texts"]))
+            return {text: stored[f"s{i}"].astype(np.float32) / 32767 for i, text in enumerate(texts)}
+    from speech import speak
+
+    voiced = {text: speak(text) for text in all_sentences()}
+    if path is not None:
+        waves = enumerate(voiced.values())
+        pcm = {f"s{i}": np.round(np.clip(wave, -1, 1) * 32767).astype(np.int16) for i, wave in waves}
+        np.savez_compressed(path, texts=json.dumps(list(voiced)), **pcm)
+        voiced = voiced_sentences(path)  # the same int16-rounded samples as a later reader gets
+    return voiced
+
+
+def build_speech(
+    duration_s: float, *, seed: int = SEED, lead_s: float = 0.5, voiced_path: Path | None = None
+) -> SyntheticSpeech:
     """Random sentences (seeded) with random 0.3-2 s pauses, padded with silence to exactly `duration_s`.
 
     The same seed gives the same sequence, so a shorter input is the start of a longer one.
     """
-    from speech import SENTENCES, speak
-
-    sentences = (*SENTENCES, *EXTRA_SENTENCES)
-    voiced: dict[str, np.ndarray] = {}
+    sentences = all_sentences()
+    voiced = voiced_sentences(voiced_path)
     rng = np.random.default_rng(seed)
     total = round(duration_s * SAMPLE_RATE)
     lead = round(lead_s * SAMPLE_RATE)
@@ -150,8 +176,6 @@ def build_speech(duration_s: float, *, seed: int = SEED, lead_s: float = 0.5) ->
     position = lead
     while True:
         text = sentences[int(rng.integers(len(sentences)))]
-        if text not in voiced:
-            voiced[text] = speak(text)
         wave = voiced[text]
         if position + len(wave) + lead > total:
             break
@@ -410,7 +434,8 @@ def run_ours(speech: SyntheticSpeech, args: argparse.Namespace) -> RunResult:
     from asr.vad import get_speech_spans
 
     clock = Stopwatch()
-    engine = QwenEngine.load(str(args.checkpoint), device=args.device)
+    loop = {"decoder": "loop", "cuda_graphs": args.cuda_graphs} if args.worker == LOOP_IMPL else {}
+    engine = QwenEngine.load(str(args.checkpoint), device=args.device, **loop)
     get_speech_spans(np.zeros(SAMPLE_RATE, np.float32), asr.VadOptions())  # loads Silero once, as the app does
     timer = ForwardTimer(engine._model, cuda=args.device == "cuda")  # the engine keeps its model private
     loaded = Loaded(clock.wall_s(), _rss_now_mb(), engine.info.dtype, timer)
@@ -425,7 +450,7 @@ def run_ours(speech: SyntheticSpeech, args: argparse.Namespace) -> RunResult:
 
     calls = recording.calls
     return _result(
-        "ours",
+        args.worker,
         speech,
         args,
         loaded,
@@ -525,14 +550,14 @@ def worker(args: argparse.Namespace) -> None:
     if args.worker == "build":
         write_checkpoint(args.checkpoint)
         return
-    speech = build_speech(args.audio_s)
+    speech = build_speech(args.audio_s, voiced_path=args.voiced)
     import torch
     import transformers
 
     transformers.utils.logging.disable_progress_bar()
     if args.threads:
         torch.set_num_threads(args.threads)
-    run = run_ours if args.worker == "ours" else run_reference
+    run = run_reference if args.worker == "reference" else run_ours
     result = run(speech, args)
     print(json.dumps(dataclasses.asdict(result)), flush=True)
 
@@ -571,6 +596,10 @@ def measure(args: argparse.Namespace, impl: str, audio_s: float, round_: int) ->
         extra += ["--threads", str(args.threads)]
     if args.batch_size:
         extra += ["--batch-size", str(args.batch_size)]
+    if args.cuda_graphs:
+        extra += ["--cuda-graphs"]
+    if args.voiced:
+        extra += ["--voiced", str(args.voiced)]
     lines = [line for line in _spawn(args, impl, extra).splitlines() if line.startswith("{")]
     fields = json.loads(lines[-1])
     return RunResult(**{**fields, "load_avg": tuple(fields["load_avg"])})
@@ -609,7 +638,7 @@ HEADER = (
 
 def _run_line(run: RunResult) -> str:
     steps = ", ".join(f"{ms:.0f} ({rows})" for rows, ms in run.step_ms.items())
-    impl = run.impl if run.impl == "reference" else f"ours, batch {run.batch_size}"
+    impl = run.impl if run.impl == "reference" else f"{run.impl}, batch {run.batch_size}"
     return (
         f"| {_duration(run.audio_s)} ({run.speech_s:.0f} s speech) | {impl} | {run.wall_s:.1f} "
         f"| {run.rtf:.3f} | {1 / run.rtf:.2f} | {run.first_text_s:.1f} | {run.tokens} ({run.budget_tokens}) "
@@ -644,6 +673,24 @@ def runs_table(runs: list[RunResult]) -> str:
     return "\n".join([HEADER, "|" + "---|" * (HEADER.count("|") - 1), *map(_run_line, runs)])
 
 
+def decoder_ratios(runs: list[RunResult]) -> str:
+    """Our loop / generate, per input: wall time (best rounds) and the median one-token step by batch rows."""
+    lines = ["| input | wall loop / generate | step ms loop / generate (rows) |", "|---|---|---|"]
+    for audio_s in sorted({run.audio_s for run in runs}):
+        best = {
+            impl: min((r for r in runs if r.audio_s == audio_s and r.impl == impl), key=lambda r: r.wall_s)
+            for impl in DECODER_IMPLS
+        }
+        loop, generate = best[LOOP_IMPL], best["ours"]
+        shared = [rows for rows in loop.step_ms if rows in generate.step_ms]
+        steps = ", ".join(
+            f"{loop.step_ms[n]:.0f} / {generate.step_ms[n]:.0f} = {loop.step_ms[n] / generate.step_ms[n]:.2f} ({n})"
+            for n in shared
+        )
+        lines.append(f"| {_duration(audio_s)} | {loop.wall_s / generate.wall_s:.2f} | {steps} |")
+    return "\n".join(lines)
+
+
 def _ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}" if b > 0 else "-"
 
@@ -656,12 +703,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's, one per core)")
     parser.add_argument("--batch-size", type=int, help="ours: chunks per generate call (default: the engine's)")
-    parser.add_argument("--impl", choices=(*IMPLS, "both"), default="both", help="debugging: run only one side")
+    parser.add_argument(
+        "--impl",
+        choices=(*IMPLS, LOOP_IMPL, "both", "decoders"),
+        default="both",
+        help=f"one side only, or 'decoders': {LOOP_IMPL} (our decode loop) vs ours (the default, generate)",
+    )
+    parser.add_argument("--cuda-graphs", action="store_true", help=f"{LOOP_IMPL} on CUDA: replay its step as graphs")
+    parser.add_argument("--voiced", type=Path, help="spoken sentences cache (.npz): read if there, else made here")
     parser.add_argument("--tokens-per-s", type=float, default=TOKENS_PER_S, help="debugging: fewer tokens")
     parser.add_argument("--max-audio", type=float, help="debugging: cap every input at this many seconds")
     parser.add_argument("--json", type=Path, help="write the rows (every round included) to this file")
     parser.add_argument("--cache-dir", type=Path, default=BENCH_DIR / ".cache")
-    parser.add_argument("--worker", choices=("build", *IMPLS), help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=("build", *IMPLS, LOOP_IMPL), help=argparse.SUPPRESS)
     parser.add_argument("--checkpoint", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--audio-s", type=float, help=argparse.SUPPRESS)
     parser.add_argument("--round", type=int, default=1, help=argparse.SUPPRESS)
@@ -675,7 +729,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.checkpoint.is_dir():
         print(f"Writing the full-size random checkpoint to {args.checkpoint} (once) ...", file=sys.stderr, flush=True)
         _spawn(args, "build", [])
-    impls = IMPLS if args.impl == "both" else (args.impl,)
+    if args.voiced:
+        voiced_sentences(args.voiced)  # made once here, before the workers read it
+    impls = {"both": IMPLS, "decoders": DECODER_IMPLS}.get(args.impl, (args.impl,))
     rows: list[InputRow] = []
     runs: list[RunResult] = []
     for audio_s, rounds in plan(args):
@@ -690,11 +746,13 @@ def main(argv: list[str] | None = None) -> int:
                     file=sys.stderr,
                     flush=True,
                 )
-        if len(impls) == 2:
+        if impls == IMPLS:
             rows.append(summarize([run for run in runs if run.audio_s == audio_s]))
     threads = ", ".join(map(str, sorted({run.threads for run in runs})))
     print(f"\nDevice {args.device}, torch threads {threads}; {'best round per cell' if rows else 'every run'}.\n")
     print(table(rows) if rows else runs_table(runs))
+    if impls == DECODER_IMPLS:
+        print("\n" + decoder_ratios(runs))
     busiest = max(max(run.load_avg) for run in runs)
     if args.device == "cpu" and busiest > (os.cpu_count() or 1) + 0.5:
         print(

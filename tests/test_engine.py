@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 import torch
-from transformers import AutoProcessor, Qwen3ASRForConditionalGeneration
+from speech import SENTENCES
+from transformers import AutoProcessor, GenerationConfig, Qwen3ASRForConditionalGeneration
 from transformers.models.qwen3_asr.processing_qwen3_asr import LANGUAGE_CODE_TO_NAME
 
 import asr
-from asr.engine import QwenEngine, parse_generated, resolve_device, resolve_dtype
+from asr.engine import (
+    QwenEngine,
+    check_placement,
+    default_batch_size,
+    eos_token_ids,
+    parse_generated,
+    resolve_device,
+    resolve_dtype,
+)
 from asr.pipeline import is_repetition_loop
 from asr.results import SegmentFlag
 
@@ -160,11 +170,129 @@ def test_repetition_loop_detection(text, looping):
 
 
 def test_out_of_memory_becomes_a_clear_error(engine, golden_clip, monkeypatch):
-    """A real OOM cannot be provoked safely here, so generate is replaced by one that raises torch's OOM."""
+    """A real OOM cannot be provoked safely here, so the inner model's forward (which our loop and generate both
+    reach) is replaced by one that raises torch's OOM."""
 
-    def exhausted(**_):
+    def exhausted(*_, **__):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-    monkeypatch.setattr(engine._model, "generate", exhausted)
+    monkeypatch.setattr(engine._model.model, "forward", exhausted)
     with pytest.raises(asr.DeviceMemoryError, match=r"Ran out of cpu memory on a batch of 2 chunk.*batch size of 1"):
         engine.transcribe_chunks([golden_clip, golden_clip], language=None, context="", max_new_tokens=[8, 8])
+
+
+def test_cuda_without_native_bf16_gets_float16(monkeypatch):
+    """No GPU here: torch.cuda.is_bf16_supported is replaced by one that answers like a T4 or V100,
+    whose bf16 exists only as (slow) emulation."""
+
+    def like_a_t4(including_emulation: bool = True) -> bool:
+        return including_emulation
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", like_a_t4)
+    assert resolve_dtype("auto", "cuda") == torch.float16
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
+    assert resolve_dtype("auto", "cuda") == torch.bfloat16
+
+
+def test_eos_ids_stored_as_one_int_or_a_list():
+    assert eos_token_ids(GenerationConfig(eos_token_id=7)) == {7}
+    assert eos_token_ids(GenerationConfig(eos_token_id=[7, 9])) == {7, 9}
+    assert eos_token_ids(GenerationConfig()) == frozenset()
+
+
+def test_a_checkpoint_with_one_eos_int_transcribes(engine, golden_clip, monkeypatch):
+    ids = sorted(eos_token_ids(engine._model.generation_config))
+    monkeypatch.setattr(engine._model.generation_config, "eos_token_id", ids[0])
+    (result,) = engine.transcribe_chunks([golden_clip], language="English", context="", max_new_tokens=[8])
+    assert result.num_tokens == 8
+
+
+def test_a_model_split_with_cpu_or_disk_is_refused_with_what_went_where():
+    check_placement(None, "m")  # loaded without device_map
+    check_placement({"": 0}, "m")  # all on one GPU
+    check_placement({"model.audio_tower": 0, "model.language_model": 1, "lm_head": 1}, "m")  # two GPUs
+    split = {"model.audio_tower": 0, "model.language_model.layers.0": 0, "model.language_model.layers.1": "cpu"}
+    with pytest.raises(asr.ModelLoadError, match=r"2 part\(s\) on 0.*1 part\(s\) on cpu.*--device cpu"):
+        check_placement({**split, "lm_head": "disk"}, "m")
+
+
+def test_inputs_move_to_the_model_device_only_inside_the_lock(engine, golden_clip):
+    """The model changes (here its dtype, as a fall-back to the CPU would change its device) while a call
+    waits for the lock: the waiting call must use the model as it is when it gets the lock."""
+    results = []
+    with engine._lock:
+        worker = threading.Thread(
+            target=lambda: results.append(
+                engine.transcribe_chunks([golden_clip], language="English", context="", max_new_tokens=[4])
+            )
+        )
+        worker.start()
+        time.sleep(0.5)  # the worker has prepared its inputs and waits for the lock
+        engine._model.to(torch.float32)
+    try:
+        worker.join(timeout=60)
+    finally:
+        engine._model.to(torch.bfloat16)  # bf16 -> fp32 -> bf16 is exact: later tests see the same model
+    assert results and results[0][0].num_tokens == 4
+
+
+def test_default_batch_size_by_device(engine):
+    kv_per_token = 114_688  # Qwen3-ASR-0.6B in bf16: 28 layers x 8 KV heads x 128 x 2 (keys, values) x 2 bytes
+    assert default_batch_size("cpu", 0, kv_per_token) == 8
+    assert default_batch_size("mps", 0, kv_per_token) == 8
+    assert default_batch_size("cuda:0", 76 * 2**30, kv_per_token) == 64  # an H100
+    assert default_batch_size("cuda:0", 14 * 2**30, kv_per_token) == 32  # a 16 GB card with 14 GB free
+    assert default_batch_size("cuda:0", 2 * 2**30, kv_per_token) == 4
+    assert default_batch_size("cuda:0", 10 * 2**20, kv_per_token) == 1  # never 0
+    assert engine.default_batch_size == 8
+
+
+class _RecordingEngine:
+    """The engine, with the batch size of each call recorded."""
+
+    def __init__(self, engine: QwenEngine) -> None:
+        self.engine, self.batches = engine, []
+
+    def transcribe_chunks(self, chunks, **kwargs):
+        self.batches.append(len(chunks))
+        return self.engine.transcribe_chunks(chunks, **kwargs)
+
+    def fall_back_to_cpu(self):
+        return self.engine.fall_back_to_cpu()
+
+
+def _limit_gpu_memory_to(extra_bytes: int) -> None:
+    """Let this process's CUDA allocator hold only what it holds now plus `extra_bytes`."""
+    torch.cuda.empty_cache()
+    total = torch.cuda.get_device_properties(0).total_memory
+    torch.cuda.set_per_process_memory_fraction((torch.cuda.memory_reserved() + extra_bytes) / total)
+
+
+@pytest.mark.cuda
+def test_gpu_out_of_memory_halves_the_batch_then_falls_back_to_the_cpu(tiny_model_dir):
+    from test_decode import spoken
+
+    from asr.pipeline import _generate_fitting
+
+    (golden_clip,) = spoken(SENTENCES[:1])
+    engine = QwenEngine.load(str(tiny_model_dir), device="cuda", dtype="float32")
+    waves, budgets = [golden_clip] * 16, [12] * 16
+    request = {"language": "English", "context": "", "stop": None}
+    expected = engine.transcribe_chunks(waves[:1], max_new_tokens=budgets[:1], language="English", context="")
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats()
+    before = torch.cuda.memory_allocated()
+    engine.transcribe_chunks(waves[:2], max_new_tokens=budgets[:2], language="English", context="")
+    two_rows = torch.cuda.max_memory_allocated() - before
+    recording, notices = _RecordingEngine(engine), []
+    try:
+        _limit_gpu_memory_to(2 * two_rows)  # room for a few rows, far from 16
+        halved = _generate_fitting(recording, waves, budgets, request, notices.append)
+        assert recording.batches[0] == 16 and 8 in recording.batches and max(recording.batches[1:]) < 16
+        assert [r.text for r in halved] == [expected[0].text] * 16 and engine.info.device.startswith("cuda")
+        _limit_gpu_memory_to(0)  # not even one chunk fits: the model moves to the CPU
+        moved = _generate_fitting(recording, waves[:2], budgets[:2], request, notices.append)
+    finally:
+        torch.cuda.set_per_process_memory_fraction(1.0)
+    assert engine.info.device == "cpu" and notices and "moved to the CPU" in notices[-1]
+    assert [r.num_tokens for r in moved] == [12, 12]

@@ -187,3 +187,21 @@ def test_parallel_streams_find_what_silero_finds_sequentially():
     for span, expected in zip(ours, reference, strict=True):
         assert abs(span.start_sample - expected["start"]) <= 2 * 512
         assert abs(span.end_sample - min(expected["end"], len(samples))) <= 2 * 512
+
+
+def _peak_rss_mb() -> float:
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) / 1024
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads and resets Linux's peak RSS (VmHWM)")
+def test_the_scan_of_a_long_file_allocates_no_copy_of_it(paused):
+    """20 minutes of audio are 77 MB of float32: the scan's peak memory must grow by far less than that."""
+    samples = np.resize(paused[0], 20 * 60 * SAMPLE_RATE).astype(np.float32)
+    get_speech_spans(samples[:SAMPLE_RATE], VadOptions())  # the model is loaded before the measurement
+    with open("/proc/self/clear_refs", "w") as clear_refs:
+        clear_refs.write("5")  # resets VmHWM to the current resident memory
+    before = _peak_rss_mb()
+    spans = get_speech_spans(samples, VadOptions())
+    assert len(spans) > 100  # the whole file was scanned
+    assert _peak_rss_mb() - before < samples.nbytes / 2**20 / 3

@@ -1,0 +1,211 @@
+"""Our static-cache decode loop against transformers' `generate`, token for token, on the tiny checkpoint.
+
+Both run the real model in float32 on the CPU, where they must agree exactly. The random weights never
+produce an end-of-text token by themselves, so the tests that need rows to end early name a token the
+model does produce as end-of-text, for both sides alike.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from speech import SENTENCES, speak
+from transformers import AutoProcessor, Qwen3ASRForConditionalGeneration
+
+import asr
+from asr.decode import SYNC_EVERY, StepGraphs, _pad_rows, greedy_decode
+from asr.engine import QwenEngine
+
+
+@pytest.fixture(scope="module")
+def model_and_processor(tiny_model_dir):
+    processor = AutoProcessor.from_pretrained(tiny_model_dir)
+    model = Qwen3ASRForConditionalGeneration.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
+    return model, processor
+
+
+def spoken(texts: tuple[str, ...]) -> list[np.ndarray]:
+    """espeak-ng speech; on the GPU machine, which has no espeak-ng, the same sentences from the file that
+    `bench/gpu_check.sh prepare` voiced here (it names the file in ASR_TEST_VOICED)."""
+    cached = os.environ.get("ASR_TEST_VOICED")
+    if not cached:
+        return [speak(text) for text in texts]
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    from run import voiced_sentences
+
+    voiced = voiced_sentences(Path(cached))
+    return [voiced[text] for text in texts]
+
+
+@pytest.fixture(scope="module")
+def clips() -> list[np.ndarray]:
+    """Eight clips of different lengths, so that a batch's prompts are left-padded by different amounts."""
+    spoken_clips = spoken(SENTENCES[:4])
+    return [*spoken_clips, *(clip[: len(clip) // 2] for clip in spoken_clips)]
+
+
+def _inputs(processor, clips, language, context):
+    return processor.apply_transcription_request(audio=list(clips), language=language, prompt=context or None)
+
+
+def _generate(model, inputs, budgets):
+    out = model.generate(**inputs, max_new_tokens=max(budgets), do_sample=False)
+    return out[:, inputs["input_ids"].shape[1] :]
+
+
+def _rows(tokens: torch.Tensor, budgets, eos_ids) -> list[list[int]]:
+    """Each row cut to its own budget and just after its first end-of-text token."""
+    rows = []
+    for row, budget in zip(tokens.tolist(), budgets, strict=True):
+        row = row[:budget]
+        ends = [i for i, token in enumerate(row) if token in eos_ids]
+        rows.append(row[: ends[0] + 1] if ends else row)
+    return rows
+
+
+def _loop(model, inputs, budgets, eos_ids, stop=None):
+    pad = model.generation_config.pad_token_id
+    return greedy_decode(model, inputs, budgets, eos_ids=eos_ids, pad_id=pad, stop=stop)
+
+
+@pytest.mark.parametrize(
+    ("batch", "language", "context"),
+    [
+        (1, "English", ""),
+        (1, None, ""),
+        (3, "English", "Stella, Tuesday, budget"),
+        (3, None, ""),
+        (8, None, "Stella, Tuesday, budget"),
+        (8, "German", ""),
+    ],
+)
+def test_loop_gives_generates_tokens(model_and_processor, clips, batch, language, context):
+    model, processor = model_and_processor
+    budgets = [5 + 7 * (i % 4) for i in range(batch)]  # ragged: 5, 12, 19, 26, ...
+    inputs = _inputs(processor, clips[:batch], language, context)
+    eos_ids = set(model.generation_config.eos_token_id)
+    with torch.inference_mode():
+        reference = _rows(_generate(model, inputs, budgets), budgets, eos_ids)
+        ours = _loop(model, inputs, budgets, eos_ids)
+    assert _rows(ours, budgets, eos_ids) == reference
+    assert [len(row) for row in reference] == budgets  # random weights never end by themselves
+    assert ours.shape[1] == max(budgets)
+    for row, budget in zip(ours.tolist(), budgets, strict=True):  # after its budget a row holds padding
+        assert set(row[budget:]) <= {model.generation_config.pad_token_id}
+
+
+def test_rows_stop_at_their_own_end_of_text(model_and_processor, clips, monkeypatch):
+    model, processor = model_and_processor
+    budgets = [30, 30, 30]
+    inputs = _inputs(processor, clips[:3], "English", "")
+    with torch.inference_mode():
+        free_run = _generate(model, inputs, budgets)
+    # A token that row 1 produces and row 0 never does becomes end-of-text for both sides.
+    row_0, row_1 = free_run[0].tolist(), free_run[1].tolist()
+    (token, *_) = [token for token in row_1 if token not in row_0]
+    eos_ids = {*model.generation_config.eos_token_id, token}
+    monkeypatch.setattr(model.generation_config, "eos_token_id", sorted(eos_ids))
+    with torch.inference_mode():
+        reference = _rows(_generate(model, inputs, budgets), budgets, eos_ids)
+        ours = _loop(model, inputs, budgets, eos_ids)
+    assert _rows(ours, budgets, eos_ids) == reference
+    assert len(reference[1]) < len(reference[0]) == 30
+
+
+def test_loop_ends_when_every_row_has_ended(model_and_processor, clips, monkeypatch):
+    model, processor = model_and_processor
+    inputs = _inputs(processor, clips[:1], "English", "")
+    with torch.inference_mode():
+        first = int(_generate(model, inputs, [1])[0, 0])
+        ours = _loop(model, inputs, [200], {first})
+    assert ours[0, 0] == first
+    assert ours.shape[1] == 1  # seen at step 0, the first look at the host: no further steps run
+
+
+class _SetOnLook(threading.Event):
+    """A real Event that becomes set at the n-th time someone looks at it: a cancel pressed mid-way."""
+
+    def __init__(self, looks: int) -> None:
+        super().__init__()
+        self._looks = looks
+
+    def is_set(self) -> bool:
+        self._looks -= 1
+        if self._looks <= 0:
+            self.set()
+        return super().is_set()
+
+
+def test_cancel_mid_way_keeps_generates_tokens_so_far(model_and_processor, clips):
+    model, processor = model_and_processor
+    budgets = [40, 25, 40]
+    inputs = _inputs(processor, clips[:3], None, "")
+    eos_ids = set(model.generation_config.eos_token_id)
+    stop = _SetOnLook(3)  # looks at steps 0 and SYNC_EVERY see it clear; the third, at 2 x SYNC_EVERY, set
+    with torch.inference_mode():
+        ours = _loop(model, inputs, budgets, eos_ids, stop=stop)
+        full = _rows(_generate(model, inputs, budgets), budgets, eos_ids)
+    steps = 2 * SYNC_EVERY + 1
+    assert stop.is_set() and ours.shape[1] == steps
+    assert _rows(ours, budgets, eos_ids) == [row[:steps] for row in full]
+
+
+def test_engine_uses_the_loop_and_generate_alike(tiny_model_dir, clips):
+    """Through the engine's own path: the loop and generate (the default) give the same texts."""
+    loop = QwenEngine.load(str(tiny_model_dir), device="cpu", dtype="float32", decoder="loop")
+    reference = QwenEngine.load(str(tiny_model_dir), device="cpu", dtype="float32")
+    budgets = [6, 20, 13]
+    for engine_ in (loop, reference):
+        assert engine_.default_batch_size == 8
+    ours = loop.transcribe_chunks(clips[:3], language=None, context="", max_new_tokens=budgets)
+    theirs = reference.transcribe_chunks(clips[:3], language=None, context="", max_new_tokens=budgets)
+    assert ours == theirs
+    assert [r.num_tokens for r in ours] == budgets
+
+
+def test_unknown_decoder_or_graphs_without_the_loop_are_refused(tiny_model_dir):
+    with pytest.raises(asr.OptionsError, match="Unknown decoder 'beam'; use one of generate, loop"):
+        QwenEngine.load(str(tiny_model_dir), device="cpu", decoder="beam")
+    with pytest.raises(asr.OptionsError, match='use them with decoder="loop"'):
+        QwenEngine.load(str(tiny_model_dir), device="cpu", cuda_graphs=True)
+
+
+def test_rows_that_fill_a_graph_bucket_change_no_other_row(model_and_processor, clips):
+    """A CUDA graph's batch size is fixed, so a batch of 3 runs as 4 with its last row copied (asr/decode.py)."""
+    model, processor = model_and_processor
+    budgets = [9, 14, 5]
+    inputs = _inputs(processor, clips[:3], None, "")
+    eos_ids = set(model.generation_config.eos_token_id)
+    padded, padded_budgets = _pad_rows(inputs, budgets, StepGraphs.bucket(3))
+    assert padded["input_features"].shape[0] == 4 and padded_budgets == [9, 14, 5, 5]
+    with torch.inference_mode():
+        ours = _loop(model, padded, padded_budgets, eos_ids)
+    assert torch.equal(ours[:3], _loop(model, inputs, budgets, eos_ids))
+
+
+def test_graph_buckets():
+    assert [StepGraphs.bucket(n) for n in (1, 2, 3, 5, 8, 9, 33, 64, 65)] == [1, 2, 4, 8, 8, 16, 64, 64, 65]
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("graphs", [False, True])
+def test_loop_gives_generates_tokens_on_cuda(tiny_model_dir, clips, graphs):
+    """On a GPU in float32: the loop, with and without CUDA graphs, equals generate for ragged batches."""
+    processor = AutoProcessor.from_pretrained(tiny_model_dir)
+    model = Qwen3ASRForConditionalGeneration.from_pretrained(tiny_model_dir, dtype=torch.float32).to("cuda").eval()
+    eos_ids = set(model.generation_config.eos_token_id)
+    step_graphs = StepGraphs() if graphs else None
+    for batch in (1, 3, 8):
+        budgets = [5 + 7 * (i % 4) for i in range(batch)]
+        inputs = _inputs(processor, clips[:batch], None, "Stella").to("cuda")
+        with torch.inference_mode():
+            reference = _rows(_generate(model, inputs, budgets), budgets, eos_ids)
+            pad = model.generation_config.pad_token_id
+            ours = greedy_decode(model, inputs, budgets, eos_ids=eos_ids, pad_id=pad, graphs=step_graphs)
+        assert _rows(ours, budgets, eos_ids) == reference
