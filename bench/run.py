@@ -86,6 +86,9 @@ SEED = 0
 IMPLS = ("ours", "reference")
 LOOP_IMPL = "ours-loop"  # our pipeline with our decode loop (asr/decode.py) instead of the engine's default generate
 DECODER_IMPLS = (LOOP_IMPL, "ours")  # --impl decoders
+WORDS_IMPL = "ours-words"  # our pipeline with word timestamps (a full-size random forced aligner)
+WORDS_IMPLS = ("ours", WORDS_IMPL)  # --word-timestamps: both, in the same run, to report the aligner's cost
+WORDS_LANGUAGE = "English"  # forced in both, so that the aligner times every chunk (it needs a language it covers)
 FULL_INPUTS_S = (30.0, 300.0, 1800.0)
 FULL_ROUNDS = 2
 QUICK_ROUNDS = {30.0: 2, 300.0: 1}
@@ -197,6 +200,40 @@ def build_speech(
 def checkpoint_folder(cache_dir: Path, seed: int = SEED) -> Path:
     key = json.dumps({"config": FULL_SIZE_0_6B, "seed": seed, "version": CHECKPOINT_VERSION}, sort_keys=True)
     return cache_dir / f"qwen3-asr-0.6b-random-seed{seed}-{hashlib.sha256(key.encode()).hexdigest()[:10]}"
+
+
+def aligner_folder(cache_dir: Path, seed: int = SEED) -> Path:
+    key = json.dumps({"config": FULL_SIZE_0_6B, "seed": seed, "version": CHECKPOINT_VERSION}, sort_keys=True)
+    return cache_dir / f"qwen3-forcedaligner-0.6b-random-seed{seed}-{hashlib.sha256(key.encode()).hexdigest()[:10]}"
+
+
+def write_aligner(folder: Path, seed: int = SEED) -> None:
+    """A random forced aligner of the speech model's full size, with a 5000-class head (80 ms steps), as
+    Qwen3-ForcedAligner-0.6B has. Its own config is not stored here; its checkpoint (1.84 GB) is about the
+    speech model's (1.88 GB), so the same architecture stands in for it."""
+    import torch
+    from tiny_model import write_tiny_aligner
+    from transformers import AutoProcessor, Qwen3ASRConfig, Qwen3ASRForTokenClassification
+
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=folder.name + ".tmp-", dir=folder.parent))
+    try:
+        with tempfile.TemporaryDirectory() as tiny:
+            processor = AutoProcessor.from_pretrained(write_tiny_aligner(Path(tiny)), local_files_only=True)
+        config = Qwen3ASRConfig(
+            **FULL_SIZE_0_6B,
+            audio_token_id=processor.audio_token_id,
+            timestamp_token_id=processor.tokenizer.convert_tokens_to_ids("<timestamp>"),
+            num_labels=5000,
+            architectures=["Qwen3ASRForTokenClassification"],
+        )
+        torch.manual_seed(seed)
+        Qwen3ASRForTokenClassification(config).eval().to(torch.bfloat16).save_pretrained(staging)
+        processor.save_pretrained(staging)
+        staging.chmod(0o755)
+        os.replace(staging, folder)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def write_checkpoint(folder: Path, seed: int = SEED) -> None:
@@ -436,15 +473,24 @@ def run_ours(speech: SyntheticSpeech, args: argparse.Namespace) -> RunResult:
     clock = Stopwatch()
     loop = {"decoder": "loop", "cuda_graphs": args.cuda_graphs} if args.worker == LOOP_IMPL else {}
     engine = QwenEngine.load(str(args.checkpoint), device=args.device, **loop)
+    aligner = None
+    if args.worker == WORDS_IMPL:
+        from asr.aligner import QwenAligner
+
+        aligner = QwenAligner.load(str(aligner_folder(args.cache_dir)), device=args.device)
     get_speech_spans(np.zeros(SAMPLE_RATE, np.float32), asr.VadOptions())  # loads Silero once, as the app does
     timer = ForwardTimer(engine._model, cuda=args.device == "cuda")  # the engine keeps its model private
     loaded = Loaded(clock.wall_s(), _rss_now_mb(), engine.info.dtype, timer)
     _start_peak_rss()
-    decode = asr.DecodeOptions(tokens_per_s=args.tokens_per_s, min_new_tokens_budget=1, batch_size=args.batch_size)
+    language = WORDS_LANGUAGE if args.word_timestamps else None
+    decode = asr.DecodeOptions(
+        tokens_per_s=args.tokens_per_s, min_new_tokens_budget=1, batch_size=args.batch_size, language=language
+    )
     recording = RecordingEngine(engine)
 
     clock = Stopwatch()
-    segments, _ = asr.transcribe(speech.samples, engine=recording, options=asr.TranscribeOptions(decode=decode))
+    options = asr.TranscribeOptions(decode=decode)
+    segments, _ = asr.transcribe(speech.samples, engine=recording, options=options, aligner=aligner)
     first_text_s = clock.wall_s()  # the first chunk is generated before transcribe() returns
     texts = [segment.text for segment in segments]
 
@@ -550,6 +596,9 @@ def worker(args: argparse.Namespace) -> None:
     if args.worker == "build":
         write_checkpoint(args.checkpoint)
         return
+    if args.worker == "build-aligner":
+        write_aligner(aligner_folder(args.cache_dir))
+        return
     speech = build_speech(args.audio_s, voiced_path=args.voiced)
     import torch
     import transformers
@@ -600,6 +649,8 @@ def measure(args: argparse.Namespace, impl: str, audio_s: float, round_: int) ->
         extra += ["--cuda-graphs"]
     if args.voiced:
         extra += ["--voiced", str(args.voiced)]
+    if args.word_timestamps:
+        extra += ["--word-timestamps", "--cache-dir", str(args.cache_dir)]
     lines = [line for line in _spawn(args, impl, extra).splitlines() if line.startswith("{")]
     fields = json.loads(lines[-1])
     return RunResult(**{**fields, "load_avg": tuple(fields["load_avg"])})
@@ -691,6 +742,22 @@ def decoder_ratios(runs: list[RunResult]) -> str:
     return "\n".join(lines)
 
 
+def word_timestamp_cost(runs: list[RunResult]) -> str:
+    """With word timestamps / without, per input: wall time and peak memory (best rounds)."""
+    lines = ["| input | wall with / without word timestamps | peak RSS with / without |", "|---|---|---|"]
+    for audio_s in sorted({run.audio_s for run in runs}):
+        best = {
+            impl: min((r for r in runs if r.audio_s == audio_s and r.impl == impl), key=lambda r: r.wall_s)
+            for impl in WORDS_IMPLS
+        }
+        words, plain = best[WORDS_IMPL], best["ours"]
+        lines.append(
+            f"| {_duration(audio_s)} | {words.wall_s:.1f} / {plain.wall_s:.1f} s = {words.wall_s / plain.wall_s:.2f} "
+            f"| {words.peak_rss_mb / 1024:.2f} / {plain.peak_rss_mb / 1024:.2f} GB |"
+        )
+    return "\n".join(lines)
+
+
 def _ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}" if b > 0 else "-"
 
@@ -710,12 +777,19 @@ def main(argv: list[str] | None = None) -> int:
         help=f"one side only, or 'decoders': {LOOP_IMPL} (our decode loop) vs ours (the default, generate)",
     )
     parser.add_argument("--cuda-graphs", action="store_true", help=f"{LOOP_IMPL} on CUDA: replay its step as graphs")
+    parser.add_argument(
+        "--word-timestamps",
+        action="store_true",
+        help=f"ours without and with word timestamps ({WORDS_IMPL}), language forced to {WORDS_LANGUAGE}",
+    )
     parser.add_argument("--voiced", type=Path, help="spoken sentences cache (.npz): read if there, else made here")
     parser.add_argument("--tokens-per-s", type=float, default=TOKENS_PER_S, help="debugging: fewer tokens")
     parser.add_argument("--max-audio", type=float, help="debugging: cap every input at this many seconds")
     parser.add_argument("--json", type=Path, help="write the rows (every round included) to this file")
     parser.add_argument("--cache-dir", type=Path, default=BENCH_DIR / ".cache")
-    parser.add_argument("--worker", choices=("build", *IMPLS, LOOP_IMPL), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--worker", choices=("build", "build-aligner", *IMPLS, LOOP_IMPL, WORDS_IMPL), help=argparse.SUPPRESS
+    )
     parser.add_argument("--checkpoint", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--audio-s", type=float, help=argparse.SUPPRESS)
     parser.add_argument("--round", type=int, default=1, help=argparse.SUPPRESS)
@@ -732,6 +806,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.voiced:
         voiced_sentences(args.voiced)  # made once here, before the workers read it
     impls = {"both": IMPLS, "decoders": DECODER_IMPLS}.get(args.impl, (args.impl,))
+    if args.word_timestamps:
+        impls = WORDS_IMPLS
+        if not aligner_folder(args.cache_dir).is_dir():
+            print("Writing the full-size random aligner (once) ...", file=sys.stderr, flush=True)
+            _spawn(args, "build-aligner", ["--cache-dir", str(args.cache_dir)])
     rows: list[InputRow] = []
     runs: list[RunResult] = []
     for audio_s, rounds in plan(args):
@@ -753,6 +832,8 @@ def main(argv: list[str] | None = None) -> int:
     print(table(rows) if rows else runs_table(runs))
     if impls == DECODER_IMPLS:
         print("\n" + decoder_ratios(runs))
+    if impls == WORDS_IMPLS:
+        print("\n" + word_timestamp_cost(runs))
     busiest = max(max(run.load_avg) for run in runs)
     if args.device == "cpu" and busiest > (os.cpu_count() or 1) + 0.5:
         print(
