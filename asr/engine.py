@@ -30,7 +30,7 @@ from .results import ChunkText
 logger = logging.getLogger(__name__)
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
-DECODERS = ("generate", "loop")  # transformers' generate, or our static-cache loop (asr/decode.py)
+DECODERS = ("auto", "generate", "loop")  # auto: the loop on the CPU; transformers' generate elsewhere (see `load`)
 DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
 _ASR_TEXT = "<asr_text>"
 _LANGUAGE_PREFIX = "language "
@@ -196,7 +196,7 @@ class QwenEngine:
         processor,
         info: EngineInfo,
         *,
-        decoder: str = "generate",
+        decoder: str = "auto",
         cuda_graphs: bool = False,
     ) -> None:
         if decoder not in DECODERS:
@@ -206,7 +206,7 @@ class QwenEngine:
         self._model = model
         self._processor = processor
         self._lock = threading.Lock()
-        self._decoder = decoder
+        self._decoder = ("loop" if info.device == "cpu" else "generate") if decoder == "auto" else decoder
         # Captured step graphs, kept across calls like the weights (guarded by the lock); None: no graphs.
         self._graphs = StepGraphs() if cuda_graphs and info.device.startswith("cuda") else None
         self.info = info
@@ -221,7 +221,7 @@ class QwenEngine:
         *,
         device: str = "auto",
         dtype: str = "auto",
-        decoder: str = "generate",
+        decoder: str = "auto",
         cuda_graphs: bool = False,
     ) -> QwenEngine:
         """Load a model from a folder or the local Hugging Face cache; never from the network.
@@ -230,9 +230,9 @@ class QwenEngine:
             model: repo id (e.g. "Qwen/Qwen3-ASR-0.6B-hf") or a folder with a Qwen3-ASR checkpoint.
             device: "auto", "cpu", "cuda" or "mps".
             dtype: "auto", "bfloat16", "float16" or "float32".
-            decoder: "generate" (transformers') or "loop" (our static-cache greedy loop, asr/decode.py). The
-                loop gives generate's tokens but is not the default yet: in the CPU pipeline benchmark it was
-                slower on 5 minutes (README, Performance), and it has not run on a GPU.
+            decoder: "loop" (our static-cache greedy loop, asr/decode.py), "generate" (transformers'), or "auto":
+                the loop on the CPU, where it gives generate's tokens and measured as fast or faster on an idle
+                machine (README, Performance), and generate on CUDA and MPS until a GPU run has checked the loop.
             cuda_graphs: with decoder="loop" on CUDA, replay the loop's one-token step from captured CUDA
                 graphs. Off by default until a GPU run shows it equal to and faster than `generate`.
 

@@ -157,9 +157,10 @@ def test_cancel_mid_way_keeps_generates_tokens_so_far(model_and_processor, clips
 
 
 def test_engine_uses_the_loop_and_generate_alike(tiny_model_dir, clips):
-    """Through the engine's own path: the loop and generate (the default) give the same texts."""
-    loop = QwenEngine.load(str(tiny_model_dir), device="cpu", dtype="float32", decoder="loop")
-    reference = QwenEngine.load(str(tiny_model_dir), device="cpu", dtype="float32")
+    """Through the engine's own path: the loop (the CPU's default) and generate give the same texts."""
+    loop = QwenEngine.load(str(tiny_model_dir), device="cpu", dtype="float32")
+    reference = QwenEngine.load(str(tiny_model_dir), device="cpu", dtype="float32", decoder="generate")
+    assert (loop._decoder, reference._decoder) == ("loop", "generate")
     budgets = [6, 20, 13]
     for engine_ in (loop, reference):
         assert engine_.default_batch_size == 8
@@ -170,7 +171,7 @@ def test_engine_uses_the_loop_and_generate_alike(tiny_model_dir, clips):
 
 
 def test_unknown_decoder_or_graphs_without_the_loop_are_refused(tiny_model_dir):
-    with pytest.raises(asr.OptionsError, match="Unknown decoder 'beam'; use one of generate, loop"):
+    with pytest.raises(asr.OptionsError, match="Unknown decoder 'beam'; use one of auto, generate, loop"):
         QwenEngine.load(str(tiny_model_dir), device="cpu", decoder="beam")
     with pytest.raises(asr.OptionsError, match='use them with decoder="loop"'):
         QwenEngine.load(str(tiny_model_dir), device="cpu", cuda_graphs=True)
