@@ -55,7 +55,7 @@ def test_short_soak_leaks_nothing(tiny_model_dir) -> None:
 def test_soak_sees_every_kind_of_leak(engine, clips: Clips) -> None:
     """A soak that cannot see a leak would pass anything: leak each thing on purpose and expect it reported."""
     runs = len(SCHEDULE)  # one of each kind
-    leak_mb = 2 * MAX_GROWTH_MB / runs  # twice the limit in all
+    leak_mb = 3 * MAX_GROWTH_MB / runs  # three times the limit in all
     files, kept, stop = [], [], threading.Event()
     threads: list[threading.Thread] = []
 
@@ -76,8 +76,9 @@ def test_soak_sees_every_kind_of_leak(engine, clips: Clips) -> None:
         for thread in threads:
             thread.join()
     problems = "\n".join(report.problems())
-    # Less than all of it shows: the engine's malloc_trim hands back slack the baseline still held.
-    assert report.growth_mb > 0.6 * leak_mb * runs and "RSS grew" in problems
+    # Less than all of it shows: the engine's malloc_trim hands back slack the baseline still held (in one CI run
+    # 55 of 100 MB showed), so three times the limit is leaked, and what matters is that the soak reports it.
+    assert report.growth_mb > MAX_GROWTH_MB and "RSS grew" in problems
     assert report.fds_end - report.fds_start == runs and report.new_fds == [os.devnull] * runs
     assert "threads left running: ['leaked-0', 'leaked-1'" in problems and "more OS thread(s)" in problems
     assert len(report.leftover_dirs) == runs and "temporary folders left" in problems
