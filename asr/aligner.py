@@ -24,7 +24,7 @@ from safetensors import SafetensorError
 from transformers import AutoModelForTokenClassification, AutoProcessor
 from transformers.models.qwen3_asr.processing_qwen3_asr import FORCED_ALIGNER_LANGUAGES
 
-from .engine import _return_freed_memory, resolve_device, resolve_dtype
+from .engine import resolve_device, resolve_dtype, return_freed_memory
 from .errors import AlignmentError, ModelLoadError
 from .hub import DEFAULT_ALIGNER, locate_model
 from .results import AlignedToken
@@ -114,5 +114,5 @@ class QwenAligner:
         except (torch.OutOfMemoryError, MemoryError, ValueError, ImportError, RuntimeError, IndexError) as e:
             raise AlignmentError(f"Could not align a batch of {len(waves)} chunk(s): {type(e).__name__}") from e
         finally:
-            _return_freed_memory()
+            return_freed_memory()
         return [[AlignedToken(item["text"], item["start_time"], item["end_time"]) for item in row] for row in timed]

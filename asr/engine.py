@@ -166,7 +166,7 @@ def _find_malloc_trim():
 _MALLOC_TRIM = _find_malloc_trim()
 
 
-def _return_freed_memory() -> None:
+def return_freed_memory() -> None:
     """Hand memory freed by a batch back to the system (glibc only; elsewhere nothing to do).
 
     A batch allocates and frees hundreds of MB in tensors of ever-changing sizes (a KV cache that grows every
@@ -394,7 +394,7 @@ class QwenEngine:
                 "the 0.6B model, or the CPU, and close other programs that use the memory."
             ) from e
         del inputs
-        _return_freed_memory()
+        return_freed_memory()
         eos_ids = eos_token_ids(self._model.generation_config)
         pad_id = self._pad_id()
         results = []

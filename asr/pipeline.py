@@ -221,11 +221,11 @@ def _align(aligner: Aligner | None, waves: list[np.ndarray], texts: list[ChunkTe
 
     A batch the aligner fails on is tried chunk by chunk, so one bad chunk costs only its own word times.
     """
-    todo = [i for i, text in enumerate(texts) if aligner is not None and text.text and aligner.supports(text.language)]
     aligned: list[list[AlignedToken] | None] = [None] * len(texts)
-    if aligner is None or not todo:
+    if aligner is None:
         return aligned
-    groups = [todo]
+    todo = [i for i, text in enumerate(texts) if text.text and aligner.supports(text.language)]
+    groups = [todo] if todo else []
     while groups:
         group = groups.pop()
         try:

@@ -743,14 +743,19 @@ def runs_table(runs: list[RunResult]) -> str:
     return "\n".join([HEADER, "|" + "---|" * (HEADER.count("|") - 1), *map(_run_line, runs)])
 
 
+def _best_rounds(runs: list[RunResult], impls: tuple[str, ...]) -> list[tuple[float, dict[str, RunResult]]]:
+    """Per input length, in order: the fastest round of each of `impls`."""
+    return [
+        (audio_s, {impl: min((r for r in runs if r.audio_s == audio_s and r.impl == impl), key=lambda r: r.wall_s)
+                   for impl in impls})
+        for audio_s in sorted({run.audio_s for run in runs})
+    ]  # fmt: skip
+
+
 def decoder_ratios(runs: list[RunResult]) -> str:
     """Our loop / generate, per input: wall time (best rounds) and the median one-token step by batch rows."""
     lines = ["| input | wall loop / generate | step ms loop / generate (rows) |", "|---|---|---|"]
-    for audio_s in sorted({run.audio_s for run in runs}):
-        best = {
-            impl: min((r for r in runs if r.audio_s == audio_s and r.impl == impl), key=lambda r: r.wall_s)
-            for impl in DECODER_IMPLS
-        }
+    for audio_s, best in _best_rounds(runs, DECODER_IMPLS):
         loop, generate = best[LOOP_IMPL], best[GENERATE_IMPL]
         shared = [rows for rows in loop.step_ms if rows in generate.step_ms]
         steps = ", ".join(
@@ -764,11 +769,7 @@ def decoder_ratios(runs: list[RunResult]) -> str:
 def word_timestamp_cost(runs: list[RunResult]) -> str:
     """With word timestamps / without, per input: wall time and peak memory (best rounds)."""
     lines = ["| input | wall with / without word timestamps | peak RSS with / without |", "|---|---|---|"]
-    for audio_s in sorted({run.audio_s for run in runs}):
-        best = {
-            impl: min((r for r in runs if r.audio_s == audio_s and r.impl == impl), key=lambda r: r.wall_s)
-            for impl in WORDS_IMPLS
-        }
+    for audio_s, best in _best_rounds(runs, WORDS_IMPLS):
         words, plain = best[WORDS_IMPL], best["ours"]
         lines.append(
             f"| {_duration(audio_s)} | {words.wall_s:.1f} / {plain.wall_s:.1f} s = {words.wall_s / plain.wall_s:.2f} "
