@@ -1,4 +1,4 @@
-"""`python -m asr`: transcribe files, show their facts, or download a model.
+"""`python -m asr`: transcribe files, show their facts, download a model, or serve the OpenAI-style API.
 
 Messages meant for the user (which file failed and why) are printed to stderr here; library
 logging never carries file names, audio or transcript text. Exit codes: 0 all done, 1 some
@@ -60,6 +60,8 @@ def _build_parser() -> argparse.ArgumentParser:
     info = commands.add_parser("info", help="show duration, sample rate, channels, codec and container")
     info.add_argument("files", nargs="+", type=Path, metavar="FILE")
 
+    _add_serve_parser(commands)
+
     download = commands.add_parser("download", help="download a model (the only command that goes online)")
     download.add_argument("--model", default=hub.DEFAULT_MODEL, help=f"repo id (default: {hub.DEFAULT_MODEL})")
     download.add_argument(
@@ -67,6 +69,46 @@ def _build_parser() -> argparse.ArgumentParser:
         help=f"{', '.join(hub.DOWNLOAD_SOURCES)} or a hub mirror's URL (default: $HF_ENDPOINT or huggingface.co)",
     )
     return parser
+
+
+def _add_serve_parser(commands) -> None:
+    """`serve`: the OpenAI-compatible endpoint (asr/server/, docs/server.md)."""
+    from .server import settings
+
+    serve = commands.add_parser("serve", help="answer OpenAI-style /v1/audio/transcriptions requests on this machine")
+    serve.add_argument("--host", default=settings.DEFAULT_HOST, help="address to listen on (default: %(default)s)")
+    serve.add_argument(
+        "--port", type=int, default=settings.DEFAULT_PORT, help="0 picks a free one (default: %(default)s)"
+    )
+    serve.add_argument("--model", help=f"repo id or folder (default: ${hub.MODEL_ENV} or {hub.DEFAULT_MODEL})")
+    serve.add_argument(
+        "--api-key", help=f"require this key as 'Authorization: Bearer KEY' (better: set ${settings.API_KEY_ENV})"
+    )
+    serve.add_argument("--max-upload-mb", type=float, default=settings.DEFAULT_MAX_UPLOAD_MB, help="request size limit")
+    serve.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    serve.add_argument("--dtype", default="auto", choices=["auto", "bfloat16", "float16", "float32"])
+    serve.add_argument(
+        "--aligner", metavar="ID_OR_DIR", help=f"forced aligner for word times (default: {hub.DEFAULT_ALIGNER})"
+    )
+    serve.add_argument("-v", "--verbose", action="store_true", help="log each request (never audio, names or text)")
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    from .server.serve import serve
+    from .server.settings import API_KEY_ENV, ServerSettings
+
+    api_key = args.api_key or os.environ.get(API_KEY_ENV) or None
+    settings = ServerSettings(host=args.host, port=args.port, api_key=api_key, max_upload_mb=args.max_upload_mb)
+    model = args.model or os.environ.get(hub.MODEL_ENV) or hub.DEFAULT_MODEL
+    try:
+        serve(settings, model, device=args.device, dtype=args.dtype, aligner=args.aligner)
+    except OptionsError as e:
+        print(f"python -m asr: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except ASRError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
 
 
 def _add_transcription_arguments(parser: argparse.ArgumentParser) -> None:
@@ -362,7 +404,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     if not getattr(args, "verbose", False):
         logging.getLogger("transformers").setLevel(logging.ERROR)
-    commands = {"transcribe": _run_transcribe, "batch": _run_batch, "info": _run_info, "download": _run_download}
+    commands = {
+        "transcribe": _run_transcribe,
+        "batch": _run_batch,
+        "info": _run_info,
+        "download": _run_download,
+        "serve": _run_serve,
+    }
     try:
         return commands[args.command](args)
     except KeyboardInterrupt:

@@ -16,7 +16,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
@@ -32,6 +33,23 @@ _TURN = threading.Lock()  # one transcription at a time per process: the model i
 # (a laptop waking up, a flaky network), short enough that a closed tab's run does not hold the model.
 ABANDONED_AFTER_S = 5.0
 _POLL_S = 0.25  # how often a queued job looks for its turn and the watcher asks `still_wanted`
+
+
+@contextmanager
+def engine_turn(cancel: threading.Event) -> Iterator[bool]:
+    """Hold the shared model's turn for the block: yields True once it is ours, or False (without it) when
+    `cancel` is set while waiting, so a queued caller that is no longer wanted leaves the queue at once.
+
+    Everything in a process that uses the engine (the app's jobs, the API server's requests) waits here.
+    """
+    while not _TURN.acquire(timeout=_POLL_S):
+        if cancel.is_set():
+            yield False
+            return
+    try:
+        yield True
+    finally:
+        _TURN.release()
 
 
 class JobStatus(StrEnum):
@@ -169,20 +187,11 @@ class TranscriptionJob:
                 self._cancel.set()
                 return
 
-    def _take_turn(self) -> bool:
-        """Wait for the shared model; False if cancelled meanwhile (a queued job then ends at once)."""
-        while not _TURN.acquire(timeout=_POLL_S):
-            if self._cancel.is_set():
-                return False
-        return True
-
     def _run(self) -> None:
         try:
-            if self._take_turn():
-                try:
+            with engine_turn(self._cancel) as ours:
+                if ours:  # False: cancelled while queued, the job ends at once
                     self._run_inputs()
-                finally:
-                    _TURN.release()
             if self._abandoned:  # nobody will read the results: keep nothing of the run
                 self._inputs = []
                 with self._lock:

@@ -102,4 +102,4 @@ def _write_video(output: av.container.OutputContainer, duration_s: float) -> Non
     output.mux(stream.encode(None))
 
 
-pytest_plugins = ["model_fixtures", "browser_fixtures"]
+pytest_plugins = ["model_fixtures", "browser_fixtures", "server_fixtures"]
