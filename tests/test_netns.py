@@ -123,6 +123,30 @@ _LIBRARY_RUN = textwrap.dedent(
     """
 )
 
+# The API server as the README starts it, asked by the real openai client; prints the text, the server's pid and URL.
+_SERVER_RUN = textwrap.dedent(
+    """
+    import json, os, re, subprocess, sys
+    import openai
+
+    command = [sys.executable, "-m", "asr", "serve", "--port", "0", "--model", sys.argv[1]]
+    server = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in server.stderr:
+            found = re.search(r"at (http://\\S+)/v1 ", line)
+            if found:
+                break
+        url = found.group(1)
+        api = openai.OpenAI(base_url=url + "/v1", api_key="local", max_retries=0, timeout=300)
+        with open(sys.argv[2], "rb") as audio:
+            text = api.audio.transcriptions.create(model="whisper-1", file=audio).text
+        print(json.dumps({"text": text, "server_pid": server.pid, "url": url}))
+    finally:
+        server.terminate()
+        server.wait(60)
+    """
+)
+
 
 @dataclass
 class Isolated:
@@ -261,6 +285,17 @@ def test_library_load_and_transcribe_open_no_outside_connection(isolated, tiny_m
     report = run.json_output()
     run.assert_isolated()
     assert report == {"txt": expected_txt, "outside": 0}
+
+
+@pytest.mark.slow
+def test_api_server_answers_the_openai_client_with_loopback_only(isolated, tiny_model_dir, meeting_mp3, expected_txt):
+    run = isolated([sys.executable, "-c", _SERVER_RUN, str(tiny_model_dir), str(meeting_mp3)])
+    report = run.json_output()
+    run.assert_isolated()
+    assert report["text"] + "\n" == expected_txt
+    binds = [e["address"] for e in run.of_command() if e["event"] == "socket.bind" and e["pid"] == report["server_pid"]]
+    assert binds == [["127.0.0.1", 0]], binds  # loopback only, by default; --port 0: the kernel picks the port
+    assert urlsplit(report["url"]).hostname == "127.0.0.1" and urlsplit(report["url"]).port
 
 
 @pytest.mark.slow
