@@ -8,8 +8,6 @@ engine's turn as the app's jobs do, and share the engine instead of loading it p
 from __future__ import annotations
 
 import contextlib
-import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -18,11 +16,10 @@ import pytest
 from corpus import clip, mono, pyav_bytes, soundfile_bytes
 from speech import SENTENCES, speech_with_pauses
 
-from asr.server.app import Service, create_app
-from asr.server.serve import address, bind, uvicorn_server
+from asr.server.app import Service
+from asr.server.serve import serving
 from asr.server.settings import ServerSettings
 
-START_TIMEOUT_S = 30.0
 TEST_KEY = "test-key-0123456789"
 
 
@@ -43,20 +40,8 @@ class RunningServer:
 @contextlib.contextmanager
 def running_server(service: Service) -> Iterator[RunningServer]:
     """Serve `service` on a free loopback port until the block ends."""
-    sock = bind(service.settings)
-    server = uvicorn_server(create_app(service))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="test-api-server", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.02)
-    try:
-        yield RunningServer(address(sock), service)
-    finally:
-        server.should_exit = True
-        thread.join(START_TIMEOUT_S)
-        sock.close()
+    with serving(service) as url:
+        yield RunningServer(url, service)
 
 
 ServerFactory = Callable[..., contextlib.AbstractContextManager[RunningServer]]

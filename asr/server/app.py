@@ -18,7 +18,7 @@ import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -27,7 +27,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import ASRError, TranscriptionCancelled
-from ..options import DecodeOptions, TranscribeOptions
+from ..options import TranscribeOptions
 from ..pipeline import Aligner, Engine, transcribe
 from ..results import Segment, Transcript, TranscriptionInfo
 from . import openai_format
@@ -51,6 +51,7 @@ class Service:
     engine: Engine | None
     model_problem: APIError | None = None  # why there is no engine (503), when there is none
     load_aligner: Callable[[], Aligner | None] = lambda: None  # called once, when word times are first asked for
+    options: TranscribeOptions = field(default_factory=TranscribeOptions)  # a request sets language and context
     queue: EngineQueue = field(init=False)
     _aligner: Aligner | None = field(default=None, init=False)
     _aligner_tried: bool = field(default=False, init=False)
@@ -101,7 +102,8 @@ async def transcriptions(service: Service, request: Request) -> Response:
         )
         asked = transcription_request(form)
         del form  # the request holds the audio now
-        options = TranscribeOptions(decode=DecodeOptions(language=asked.language, context=asked.prompt))
+        decode = replace(service.options.decode, language=asked.language, context=asked.prompt)
+        options = replace(service.options, decode=decode)
         engine = service.engine
 
         def work(cancel: threading.Event) -> tuple[Iterator[Segment], TranscriptionInfo]:

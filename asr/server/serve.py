@@ -7,9 +7,13 @@ app logs one line a request without content (`app._RequestLog`).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import sys
+import threading
+import time
+from collections.abc import Iterator
 
 import uvicorn
 from starlette.types import ASGIApp
@@ -25,6 +29,7 @@ from .settings import ServerSettings
 logger = logging.getLogger(__name__)
 
 GRACEFUL_SHUTDOWN_S = 5.0  # Ctrl-C: running requests get this long, then their threads die with the process
+START_TIMEOUT_S = 30.0
 
 
 def uvicorn_server(app: ASGIApp) -> uvicorn.Server:
@@ -56,6 +61,27 @@ def bind(settings: ServerSettings) -> socket.socket:
 def address(sock: socket.socket) -> str:
     host, port = sock.getsockname()[:2]
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+@contextlib.contextmanager
+def serving(service: Service) -> Iterator[str]:
+    """Serve `service` on a thread of this process until the block ends; yields its URL (tests, benchmarks,
+    or a program that embeds the server next to its own work)."""
+    sock = bind(service.settings)
+    server = uvicorn_server(create_app(service))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="api-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("The API server did not start; its log says why.")
+        time.sleep(0.02)
+    try:
+        yield address(sock)
+    finally:
+        server.should_exit = True
+        thread.join(START_TIMEOUT_S)
+        sock.close()
 
 
 def serve(

@@ -1,0 +1,128 @@
+"""What the API server costs on top of the library, and what it serves with 1, 4 and 8 clients at once.
+
+    .venv/bin/python bench/server.py                     # 30 s input, 3 rounds, clients 1,4,8: ~6 min on 2 cores
+    .venv/bin/python bench/server.py --rounds 5 --json out.json
+
+One process loads the full-size random Qwen3-ASR-0.6B checkpoint of `bench/run.py` (written once under
+`bench/.cache/`) and serves it with `asr.server.serve.serving`, the server `python -m asr serve` runs, on
+loopback. The input is bench/run.py's synthetic espeak-ng speech (30 s by default) as a WAV file, so both
+sides decode the same bytes.
+
+- **Overhead**: rounds alternate the library (`asr.transcribe_all(wav_bytes)`) and a request with the same
+  bytes (`POST /v1/audio/transcriptions`, response_format json, one keep-alive connection), so machine drift
+  hits both; overhead = the request's median wall time / the library's median - 1. The goal is at most 5%.
+- **Throughput**: N clients (threads with their own connection) send the same file at once; the server runs one
+  at a time, so N x the audio is done in about N x one run. Reported: audio seconds served per wall second
+  and each client's mean wait for its answer.
+
+Both sides use bench/run.py's decode budget (4 tokens a second of speech, EOS off: random weights write no
+text, so every request generates its whole budget), set as the server's default options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import statistics
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import soundfile as sf
+
+BENCH_DIR = Path(__file__).resolve().parent
+sys.path[:0] = [str(BENCH_DIR.parent), str(BENCH_DIR)]
+
+from run import TOKENS_PER_S, build_speech, checkpoint_folder, write_checkpoint  # noqa: E402
+
+import asr  # noqa: E402
+from asr.server.app import Service  # noqa: E402
+from asr.server.serve import serving  # noqa: E402
+from asr.server.settings import ServerSettings  # noqa: E402
+
+SAMPLE_RATE = 16_000
+CLIENTS = (1, 4, 8)
+
+
+def _wav(samples) -> bytes:
+    buffer = io.BytesIO()
+    sf.write(buffer, samples, SAMPLE_RATE, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--audio-s", type=float, default=30.0, help="input length (default 30 s)")
+    parser.add_argument("--rounds", type=int, default=3, help="overhead rounds per side (default 3)")
+    parser.add_argument("--clients", default=",".join(map(str, CLIENTS)), help="concurrent clients to measure")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--json", type=Path, help="write every measurement to this file")
+    parser.add_argument("--cache-dir", type=Path, default=BENCH_DIR / ".cache")
+    args = parser.parse_args(argv)
+
+    import httpx2
+
+    from asr.engine import QwenEngine
+
+    folder = checkpoint_folder(args.cache_dir)
+    if not folder.is_dir():
+        print(f"Writing the full-size random checkpoint to {folder} (once) ...", file=sys.stderr, flush=True)
+        write_checkpoint(folder)
+    engine = QwenEngine.load(str(folder), device=args.device)
+    options = asr.TranscribeOptions(decode=asr.DecodeOptions(tokens_per_s=TOKENS_PER_S, min_new_tokens_budget=1))
+    wav = _wav(build_speech(args.audio_s).samples)
+    clients = [int(n) for n in args.clients.split(",")]
+    service = Service(ServerSettings(port=0, max_waiting=max(clients) - 1), engine, options=options)
+    report: dict = {"audio_s": args.audio_s, "device": engine.info.device, "library_s": [], "request_s": []}
+    with serving(service) as url, httpx2.Client(timeout=3600) as http:
+        endpoint = f"{url}/v1/audio/transcriptions"
+
+        def request(connection: httpx2.Client) -> float:
+            started = time.perf_counter()
+            response = connection.post(endpoint, files={"file": ("bench.wav", wav)})
+            response.raise_for_status()
+            return time.perf_counter() - started
+
+        asr.transcribe_all(wav, engine=engine, options=options)  # warm-up: first-call costs out of the rounds
+        request(http)
+        for round_ in range(1, args.rounds + 1):
+            started = time.perf_counter()
+            asr.transcribe_all(wav, engine=engine, options=options)
+            report["library_s"].append(time.perf_counter() - started)
+            report["request_s"].append(request(http))
+            print(
+                f"round {round_}: library {report['library_s'][-1]:.2f} s, request {report['request_s'][-1]:.2f} s",
+                file=sys.stderr,
+                flush=True,
+            )
+        library, served = statistics.median(report["library_s"]), statistics.median(report["request_s"])
+        report["overhead"] = served / library - 1
+        report["throughput"] = []
+        for count in clients:
+            connections = [httpx2.Client(timeout=3600) for _ in range(count)]
+            started = time.perf_counter()
+            with ThreadPoolExecutor(count) as pool:
+                waits = list(pool.map(request, connections))
+            wall = time.perf_counter() - started
+            for connection in connections:
+                connection.close()
+            row = {"clients": count, "wall_s": wall, "audio_per_s": count * args.audio_s / wall, "waits_s": waits}
+            report["throughput"].append(row)
+            print(f"{count} client(s): {wall:.1f} s, mean wait {statistics.mean(waits):.1f} s", file=sys.stderr)
+    print(f"\nInput: {args.audio_s:g} s of speech, {engine.info.device}, {args.rounds} rounds (medians)\n")
+    print("| | wall (s) |\n|---|---|")
+    print(f"| library, `asr.transcribe_all` | {library:.2f} |\n| server, one request | {served:.2f} |")
+    print(f"| **overhead** | **{report['overhead']:+.1%}** |\n")
+    print("| clients | wall (s) | audio s per s | mean wait (s) |\n|---|---|---|---|")
+    for row in report["throughput"]:
+        mean_wait = statistics.mean(row["waits_s"])
+        print(f"| {row['clients']} | {row['wall_s']:.1f} | {row['audio_per_s']:.2f} | {mean_wait:.1f} |")
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
