@@ -90,7 +90,9 @@ def _add_transcription_arguments(parser: argparse.ArgumentParser) -> None:
         f"{hub.DEFAULT_ALIGNER}); subtitles then follow the voice",
     )
     parser.add_argument(
-        "--aligner", metavar="ID_OR_DIR", help=f"forced aligner repo id or folder (default: {hub.DEFAULT_ALIGNER})"
+        "--aligner",
+        metavar="ID_OR_DIR",
+        help=f"forced aligner repo id or folder (default: ${hub.ALIGNER_ENV} or {hub.DEFAULT_ALIGNER})",
     )
     parser.add_argument("--max-line-width", type=int, default=DEFAULT_LAYOUT.max_line_width, help="subtitle columns")
     parser.add_argument("--max-line-count", type=int, default=DEFAULT_LAYOUT.max_line_count, help="lines per subtitle")
@@ -159,9 +161,9 @@ def _aligner_wanted(args: argparse.Namespace) -> str | None:
     on this computer yet: word times are then estimated, and the transcripts say so."""
     if not args.word_timestamps:
         return None
-    aligner = args.aligner or hub.DEFAULT_ALIGNER
+    aligner = args.aligner or os.environ.get(hub.ALIGNER_ENV) or hub.DEFAULT_ALIGNER
     try:
-        hub.locate_model(aligner)
+        hub.locate_model(aligner, env=hub.ALIGNER_ENV)
     except ModelNotFoundError as e:
         print(f"note: {e} Until then, word times are estimated from the speech found.", file=sys.stderr)
         return None
@@ -188,6 +190,21 @@ def _write_stdout(content: str | bytes) -> None:
     sys.stdout.buffer.flush()
 
 
+def _report_missing(files: list[Path]) -> list[Path]:
+    """The files that are not there, each reported with the decoder's own message before any model is looked
+    for: a typo in a path is the quicker fix, and it should not wait behind a model download."""
+    missing = []
+    for file in files:
+        if file.exists():
+            continue
+        try:
+            read_source_info(file)
+        except ASRError as e:
+            print(f"{file}: error: {e}", file=sys.stderr)
+            missing.append(file)
+    return missing
+
+
 def _run_transcribe(args: argparse.Namespace) -> int:
     try:
         options = _options(args)
@@ -197,11 +214,16 @@ def _run_transcribe(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     formats = writers.FORMATS if args.format == "all" else (args.format,)
     to_stdout = str(args.output_dir) == "-"
+    missing = _report_missing(args.files)
+    files = [file for file in args.files if file not in missing]
+    if not files:
+        return EXIT_FAILED
     if not to_stdout:
         args.output_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_workdirs()  # what a crashed earlier run may have left
-    from .engine import QwenEngine  # loads torch: only now that the command line is known good
+    from .engine import QwenEngine, show_loading_bars  # loads torch: only now that the command line is known good
 
+    show_loading_bars(args.verbose)
     try:
         engine = QwenEngine.load(
             args.model or os.environ.get(hub.MODEL_ENV) or hub.DEFAULT_MODEL, device=args.device, dtype=args.dtype
@@ -210,8 +232,8 @@ def _run_transcribe(args: argparse.Namespace) -> int:
     except ASRError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_FAILED
-    failed = 0
-    for file, outputs in zip(args.files, _output_paths(args.files, args.output_dir, formats), strict=True):
+    failed = len(missing)
+    for file, outputs in zip(files, _output_paths(files, args.output_dir, formats), strict=True):
         bar, update = _progress_bar(file)
         try:
             segments, info = transcribe(
@@ -269,8 +291,9 @@ def _batch_bar():
 def _batch_runner(args: argparse.Namespace, options: TranscribeOptions, model: str) -> batch.Runner:
     """The in-process runner, or Ray actors when --ray is given (call inside `cluster.connected`)."""
     if args.ray is None:
-        from .engine import QwenEngine
+        from .engine import QwenEngine, show_loading_bars
 
+        show_loading_bars(args.verbose)
         engine = QwenEngine.load(model, device=args.device, dtype=args.dtype)
         return batch.LocalRunner(engine, options, _load_aligner(args, args.device))
     from .cluster import RayRunner

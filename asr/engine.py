@@ -78,6 +78,13 @@ def resolve_dtype(dtype: str, device: str) -> torch.dtype:
     return torch.bfloat16
 
 
+def show_loading_bars(shown: bool) -> None:
+    """Whether transformers draws its "Loading weights" bar on stderr at each load (the CLI shows it with -v)."""
+    from transformers.utils import logging as transformers_logging
+
+    (transformers_logging.enable_progress_bar if shown else transformers_logging.disable_progress_bar)()
+
+
 def parse_generated(text: str, forced_language: str | None) -> tuple[str | None, str]:
     """Split the model's "language <Name><asr_text>text" into (language name, text).
 
