@@ -36,8 +36,13 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
 
 
+def _program() -> str:
+    """How the user started us, for usage lines and errors: the `asr` command, or `python -m asr`."""
+    return "asr" if Path(sys.argv[0]).stem == "asr" else "python -m asr"
+
+
 def _build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m asr", description="Private, local speech-to-text with Qwen3-ASR.")
+    parser = _Parser(prog=_program(), description="Private, local speech-to-text with Qwen3-ASR.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = commands.add_parser("transcribe", help="transcribe audio or video files")
@@ -210,7 +215,7 @@ def _run_transcribe(args: argparse.Namespace) -> int:
         options = _options(args)
         layout = _layout(args)
     except OptionsError as e:
-        print(f"python -m asr: error: {e}", file=sys.stderr)
+        print(f"{_program()}: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     formats = writers.FORMATS if args.format == "all" else (args.format,)
     to_stdout = str(args.output_dir) == "-"
@@ -329,7 +334,7 @@ def _run_batch(args: argparse.Namespace) -> int:
         formats = writers.FORMATS if args.format == "all" else (args.format,)
         jobs = _batch_jobs(batch.find_inputs(args.inputs), args.output_dir, formats)
     except OptionsError as e:
-        print(f"python -m asr: error: {e}", file=sys.stderr)
+        print(f"{_program()}: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     args.output_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_workdirs()
