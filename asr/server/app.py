@@ -27,8 +27,9 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import ASRError, TranscriptionCancelled
+from ..generation import Aligner, Engine
 from ..options import TranscribeOptions
-from ..pipeline import Aligner, Engine, transcribe
+from ..pipeline import transcribe
 from ..results import Segment, Transcript, TranscriptionInfo
 from . import openai_format
 from .errors import APIError, from_asr_error, unexpected

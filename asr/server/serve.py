@@ -20,7 +20,7 @@ from starlette.types import ASGIApp
 
 from .. import hub
 from ..errors import ASRError, ModelNotFoundError, OptionsError
-from ..pipeline import Aligner
+from ..generation import Aligner
 from ..tempfiles import remove_stale_workdirs
 from .app import Service, create_app
 from .errors import from_asr_error
