@@ -17,7 +17,7 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field, replace
 
 from starlette.applications import Starlette
@@ -41,6 +41,7 @@ from .settings import ServerSettings
 logger = logging.getLogger(__name__)
 
 WHISPER_ALIAS = "whisper-1"  # what most clients send; it names the loaded model here
+CLIENT_CLOSED = 499  # nginx's "client closed request": the status of an answer nobody is left to read
 CREATED = 0  # models carry no creation time we could give
 
 
@@ -87,7 +88,9 @@ def create_app(service: Service) -> ASGIApp:
     return _RequestLog(GuardMiddleware(app, service.settings))
 
 
-def _handler(service: Service, route: Callable) -> Callable[[Request], object]:
+def _handler(
+    service: Service, route: Callable[[Service, Request], Awaitable[Response]]
+) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         return await route(service, request)
 
@@ -137,7 +140,7 @@ async def transcriptions(service: Service, request: Request) -> Response:
     except APIError as error:
         return error.response()
     except TranscriptionCancelled:
-        return APIError(499, "The client left; its transcription was stopped.").response()  # nobody reads it
+        return APIError(CLIENT_CLOSED, "The client left; its transcription was stopped.").response()
     except ASRError as error:
         return from_asr_error(error).response()
     except Exception as error:

@@ -10,6 +10,7 @@ WebM recordings named ``.wav`` (open-webui#14101).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
@@ -18,6 +19,9 @@ from starlette.requests import Request
 from ..errors import OptionsError
 from ..options import normalize_language
 from .errors import APIError
+
+if TYPE_CHECKING:
+    from python_multipart.multipart import MultipartCallbacks
 
 RESPONSE_FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
 GRANULARITIES = ("word", "segment")
@@ -113,13 +117,13 @@ class _Parts:
         self._disposition = b""
         self._data: list[bytes] = []
 
-    def callbacks(self) -> dict:
+    def callbacks(self) -> MultipartCallbacks:
         return {
             "on_part_begin": self._begin,
-            "on_header_field": lambda data, start, end: self._add_header_name(data[start:end]),
-            "on_header_value": lambda data, start, end: self._add_header_value(data[start:end]),
+            "on_header_field": self._add_header_name,
+            "on_header_value": self._add_header_value,
             "on_header_end": self._header_end,
-            "on_part_data": lambda data, start, end: self._data.append(data[start:end]),
+            "on_part_data": self._add_data,
             "on_part_end": self._part_end,
             "on_end": self._end,
         }
@@ -127,11 +131,14 @@ class _Parts:
     def _begin(self) -> None:
         self._disposition, self._data = b"", []
 
-    def _add_header_name(self, data: bytes) -> None:
-        self._header_name += data
+    def _add_header_name(self, data: bytes, start: int, end: int) -> None:
+        self._header_name += data[start:end]
 
-    def _add_header_value(self, data: bytes) -> None:
-        self._header_value += data
+    def _add_header_value(self, data: bytes, start: int, end: int) -> None:
+        self._header_value += data[start:end]
+
+    def _add_data(self, data: bytes, start: int, end: int) -> None:
+        self._data.append(data[start:end])
 
     def _header_end(self) -> None:
         if self._header_name.lower() == b"content-disposition":

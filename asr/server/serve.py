@@ -28,7 +28,7 @@ from .settings import ServerSettings
 
 logger = logging.getLogger(__name__)
 
-GRACEFUL_SHUTDOWN_S = 5.0  # Ctrl-C: running requests get this long, then their threads die with the process
+GRACEFUL_SHUTDOWN_S = 5  # Ctrl-C: running requests get this long, then their threads die with the process
 START_TIMEOUT_S = 30.0
 
 
@@ -109,7 +109,8 @@ def serve(
         service = Service(settings, engine, load_aligner=lambda: _load_aligner(aligner, engine.info.device))
     url = address(sock)
     print(
-        f"Serving {service.model_id} at {url}/v1 (OpenAI audio API; base_url={url}/v1). Press Ctrl-C to stop.",
+        f"Serving {service.model_id if service.engine else 'no model yet'} at {url}/v1 (OpenAI audio API; "
+        f"base_url={url}/v1). Press Ctrl-C to stop.",
         file=sys.stderr,
         flush=True,
     )
