@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field, replace
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -139,7 +139,7 @@ async def transcriptions(service: Service, request: Request) -> Response:
         return openai_format.transcription_response(transcript, asked.response_format, asked.granularities)
     except APIError as error:
         return error.response()
-    except TranscriptionCancelled:
+    except (TranscriptionCancelled, ClientDisconnect):  # the client left during the upload or the run
         return APIError(CLIENT_CLOSED, "The client left; its transcription was stopped.").response()
     except ASRError as error:
         return from_asr_error(error).response()
