@@ -1,6 +1,6 @@
 """What the API server costs on top of the library, and what it serves with 1, 4 and 8 clients at once.
 
-    .venv/bin/python bench/server.py                     # 30 s input, 3 rounds, clients 1,4,8: ~6 min on 2 cores
+    .venv/bin/python bench/server.py --tokens-per-s 1    # 30 s input, 3 rounds, clients 1,4,8: 25 min on 2 busy cores
     .venv/bin/python bench/server.py --rounds 5 --json out.json
 
 One process loads the full-size random Qwen3-ASR-0.6B checkpoint of `bench/run.py` (written once under
