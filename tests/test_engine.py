@@ -12,17 +12,11 @@ from transformers import AutoProcessor, GenerationConfig, Qwen3ASRForConditional
 from transformers.models.qwen3_asr.processing_qwen3_asr import LANGUAGE_CODE_TO_NAME
 
 import asr
-from asr.engine import (
-    QwenEngine,
-    check_placement,
-    default_batch_size,
-    eos_token_ids,
-    parse_generated,
-    resolve_device,
-    resolve_dtype,
-)
+from asr.device import check_placement, default_batch_size, resolve_device, resolve_dtype
+from asr.engine import QwenEngine
 from asr.generation import GenerationRequest, generate_fitting
 from asr.guards import is_repetition_loop
+from asr.model_output import eos_token_ids, parse_generated
 from asr.results import SegmentFlag
 
 
