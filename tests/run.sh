@@ -26,8 +26,8 @@ fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements-dev.txt
 .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements-cluster.txt  # Ray, for the batch tests
 
-.venv/bin/ruff check asr tests bench launchers app.py
-.venv/bin/ruff format --check asr tests bench launchers app.py
+.venv/bin/ruff check asr tests testbed bench launchers app.py
+.venv/bin/ruff format --check asr tests testbed bench launchers app.py
 
 set +e
 .venv/bin/python -m pytest "$@"

@@ -7,7 +7,6 @@ import time
 
 import pytest
 import torch
-from speech import SENTENCES
 from transformers import AutoProcessor, GenerationConfig, Qwen3ASRForConditionalGeneration
 from transformers.models.qwen3_asr.processing_qwen3_asr import LANGUAGE_CODE_TO_NAME
 
@@ -18,6 +17,7 @@ from asr.generation import GenerationRequest, generate_fitting
 from asr.guards import is_repetition_loop
 from asr.model_output import eos_token_ids, parse_generated
 from asr.results import SegmentFlag
+from testbed.speech import SENTENCES
 
 
 def test_our_language_table_is_the_models():
