@@ -28,6 +28,7 @@ fi
 
 .venv/bin/ruff check asr tests testbed bench launchers app.py
 .venv/bin/ruff format --check asr tests testbed bench launchers app.py
+.venv/bin/lint-imports --no-logo  # the module map in pyproject.toml (docs/architecture.md)
 
 set +e
 .venv/bin/python -m pytest "$@"
