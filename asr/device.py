@@ -32,7 +32,7 @@ def resolve_dtype(dtype: str, device: str) -> torch.dtype:
     """bf16 on CUDA where supported (else fp16), fp16 on Apple MPS, and bf16 on CPU.
 
     On CPU, bf16 decoded the full-size 0.6B model faster than fp32 in our benchmark
-    (see README, Performance), with the same greedy output on our golden clip.
+    (docs/performance.md), with the same greedy output on our golden clip.
     """
     if dtype != "auto":
         if dtype not in DTYPES:

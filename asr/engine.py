@@ -52,6 +52,13 @@ class EngineInfo:
     load_s: float
 
 
+def show_loading_bars(shown: bool) -> None:
+    """Whether transformers draws its "Loading weights" bar on stderr at each load (the CLI shows it with -v)."""
+    from transformers.utils import logging as transformers_logging
+
+    (transformers_logging.enable_progress_bar if shown else transformers_logging.disable_progress_bar)()
+
+
 class _StopWhenSet(StoppingCriteria):
     """Ends `generate` at its next decode step once the event is set (the user pressed Cancel)."""
 
@@ -107,7 +114,7 @@ class QwenEngine:
             dtype: "auto", "bfloat16", "float16" or "float32".
             decoder: "loop" (our static-cache greedy loop, asr/decode.py), "generate" (transformers'), or "auto":
                 the loop on the CPU, where it gives generate's tokens and measured as fast or faster on an idle
-                machine (README, Performance), and generate on CUDA and MPS until a GPU run has checked the loop.
+                machine (docs/performance.md), and generate on CUDA and MPS until a GPU run has checked the loop.
             cuda_graphs: with decoder="loop" on CUDA, replay the loop's one-token step from captured CUDA
                 graphs. Off by default until a GPU run shows it equal to and faster than `generate`.
 
