@@ -1,7 +1,7 @@
 """What the API server costs on top of the library, and what it serves with 1, 4 and 8 clients at once.
 
-    .venv/bin/python bench/server.py --tokens-per-s 1    # 30 s input, 3 rounds, clients 1,4,8: 25 min on 2 busy cores
-    .venv/bin/python bench/server.py --rounds 5 --json out.json
+    .venv/bin/python -m bench.server --tokens-per-s 1    # 30 s input, 3 rounds, clients 1,4,8: 25 min on 2 busy cores
+    .venv/bin/python -m bench.server --rounds 5 --json out.json
 
 One process loads the full-size random Qwen3-ASR-0.6B checkpoint of `bench/run.py` (written once under
 `bench/.cache/`) and serves it with `asr.server.serve.serving`, the server `python -m asr serve` runs, on
@@ -37,15 +37,15 @@ from pathlib import Path
 
 import soundfile as sf
 
+import asr
+from asr.server.app import Service
+from asr.server.serve import serving
+from asr.server.settings import ServerSettings
+from bench.checkpoints import checkpoint_folder, write_checkpoint
+from bench.inputs import build_speech
+from bench.run import TOKENS_PER_S
+
 BENCH_DIR = Path(__file__).resolve().parent
-sys.path[:0] = [str(BENCH_DIR.parent), str(BENCH_DIR)]
-
-from run import TOKENS_PER_S, build_speech, checkpoint_folder, write_checkpoint  # noqa: E402
-
-import asr  # noqa: E402
-from asr.server.app import Service  # noqa: E402
-from asr.server.serve import serving  # noqa: E402
-from asr.server.settings import ServerSettings  # noqa: E402
 
 SAMPLE_RATE = 16_000
 CLIENTS = (1, 4, 8)

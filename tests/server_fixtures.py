@@ -13,12 +13,12 @@ from dataclasses import dataclass
 
 import httpx2
 import pytest
-from corpus import clip, mono, pyav_bytes, soundfile_bytes
-from speech import SENTENCES, speech_with_pauses
 
 from asr.server.app import Service
 from asr.server.serve import serving
 from asr.server.settings import ServerSettings
+from testbed.corpus import clip, mono, pyav_bytes, soundfile_bytes
+from testbed.speech import SENTENCES, speech_with_pauses
 
 TEST_KEY = "test-key-0123456789"
 

@@ -16,7 +16,6 @@ from urllib.parse import urlsplit
 import httpx2
 import openai
 import pytest
-from corpus import clip, pyav_bytes, soundfile_bytes, text
 from server_fixtures import TEST_KEY, RunningServer, running_server
 
 import asr
@@ -26,6 +25,7 @@ from asr.server.errors import APIError
 from asr.server.form import language
 from asr.server.security import host_allowed, key_matches, origin_allowed
 from asr.server.settings import ServerSettings, is_loopback
+from testbed.corpus import clip, pyav_bytes, soundfile_bytes, text
 
 ERROR_FIELDS = {"message", "type", "param", "code"}
 

@@ -1,6 +1,6 @@
 """The API server under load: concurrent clients each get their own text, a full queue answers 429, a client
 killed mid-job frees the engine within seconds, and 200 requests in a row leave memory and descriptors flat
-(measured with the soak's own helpers, tests/soak.py)."""
+(measured with the soak's own helpers, testbed/soak.py)."""
 
 from __future__ import annotations
 
@@ -14,12 +14,12 @@ import httpx2
 import numpy as np
 import openai
 import pytest
-from corpus import soundfile_bytes
-from soak import _open_fds, _rss_mb, _settled_thread_names, _thread_names
-from speech import SENTENCES, silence, speak
 
 import asr
 from asr.jobs import engine_turn
+from testbed.corpus import soundfile_bytes
+from testbed.soak import _open_fds, _rss_mb, _settled_thread_names, _thread_names
+from testbed.speech import SENTENCES, silence, speak
 
 CLIENTS = 8
 FREED_WITHIN_S = 5.0  # a killed client's job must let go of the engine by then
