@@ -128,7 +128,8 @@ def test_a_killed_client_frees_the_engine_within_seconds(serve_engine, very_long
             client.wait()
         freed_s = _wait_for(lambda: server.health() == {**server.health(), "running": 0, "waiting": 0})
         print(f"whole run {whole_run_s:.1f} s; freed {freed_s:.2f} s after the client was killed")
-        assert freed_s < FREED_WITHIN_S and whole_run_s > FREED_WITHIN_S + 2, "a whole run must outlast the limit"
+        # Without the cancel the engine would be held for the rest of the run (all of it but the 0.5 s waited).
+        assert freed_s < FREED_WITHIN_S and freed_s < (whole_run_s - 0.5) / 2, (freed_s, whole_run_s)
         assert api.audio.transcriptions.create(model="whisper-1", file=("a.wav", speech_wav)).text  # the next one
 
 
