@@ -363,6 +363,7 @@ def show_result(result_id: int, result: FileResult) -> None:
             st.error(result.error)
             return
         transcript = result.transcript
+        assert transcript is not None  # a result without an error holds one (jobs.FileResult)
         if result.cancelled:
             st.warning("Cancelled: this is the part that was finished.")
         languages = ", ".join(transcript.languages) or "unknown"

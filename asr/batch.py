@@ -170,7 +170,8 @@ def plan_jobs(files_and_outputs: Iterable[tuple[Path, dict[str, Path]]]) -> list
     Raises:
         OptionsError: two inputs would write the same output file.
     """
-    jobs, owners = [], {}
+    jobs: list[BatchJob] = []
+    owners: dict[Path, Path] = {}
     for file, outputs in files_and_outputs:
         for path in outputs.values():
             other = owners.setdefault(path, file)
@@ -342,7 +343,8 @@ def run_batch(
     unreadable = [job for job in todo if job.problem is not None]
     readable = [job for job in todo if job.problem is None]
     total_s = sum(job.duration_s for job in todo)
-    done, retried, audio_s, failed = 0, 0, 0.0, []
+    done, retried, audio_s = 0, 0, 0.0
+    failed: list[tuple[Path, str]] = []  # (input, its one-line message)
 
     def report() -> None:
         if progress is not None:

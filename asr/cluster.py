@@ -23,6 +23,7 @@ from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from .batch import BatchJob, FileResult, unreadable_message
 from .errors import ASRError, OptionsError
@@ -197,7 +198,7 @@ class RayRunner:
         self.model, self.options, self.device, self.dtype = model, options, device, dtype
         self.aligner = aligner  # the forced aligner's repo id or folder, for word timestamps
         self.n_workers, self.threads, self.gpus = workers, threads_per_worker, gpus_per_worker
-        self.workers: list[object] = []  # the live actors, by slot
+        self.workers: list[Any] = []  # Ray actor handles (Ray publishes no types for them)  # the live actors, by slot
         self.replaced = 0  # workers that died and were started again
 
     def _check_resources(self, ray: ModuleType) -> None:
@@ -210,7 +211,7 @@ class RayRunner:
                 f"this Ray cluster ({cpus:g} CPUs, {gpus:g} GPUs). Ask for fewer workers, threads or GPUs."
             )
 
-    def _start_worker(self, ray: ModuleType) -> object:
+    def _start_worker(self, ray: ModuleType) -> Any:
         actor = ray.remote(_Worker).options(num_cpus=self.threads, num_gpus=self.gpus)
         # Ray sets OMP_NUM_THREADS to the actor's num_cpus, so torch uses that many threads.
         return actor.remote(self.model, self.device, self.dtype, self.options, self.aligner)

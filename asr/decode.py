@@ -20,6 +20,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 from transformers import StaticCache
@@ -54,6 +55,7 @@ def greedy_decode(
     device = input_ids.device
     # As generate: positions count only real tokens, so a left-padded row starts at 0 like an unpadded one.
     positions = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 0)
+    step: _Step
     if graphs is not None:
         step = graphs.prepare(model, batch, prompt_length + longest)
     else:
@@ -63,7 +65,7 @@ def greedy_decode(
     ).logits
     next_token = logits[:, -1].argmax(-1)
     del logits
-    step.start(mask, positions[:, -1:] + 1, step.cache.layers[0].max_cache_len)
+    step.start(mask, positions[:, -1:] + 1)
 
     eos = torch.tensor(sorted(eos_ids), dtype=torch.long, device=device)
     budget = torch.tensor(list(budgets), device=device)
@@ -92,17 +94,32 @@ def _pad_rows(
     return padded, [*budgets, *[budgets[-1]] * extra]
 
 
+class _Step(Protocol):
+    """One-token decode steps over a prefilled cache: eager forward calls, or a CUDA graph's replays."""
+
+    @property
+    def cache(self) -> StaticCache: ...
+
+    def start(self, prompt_mask: torch.Tensor, next_position: torch.Tensor) -> None: ...
+
+    def __call__(self, token: torch.Tensor) -> torch.Tensor: ...
+
+
 class _EagerStep:
     """One-token steps through the model's forward (CPU, MPS, or CUDA without graphs)."""
 
     def __init__(self, model: torch.nn.Module, cache: StaticCache) -> None:
         self._model = model
-        self.cache = cache
+        self._cache = cache
 
-    def start(self, prompt_mask: torch.Tensor, next_position: torch.Tensor, cache_length: int) -> None:
+    @property
+    def cache(self) -> StaticCache:
+        return self._cache
+
+    def start(self, prompt_mask: torch.Tensor, next_position: torch.Tensor) -> None:
         """Take the batch's padding mask (extended to the cache's length) and its first decode position."""
         batch, prompt_length = prompt_mask.shape
-        padding = prompt_mask.new_ones(batch, cache_length - prompt_length)
+        padding = prompt_mask.new_ones(batch, self._cache.layers[0].max_cache_len - prompt_length)
         self._mask = torch.cat([prompt_mask, padding], dim=1).bool()  # bool: what the mask code wants each step
         self._position = next_position
 
@@ -160,17 +177,25 @@ class StepGraphs:
         return self
 
     @property
-    def cache(self) -> StaticCache:
-        return self._current.cache
+    def _prepared(self) -> _Graph:
+        if self._current is None:
+            raise RuntimeError("StepGraphs.prepare() must be called before the graphs step")
+        return self._current
 
-    def start(self, prompt_mask: torch.Tensor, next_position: torch.Tensor, cache_length: int) -> None:
-        current = self._current
+    @property
+    def cache(self) -> StaticCache:
+        return self._prepared.cache
+
+    def start(self, prompt_mask: torch.Tensor, next_position: torch.Tensor) -> None:
+        """Copy the batch's padding mask and first decode position into the graph's buffers (the graph's
+        mask already spans its cache's length)."""
+        current = self._prepared
         current.mask.fill_(True)
         current.mask[:, : prompt_mask.shape[1]] = prompt_mask.bool()
         current.position.copy_(next_position)
 
     def __call__(self, token: torch.Tensor) -> torch.Tensor:
-        current = self._current
+        current = self._prepared
         current.token.copy_(token[:, None])
         current.graph.replay()
         current.position.add_(1)

@@ -23,8 +23,11 @@ NoticeCallback = Callable[[str], None]  # a sentence for the user
 class Engine(Protocol):
     """What the pipeline needs from a speech model: `engine.QwenEngine`, or a fake in orchestration tests."""
 
-    name: str
-    default_batch_size: int
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def default_batch_size(self) -> int: ...
 
     def transcribe_chunks(
         self,
@@ -43,7 +46,8 @@ class Engine(Protocol):
 class Aligner(Protocol):
     """What the pipeline needs from a forced aligner: `aligner.QwenAligner`, or a fake in tests."""
 
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def supports(self, language: str | None) -> bool: ...
 
@@ -111,13 +115,17 @@ def align(aligner: Aligner | None, waves: list[np.ndarray], texts: list[ChunkTex
     aligned: list[list[AlignedToken] | None] = [None] * len(texts)
     if aligner is None:
         return aligned
-    todo = [i for i, text in enumerate(texts) if text.text and aligner.supports(text.language)]
-    groups = [todo] if todo else []
+    languages = {  # the chunks it can time, with their languages
+        i: text.language
+        for i, text in enumerate(texts)
+        if text.text and text.language is not None and aligner.supports(text.language)
+    }
+    groups = [list(languages)] if languages else []
     while groups:
         group = groups.pop()
         try:
             rows = aligner.align(
-                [waves[i] for i in group], [texts[i].text for i in group], [texts[i].language for i in group]
+                [waves[i] for i in group], [texts[i].text for i in group], [languages[i] for i in group]
             )
         except AlignmentError as e:
             logger.warning("%s", e)

@@ -152,9 +152,11 @@ class TranscriptionJob:
 
     def _watch(self) -> None:
         """Cancel the job once `still_wanted` has said no for `abandoned_after_s` without a break."""
+        still_wanted = self._still_wanted
+        assert still_wanted is not None  # only started with one
         unwanted_since: float | None = None
         while not self._ended.wait(_POLL_S):
-            if self._still_wanted():
+            if still_wanted():
                 unwanted_since = None
                 continue
             now = time.monotonic()

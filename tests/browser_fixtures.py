@@ -19,12 +19,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
 import numpy as np
 import pytest
 import soundfile as sf
 from hub_mirror import HubMirror, _Handler
-from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
+from playwright.sync_api import Browser, Page, Playwright, ViewportSize, expect, sync_playwright
 
 from asr.audio import SAMPLE_RATE
 from asr.tempfiles import PREFIX as TEMP_PREFIX
@@ -33,7 +34,7 @@ from testbed.speech import SENTENCES, speech_with_pauses
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
-VIEWPORT = {"width": 1400, "height": 900}
+VIEWPORT: ViewportSize = {"width": 1400, "height": 900}
 SCREENSHOT_DIR = ROOT / "docs" / "screenshots"
 STARTUP_TIMEOUT_S = 60
 EXPECT_TIMEOUT_MS = 30_000  # the first page of a server waits for the model to load (torch import included)
@@ -159,7 +160,9 @@ class _HeldHandler(_Handler):
 
     mirror: HeldHubMirror
 
-    def _send(self, status: int, headers: dict[str, str], body: bytes, send_body: bool) -> None:
+    def _send(
+        self, status: int, headers: dict[str, str], body: bytes, send_body: bool, stop_after: int | None = None
+    ) -> None:
         if not (send_body and status in (200, 206) and self.path.split("?")[0].endswith(".safetensors")):
             super()._send(status, headers, body, send_body)
             return
@@ -178,7 +181,7 @@ class HeldHubMirror(HubMirror):
         super().__init__(repos)
         self.released = threading.Event()
 
-    def start(self) -> HeldHubMirror:
+    def start(self) -> Self:
         from http.server import ThreadingHTTPServer
 
         handler = type("_BoundHeldHandler", (_HeldHandler,), {"mirror": self})

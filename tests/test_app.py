@@ -160,7 +160,7 @@ def test_missing_model_offers_a_download_and_downloads_nothing_by_itself(monkeyp
 def test_a_move_to_the_cpu_after_out_of_memory_is_shown_with_the_result(app, meeting_wav, monkeypatch):
     """No GPU here, so the engine's generate is made to run out of memory until `fall_back_to_cpu` is called."""
     engine = asr.QwenEngine
-    real_transcribe, moved = engine.transcribe_chunks, []
+    real_transcribe, moved = engine.transcribe_chunks, list[bool]()
 
     def full_gpu(self, chunks, **kwargs):
         if not moved:

@@ -206,7 +206,11 @@ def test_a_model_split_with_cpu_or_disk_is_refused_with_what_went_where():
     check_placement(None, "m")  # loaded without device_map
     check_placement({"": 0}, "m")  # all on one GPU
     check_placement({"model.audio_tower": 0, "model.language_model": 1, "lm_head": 1}, "m")  # two GPUs
-    split = {"model.audio_tower": 0, "model.language_model.layers.0": 0, "model.language_model.layers.1": "cpu"}
+    split: dict[str, int | str] = {
+        "model.audio_tower": 0,
+        "model.language_model.layers.0": 0,
+        "model.language_model.layers.1": "cpu",
+    }
     with pytest.raises(asr.ModelLoadError, match=r"2 part\(s\) on 0.*1 part\(s\) on cpu.*--device cpu"):
         check_placement({**split, "lm_head": "disk"}, "m")
 
@@ -246,7 +250,8 @@ class _RecordingEngine:
     """The engine, with the batch size of each call recorded."""
 
     def __init__(self, engine: QwenEngine) -> None:
-        self.engine, self.batches = engine, []
+        self.engine, self.batches = engine, list[int]()
+        self.name, self.default_batch_size = engine.name, engine.default_batch_size
 
     def transcribe_chunks(self, chunks, **kwargs):
         self.batches.append(len(chunks))
@@ -277,7 +282,7 @@ def test_gpu_out_of_memory_halves_the_batch_then_falls_back_to_the_cpu(tiny_mode
     before = torch.cuda.memory_allocated()
     engine.transcribe_chunks(waves[:2], max_new_tokens=budgets[:2], language="English", context="")
     two_rows = torch.cuda.max_memory_allocated() - before
-    recording, notices = _RecordingEngine(engine), []
+    recording, notices = _RecordingEngine(engine), list[str]()
     try:
         _limit_gpu_memory_to(2 * two_rows)  # room for a few rows, far from 16
         halved = generate_fitting(recording, request, notices.append)
