@@ -29,7 +29,7 @@ from .errors import (
     TranscriptionCancelled,
 )
 from .hub import DEFAULT_ALIGNER, DEFAULT_MODEL, MODEL_ENV, MODEL_SIZES, download_model, locate_model
-from .options import LANGUAGES, DecodeOptions, TranscribeOptions, VadOptions, normalize_language
+from .options import LANGUAGES, DecodeOptions, GuardOptions, TranscribeOptions, VadOptions, normalize_language
 from .pipeline import NO_SPEECH_NOTE, transcribe, transcribe_all
 from .results import DecodedAudio, Segment, SegmentFlag, SourceInfo, Transcript, TranscriptionInfo, Word
 from .writers import DEFAULT_LAYOUT, FORMATS, WRITERS, SubtitleLayout, render, save
@@ -59,6 +59,7 @@ __all__ = [
     "DownloadCancelled",
     "DownloadError",
     "EngineInfo",
+    "GuardOptions",
     "ModelLoadError",
     "ModelNotFoundError",
     "OptionsError",

@@ -135,18 +135,18 @@ def _transcribe_batch(
     all_flags: list[list[SegmentFlag]] = []
     for index, result in enumerate(results):
         flags: list[SegmentFlag] = []
-        if is_repetition_loop(result.text):
+        if is_repetition_loop(result.text, decode.guards):
             (result,) = request.part(index, index + 1).run(engine, decode.retry_repetition_penalty)
             results[index] = result
             flags.append(SegmentFlag.RETRIED)
-            if is_repetition_loop(result.text):
+            if is_repetition_loop(result.text, decode.guards):
                 flags.append(SegmentFlag.REPETITION_LOOP)
         if not result.finished:
             flags.append(SegmentFlag.TOKEN_CAP)
         all_flags.append(flags)
     if cancel is not None and cancel.is_set():
         raise TranscriptionCancelled("Transcription cancelled while generating.")
-    echoes = [is_context_echo(result.text, decode.context) for result in results]
+    echoes = [is_context_echo(result.text, decode.context, decode.guards) for result in results]
     to_align = [replace(result, text="") if echo else result for result, echo in zip(results, echoes, strict=True)]
     aligned = align(aligner, list(waves), to_align)
     segments = []
