@@ -126,8 +126,8 @@ def main() -> None:
         folder = write_seeds(Path(tempfile.mkdtemp(prefix="fuzz-seeds-")))
         args = [*args, str(folder)]
     else:
-        for folder in seed_dirs:
-            write_seeds(Path(folder))
+        for given in seed_dirs:
+            write_seeds(Path(given))
     atheris.Setup(args, check_one_input)
     atheris.Fuzz()
 

@@ -223,7 +223,7 @@ def test_info_shows_the_facts(capsys, speech_files, bad_files):
     m4a = next(f for f in speech_files if f.suffix == ".m4a")
     code, out, err = _cli(capsys, "info", str(m4a))
     assert code == 0, err
-    assert out.startswith(f"{m4a}: 0:04 · 44.1 kHz · stereo · aac")
+    assert out.startswith(f"{m4a}: 0:04 · 44.1 kHz · stereo · AAC · ")
     code, out, err = _cli(capsys, "info", *map(str, bad_files))
     assert code == 1 and out == "" and err.count(": error: ") == len(bad_files)
 
