@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from .audio import read_source_info
+from .audio import AUDIO_SUFFIXES, read_source_info
 from .errors import ASRError, OptionsError
 from .options import TranscribeOptions
 from .pipeline import Aligner, Engine, transcribe_all
@@ -34,11 +34,6 @@ from .writers import DEFAULT_LAYOUT, SubtitleLayout, save
 logger = logging.getLogger(__name__)
 
 MANIFEST_NAME = "asr-batch.jsonl"
-# What a folder is searched for (files and glob matches are taken as they are).
-AUDIO_SUFFIXES = frozenset(
-    {".wav", ".mp3", ".flac", ".ogg", ".oga", ".opus", ".m4a", ".aac", ".wma", ".aiff", ".aif"}
-    | {".webm", ".mp4", ".mov", ".mkv", ".m4v", ".avi"}
-)
 _PART_SUFFIX = ".part"  # temporary outputs: ".meeting.txt.1a2b3c4d.part" until renamed to "meeting.txt"
 
 

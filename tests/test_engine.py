@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-import time
+from typing import Any
 
 import pytest
 import torch
@@ -215,21 +215,37 @@ def test_a_model_split_with_cpu_or_disk_is_refused_with_what_went_where():
         check_placement({**split, "lm_head": "disk"}, "m")
 
 
+class _AnnouncingLock:
+    """A lock that sets `waiting` when a caller starts to wait for it."""
+
+    def __init__(self, lock: threading.Lock) -> None:
+        self.lock, self.waiting = lock, threading.Event()
+
+    def __enter__(self) -> bool:
+        self.waiting.set()
+        return self.lock.__enter__()
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.lock.__exit__(*exc_info)
+
+
 def test_inputs_move_to_the_model_device_only_inside_the_lock(tiny_model_dir, golden_clip):
     """The model changes (here its dtype, as a fall-back to the CPU would change its device) while a call
     waits for the lock: the waiting call must use the model as it is when it gets the lock. An engine of its
     own: a round trip through float32 turns float32 buffers (rotary frequencies) into bfloat16, and the
     session's engine must give the same text to every later test."""
     engine = QwenEngine.load(str(tiny_model_dir), device="cpu")
+    lock = _AnnouncingLock(engine._lock)
+    engine._lock = lock  # type: ignore[assignment]  # the same lock, telling when a caller waits for it
     results = []
-    with engine._lock:
+    with lock.lock:
         worker = threading.Thread(
             target=lambda: results.append(
                 engine.transcribe_chunks([golden_clip], language="English", context="", max_new_tokens=[4])
             )
         )
         worker.start()
-        time.sleep(0.5)  # the worker has prepared its inputs and waits for the lock
+        assert lock.waiting.wait(60)  # the worker has prepared its inputs and waits for the lock
         engine._model.to(torch.float32)
     worker.join(timeout=60)
     assert results and results[0][0].num_tokens == 4

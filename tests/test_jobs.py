@@ -14,7 +14,7 @@ import soundfile as sf
 from fakes import FakeEngine
 
 import asr
-from asr import tempfiles
+from asr import jobs, tempfiles
 from asr.jobs import FileResult, JobInput, JobSnapshot, JobStatus, TranscriptionJob
 from asr.results import Transcript
 from testbed.speech import SENTENCES, silence, speech_with_pauses
@@ -121,13 +121,31 @@ def test_cancel_keeps_finished_segments_as_a_partial_result(three_sentences):
     assert result.cancelled and 1 <= len(_transcript(result).segments) < 3
 
 
-def test_jobs_of_two_sessions_take_turns(three_sentences):
+class _WatchedTurn:
+    """The shared turn, telling when a job asked for it and was refused (the other job holds it)."""
+
+    def __init__(self, turn: threading.Lock) -> None:
+        self._turn, self.refused = turn, threading.Event()
+
+    def acquire(self, timeout: float = -1) -> bool:
+        got = self._turn.acquire(timeout=timeout)
+        if not got:
+            self.refused.set()
+        return got
+
+    def release(self) -> None:
+        self._turn.release()
+
+
+def test_jobs_of_two_sessions_take_turns(three_sentences, monkeypatch):
+    turn = _WatchedTurn(jobs._TURN)
+    monkeypatch.setattr(jobs, "_TURN", turn)
     gate = threading.Event()
     first = _running_job_held_by(gate, three_sentences)
     second = TranscriptionJob(
         [JobInput("b.wav", three_sentences)], engine=FakeEngine(), options=asr.TranscribeOptions()
     ).start()
-    time.sleep(0.2)
+    assert turn.refused.wait(30)  # the second job asked for the model while the first held it
     assert second.snapshot().status is JobStatus.QUEUED  # shown to its user as waiting
     gate.set()
     assert first.wait(30) and second.wait(30)

@@ -18,6 +18,12 @@ FileObject = BinaryIO | io.RawIOBase | io.BufferedIOBase  # e.g. open(path, "rb"
 AudioSource = str | os.PathLike[str] | bytes | bytearray | memoryview | FileObject
 
 
+# The file names of the recordings and videos the decoder is known to read: what a folder is searched for
+# (`batch.find_inputs`) and what the page names (it takes any file, and the decoder says what it cannot read).
+AUDIO_SUFFIXES = frozenset(
+    {".wav", ".mp3", ".flac", ".ogg", ".oga", ".opus", ".m4a", ".aac", ".wma", ".aiff", ".aif"}
+    | {".webm", ".mp4", ".mov", ".mkv", ".m4v", ".avi"}
+)
 _HEAD_BYTES = 4096  # first bytes kept to recognise the format; enough for text detection
 
 
