@@ -9,18 +9,16 @@ rest of the file is scanned and generated lazily, batch by batch, as the caller 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 
-from .audio import SAMPLE_RATE, decode_audio
+from .audio import SAMPLE_RATE, AudioSource, decode_audio
 from .chinese import convert_segment
 from .errors import TranscriptionCancelled
 from .generation import Aligner, Engine, GenerationRequest, NoticeCallback, align, generate_fitting
@@ -43,8 +41,9 @@ from .vad import get_speech_spans
 
 logger = logging.getLogger(__name__)
 
-AudioSource = str | os.PathLike | bytes | BinaryIO | DecodedAudio | np.ndarray
-ProgressCallback = Callable[[float, float], None]  # (processed audio seconds, total audio seconds)
+# What `transcribe` takes: anything `decode_audio` reads, decoded audio, or 16 kHz mono samples.
+TranscribeInput = AudioSource | DecodedAudio | np.ndarray
+SecondsProgress = Callable[[float, float], None]  # (processed audio seconds, total audio seconds)
 
 NO_SPEECH_NOTE = "no speech detected"
 # VAD first scans this many first_chunk_s of the file (4 s -> 10 s: under 0.2 s), enough to hold the first chunk.
@@ -53,7 +52,7 @@ _VAD_LEAD_IN_SAMPLES = SAMPLE_RATE  # the rest's VAD starts 1 s before the first
 
 
 def _as_decoded(
-    audio: AudioSource, options: TranscribeOptions, workdir: Path, cancel: threading.Event | None
+    audio: TranscribeInput, options: TranscribeOptions, workdir: Path, cancel: threading.Event | None
 ) -> DecodedAudio:
     """Decode files and bytes; take arrays as mono float32 samples at 16 kHz, as they are."""
     if isinstance(audio, DecodedAudio):
@@ -162,11 +161,11 @@ def _transcribe_batch(
 
 
 def transcribe(
-    audio: AudioSource,
+    audio: TranscribeInput,
     *,
     engine: Engine,
     options: TranscribeOptions | None = None,
-    progress: ProgressCallback | None = None,
+    progress: SecondsProgress | None = None,
     cancel: threading.Event | None = None,
     notice: NoticeCallback | None = None,
     aligner: Aligner | None = None,
@@ -240,7 +239,7 @@ class _Run:
     aligner: Aligner | None
     samples: np.ndarray
     options: TranscribeOptions
-    progress: ProgressCallback | None
+    progress: SecondsProgress | None
     cancel: threading.Event | None
     notice: NoticeCallback | None
 
@@ -282,11 +281,11 @@ class _Run:
 
 
 def transcribe_all(
-    audio: AudioSource,
+    audio: TranscribeInput,
     *,
     engine: Engine,
     options: TranscribeOptions | None = None,
-    progress: ProgressCallback | None = None,
+    progress: SecondsProgress | None = None,
     cancel: threading.Event | None = None,
     notice: NoticeCallback | None = None,
     aligner: Aligner | None = None,
