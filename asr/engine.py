@@ -21,7 +21,7 @@ import torch
 from safetensors import SafetensorError
 from transformers import AutoProcessor, Qwen3ASRForConditionalGeneration, StoppingCriteria, StoppingCriteriaList
 
-from .decode import StepGraphs, greedy_decode
+from .decode import DecodeProgress, StepGraphs, greedy_decode, prefill_progress
 from .errors import DeviceMemoryError, ModelLoadError, OptionsError
 from .hub import locate_model
 from .options import LANGUAGES
@@ -187,6 +187,18 @@ class _StopWhenSet(StoppingCriteria):
         return torch.full((input_ids.shape[0],), self._event.is_set(), dtype=torch.bool, device=input_ids.device)
 
 
+class _ReportSteps(StoppingCriteria):
+    """Tells `progress` of each of `generate`'s decode steps; never stops it."""
+
+    def __init__(self, prompt_length: int, progress: DecodeProgress) -> None:
+        self._prompt_length = prompt_length
+        self._progress = progress
+
+    def __call__(self, input_ids: torch.LongTensor, scores, **kwargs) -> torch.BoolTensor:
+        self._progress(1.0, input_ids.shape[1] - self._prompt_length)
+        return torch.zeros((input_ids.shape[0],), dtype=torch.bool, device=input_ids.device)
+
+
 class QwenEngine:
     """Qwen3-ASR loaded once; `transcribe_chunks` turns a batch of 16 kHz chunks into text."""
 
@@ -334,13 +346,18 @@ class QwenEngine:
         max_new_tokens: Sequence[int],
         repetition_penalty: float | None,
         stop: threading.Event | None,
+        progress: DecodeProgress | None,
     ) -> torch.Tensor:
         """transformers' `generate`: the reference for our loop, and the repetition-penalty retry."""
         extra = {"repetition_penalty": repetition_penalty} if repetition_penalty else {}
-        if stop is not None:
-            extra["stopping_criteria"] = StoppingCriteriaList([_StopWhenSet(stop)])
-        generated = self._model.generate(**inputs, max_new_tokens=max(max_new_tokens), do_sample=False, **extra)
-        return generated[:, inputs["input_ids"].shape[1] :].cpu()
+        prompt_length = inputs["input_ids"].shape[1]
+        criteria = [_StopWhenSet(stop)] if stop is not None else []
+        criteria += [_ReportSteps(prompt_length, progress)] if progress is not None else []
+        if criteria:
+            extra["stopping_criteria"] = StoppingCriteriaList(criteria)
+        with prefill_progress(self._model, progress):
+            generated = self._model.generate(**inputs, max_new_tokens=max(max_new_tokens), do_sample=False, **extra)
+        return generated[:, prompt_length:].cpu()
 
     def transcribe_chunks(
         self,
@@ -351,6 +368,7 @@ class QwenEngine:
         max_new_tokens: Sequence[int],
         repetition_penalty: float | None = None,
         stop: threading.Event | None = None,
+        progress: DecodeProgress | None = None,
     ) -> list[ChunkText]:
         """Transcribe a batch of mono float32 16 kHz chunks with greedy decoding.
 
@@ -363,6 +381,8 @@ class QwenEngine:
             repetition_penalty: used when a chunk is decoded again after a loop.
             stop: when set from another thread, generation ends at its next step (a CPU batch can take
                 20 s); the texts are then cut short, and the caller is expected to discard them.
+            progress: called (from this thread) as the work goes on: with the share of the prefill done
+                (audio encoder and decoder, layer by layer), then with the number of decode steps done.
 
         Returns:
             One `ChunkText` per chunk, in the order given.
@@ -377,7 +397,7 @@ class QwenEngine:
                 # Inside the lock: a fall-back to the CPU from another thread cannot move the model in between.
                 inputs = inputs.to(self._model.device, dtype=self._model.dtype)
                 if repetition_penalty or self._decoder == "generate":
-                    new_tokens = self._generate(inputs, max_new_tokens, repetition_penalty, stop)
+                    new_tokens = self._generate(inputs, max_new_tokens, repetition_penalty, stop, progress)
                 else:
                     new_tokens = greedy_decode(
                         self._model,
@@ -387,6 +407,7 @@ class QwenEngine:
                         pad_id=self._pad_id(),
                         stop=stop,
                         graphs=self._graphs if self._model.device.type == "cuda" else None,
+                        progress=progress,
                     )
         except (torch.OutOfMemoryError, MemoryError) as e:
             raise DeviceMemoryError(

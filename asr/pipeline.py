@@ -14,7 +14,7 @@ import threading
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
@@ -25,6 +25,7 @@ from .chinese import convert_segment
 from .echo import is_context_echo
 from .errors import AlignmentError, DeviceMemoryError, TranscriptionCancelled
 from .options import DecodeOptions, TranscribeOptions
+from .progress import BatchProgress, RunPace
 from .results import (
     AlignedToken,
     Chunk,
@@ -74,6 +75,7 @@ class Engine(Protocol):
         max_new_tokens: Sequence[int],
         repetition_penalty: float | None = None,
         stop: threading.Event | None = None,
+        progress: Callable[[float, int], None] | None = None,
     ) -> list[ChunkText]: ...
 
     def fall_back_to_cpu(self) -> str | None: ...
@@ -160,6 +162,36 @@ def _spans_after(
     return _spans_from(moved, start)
 
 
+@dataclass
+class _Progress:
+    """The caller's progress callback for one run, and what the run has learned of the engine's pace.
+
+    A batch's progress runs from where the last report left off to the end of its last chunk.
+    """
+
+    callback: ProgressCallback | None
+    total_samples: int
+    pace: RunPace = field(default_factory=RunPace)
+    processed_sample: int = 0
+
+    def at(self, processed_sample: int) -> None:
+        self.processed_sample = processed_sample
+        if self.callback is not None:
+            self.callback(processed_sample / SAMPLE_RATE, self.total_samples / SAMPLE_RATE)
+
+    def batch(self, end_sample: int, audio_s: float, speech_s: list[float], budgets: list[int]) -> BatchProgress | None:
+        """The engine's progress callback for a batch that ends at `end_sample` and sends `audio_s` to the model."""
+        callback = self.callback
+        if callback is None:
+            return None
+        start, total_s = self.processed_sample, self.total_samples / SAMPLE_RATE
+
+        def report(share: float) -> None:
+            callback((start + share * (end_sample - start)) / SAMPLE_RATE, total_s)
+
+        return BatchProgress(self.pace, audio_s, max(speech_s), max(budgets), report)
+
+
 def _check_cancel(cancel: threading.Event | None, done: int) -> None:
     if cancel is not None and cancel.is_set():
         raise TranscriptionCancelled(f"Transcription cancelled after {done} finished segment(s).")
@@ -174,6 +206,7 @@ class _GenerationRequest:
     language: str | None
     context: str
     stop: threading.Event | None
+    progress: BatchProgress | None = None
 
     def part(self, start: int, stop: int | None = None) -> _GenerationRequest:
         """The same request for chunks [start, stop) only."""
@@ -187,6 +220,7 @@ class _GenerationRequest:
             max_new_tokens=self.budgets,
             repetition_penalty=repetition_penalty,
             stop=self.stop,
+            progress=self.progress,
         )
 
 
@@ -300,6 +334,7 @@ def _transcribe_batch(
     decode: DecodeOptions,
     notice: NoticeCallback | None,
     cancel: threading.Event | None,
+    progress: _Progress,
 ) -> list[Segment]:
     """Run one batch through the engine, retry loops once with a penalty, time the words, cut sentences.
 
@@ -307,14 +342,19 @@ def _transcribe_batch(
     cancel stops the batch's generation at its next step, and its cut-short texts are dropped.
     """
     waves, timelines = zip(*(chunk_waveform(samples, chunk) for chunk in chunks), strict=True)
-    budgets = [decode.max_new_tokens(chunk.speech_samples / SAMPLE_RATE) for chunk in chunks]
-    request = _GenerationRequest(list(waves), budgets, decode.language, decode.context, cancel)
+    speech_s = [chunk.speech_samples / SAMPLE_RATE for chunk in chunks]
+    budgets = [decode.max_new_tokens(seconds) for seconds in speech_s]
+    batch_progress = progress.batch(chunks[-1].end_sample, sum(map(len, waves)) / SAMPLE_RATE, speech_s, budgets)
+    request = _GenerationRequest(list(waves), budgets, decode.language, decode.context, cancel, batch_progress)
     results = _generate_fitting(engine, request, notice)
+    if batch_progress is not None:
+        batch_progress.learn(results, speech_s)
     all_flags: list[list[SegmentFlag]] = []
     for index, result in enumerate(results):
         flags: list[SegmentFlag] = []
         if is_repetition_loop(result.text):
-            (result,) = request.part(index, index + 1).run(engine, decode.retry_repetition_penalty)
+            retry = replace(request.part(index, index + 1), progress=None)  # the batch's share is all reported
+            (result,) = retry.run(engine, decode.retry_repetition_penalty)
             results[index] = result
             flags.append(SegmentFlag.RETRIED)
             if is_repetition_loop(result.text):
@@ -355,7 +395,8 @@ def transcribe(
         audio: a path, bytes, a binary file object, `DecodedAudio`, or mono float32 samples at 16 kHz.
         engine: a loaded engine (e.g. `QwenEngine.load(...)`); shared, never modified.
         options: all settings; validated before any decoding or model work.
-        progress: called with (processed seconds, total seconds) after decoding and after each batch.
+        progress: called with (processed seconds, total seconds) after decoding, as each batch's prefill
+            and decode steps go on (`asr/progress.py`), and after each batch.
         cancel: set it from another thread to stop; decoding, speech detection and generation
             (at every decode step) all check it, so a run stops within a second or two; only the
             audio encoder and prefill of the current batch run to their end.
@@ -386,10 +427,11 @@ def transcribe(
             progress(0.0, len(samples) / SAMPLE_RATE)  # the total is known now; the first words come next
         first, rest_spans = _plan_first_chunk(samples, options, cancel)
         _check_cancel(cancel, 0)
+        run_progress = _Progress(progress, len(samples))
         first_segments = (
             []
             if first is None
-            else _transcribe_batch(engine, aligner, samples, [first], options.decode, notice, cancel)
+            else _transcribe_batch(engine, aligner, samples, [first], options.decode, notice, cancel, run_progress)
         )
     except BaseException:
         cleanup.close()
@@ -403,7 +445,7 @@ def transcribe(
         aligner=None if aligner is None else aligner.name,
         notes=(NO_SPEECH_NOTE,) if first is None else (),
     )
-    run = _Run(engine, aligner, samples, options, progress, cancel, notice)
+    run = _Run(engine, aligner, samples, options, run_progress, cancel, notice)
     segments = run.rest(first, first_segments, rest_spans, cleanup)
     weakref.finalize(segments, cleanup.close)  # also when the caller drops the iterator unstarted
     # Chinese in the script the user chose (chinese.py), apart from the batching above.
@@ -418,13 +460,12 @@ class _Run:
     aligner: Aligner | None
     samples: np.ndarray
     options: TranscribeOptions
-    progress: ProgressCallback | None
+    progress: _Progress
     cancel: threading.Event | None
     notice: NoticeCallback | None
 
     def _report(self, processed_sample: int) -> None:
-        if self.progress is not None:
-            self.progress(processed_sample / SAMPLE_RATE, len(self.samples) / SAMPLE_RATE)
+        self.progress.at(processed_sample)
 
     def rest(
         self,
@@ -449,7 +490,14 @@ class _Run:
                     _check_cancel(self.cancel, done)
                     batch = chunks[position : position + batch_size]
                     segments = _transcribe_batch(
-                        self.engine, self.aligner, self.samples, batch, self.options.decode, self.notice, self.cancel
+                        self.engine,
+                        self.aligner,
+                        self.samples,
+                        batch,
+                        self.options.decode,
+                        self.notice,
+                        self.cancel,
+                        self.progress,
                     )
                     yield from segments
                     done += len(segments)
