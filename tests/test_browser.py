@@ -31,7 +31,10 @@ REPO = "Qwen/Qwen3-ASR-0.6B-hf"
 TRANSCRIBE_TIMEOUT_MS = 60_000
 # The facts line of the 15 s MP3 made by the `interview_mp3` fixture, e.g. "0:15 · 16 kHz · mono · mp3 · 88 kB".
 INTERVIEW_FACTS = re.compile(r"^0:1\d · 16 kHz · mono · mp3 · \d+ kB$")
-QUEUED = "Waiting for another transcription to finish (the model is shared)…"
+QUEUED = (
+    "Waiting for another transcription to finish: the model is shared, so this one starts by itself as soon as the "
+    "other is done."
+)
 
 
 def add_file(page: Page, name: str, mime_type: str, data: bytes) -> None:
