@@ -18,7 +18,7 @@ token for token) and the fallback (the repetition-penalty retry).
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -26,9 +26,9 @@ import torch
 from transformers import StaticCache
 from transformers.modeling_layers import GradientCheckpointingLayer
 
+from .progress import EngineProgress
+
 SYNC_EVERY = 8  # steps between looks at the host; cancel is seen within this many steps
-# (share of the prefill done, 0 to 1; decode steps done): called as the prefill's layers and the steps finish
-DecodeProgress = Callable[[float, int], None]
 GRAPH_BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
 _CACHE_LENGTH_STEP = 128  # graph caches are sized in steps of this, so a slightly longer batch rarely recaptures
 
@@ -42,7 +42,7 @@ def greedy_decode(
     pad_id: int,
     stop: threading.Event | None = None,
     graphs: StepGraphs | None = None,
-    progress: DecodeProgress | None = None,
+    progress: EngineProgress | None = None,
 ) -> torch.Tensor:
     """Generate greedily for a left-padded batch; return the new tokens, shape (batch, steps run), on the CPU.
 
@@ -94,7 +94,7 @@ def greedy_decode(
 
 
 @contextmanager
-def prefill_progress(model: torch.nn.Module, progress: DecodeProgress | None) -> Iterator[None]:
+def prefill_progress(model: torch.nn.Module, progress: EngineProgress | None) -> Iterator[None]:
     """Report the share of the prefill done each time one of its layers ends (audio encoder's, then decoder's).
 
     The prefill is one forward pass, seconds long on a CPU for a batch of long chunks; its layers are where

@@ -21,7 +21,11 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from .audio import SAMPLE_RATE
 from .results import ChunkText
+
+# What an engine tells of its work on one call: (share of the prefill done, 0 to 1; decode steps done).
+EngineProgress = Callable[[float, int], None]
 
 # The prefill's share of a batch's time on a CPU: encoder and prefill were 23 s of 51 s in bench/run.py (5 min).
 FIRST_PREFILL_SHARE = 0.45
@@ -91,3 +95,33 @@ class BatchProgress:
             pace.prefill_s_per_audio_s = (self._prefill_done_at - self._started) / self.audio_s
         if self._last_step_at is not None and self._prefill_done_at is not None and self._steps > 1:
             pace.step_s = (self._last_step_at - self._prefill_done_at) / self._steps
+
+
+@dataclass
+class RunProgress:
+    """A run's progress callback, (processed seconds, total seconds), and what the run has learned of its pace.
+
+    A batch's progress runs from where the last report left off to the end of its last chunk.
+    """
+
+    callback: Callable[[float, float], None] | None
+    total_samples: int
+    pace: RunPace = field(default_factory=RunPace)
+    processed_sample: int = 0
+
+    def at(self, processed_sample: int) -> None:
+        self.processed_sample = processed_sample
+        if self.callback is not None:
+            self.callback(processed_sample / SAMPLE_RATE, self.total_samples / SAMPLE_RATE)
+
+    def batch(self, end_sample: int, audio_s: float, speech_s: list[float], budgets: list[int]) -> BatchProgress | None:
+        """The engine's progress callback for a batch that ends at `end_sample` and sends `audio_s` to the model."""
+        callback = self.callback
+        if callback is None:
+            return None
+        start, total_s = self.processed_sample, self.total_samples / SAMPLE_RATE
+
+        def report(share: float) -> None:
+            callback((start + share * (end_sample - start)) / SAMPLE_RATE, total_s)
+
+        return BatchProgress(self.pace, audio_s, max(speech_s), max(budgets), report)

@@ -1,8 +1,8 @@
 """The page's own speed: Chromium against the app on the full-size random checkpoint, against the CLI on the same file.
 
-    .venv/bin/python bench/page.py                                   # ~57 s of espeak-ng speech: about 5 min on 2 cores
-    .venv/bin/python bench/page.py --json bench/results-page-cpu.json
-    .venv/bin/python bench/page.py --py-spy out/                     # and a py-spy profile of the server per scenario
+    .venv/bin/python -m bench.page                                   # ~57 s of espeak-ng speech: about 5 min on 2 cores
+    .venv/bin/python -m bench.page --json bench/results-page-cpu.json
+    .venv/bin/python -m bench.page --py-spy out/                     # and a py-spy profile of the server per scenario
 
 In one run, on one file (about 57 s of espeak-ng sentences with pauses, a WAV built like bench/run.py's inputs):
 
@@ -45,14 +45,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import soundfile as sf
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-BENCH_DIR = Path(__file__).resolve().parent
-ROOT = BENCH_DIR.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+from asr.audio import SAMPLE_RATE
+from bench.checkpoints import checkpoint_folder
+from bench.inputs import build_speech
+from testbed.app_server import CHROMIUM, CHROMIUM_ARGS, ROOT, AppServer, serve_app
 
-from browser_fixtures import CHROMIUM, CHROMIUM_ARGS, VIEWPORT, AppServer, serve_app  # noqa: E402
-from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
-from run import SAMPLE_RATE, build_speech, checkpoint_folder  # noqa: E402
+BENCH_DIR = ROOT / "bench"
+VIEWPORT = {"width": 1400, "height": 900}
 
 AUDIO_S = 57.0
 FILE_NAME = "speech.wav"
@@ -297,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     checkpoint = checkpoint_folder(args.cache_dir)
     if not checkpoint.is_dir():
         print(f"Writing the full-size random checkpoint to {checkpoint} (once) ...", file=sys.stderr, flush=True)
-        build = [sys.executable, str(BENCH_DIR / "run.py"), "--worker", "build", "--checkpoint", str(checkpoint)]
+        build = [sys.executable, "-m", "bench.run", "--worker", "build", "--checkpoint", str(checkpoint)]
         subprocess.run(build, cwd=ROOT, env=_env(), check=True, capture_output=True)
     tabs: dict[str, TabRun] = {}
     with tempfile.TemporaryDirectory(prefix="page-bench-") as temp:

@@ -9,12 +9,12 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from speech import SENTENCES, speech_with_pauses
 
 import asr
 from asr.jobs import JobSnapshot, JobStatus
 from asr.progress import BatchProgress, RunPace
 from asr.results import ChunkText
+from testbed.speech import SENTENCES, speech_with_pauses
 
 
 class _RecordingEngine:
