@@ -1,10 +1,11 @@
 """The Streamlit page: widgets, options, calls into `asr`, and results. No model or audio logic here.
 
 Transcription runs in a background job (`asr.TranscriptionJob`), so the page stays responsive: a fragment
-polls the job twice a second to draw progress and the segments that are done (a job waiting for its turn is
-polled once a second), and Cancel stops it within a second or two. Each poll reruns only its fragment and
-draws a handful of elements, and Streamlit's full garbage collection after every rerun is off
-(`.streamlit/config.toml`, `launchers/start.py`): it held the GIL long enough to stall the run. Results live
+polls the job once a second to draw progress and the segments that are done (a job waiting for its turn every
+two seconds), and Cancel stops it within a second or two. Each poll reruns only its fragment and draws a
+handful of elements, and Streamlit's full garbage collection after every rerun is off (`.streamlit/config.toml`,
+`launchers/start.py`): it held the GIL long enough to stall the run. Even so a poll costs the server's event
+loop tens of milliseconds of GIL on a busy machine (py-spy, docs/performance.md), hence the intervals. Results live
 in `st.session_state`, one card per input in the inputs' order; a new run of an input replaces its card, but
 an error or a cancel never replaces a finished result. While there are results or a run, the browser asks
 before the page is left or reloaded (`leave_guard`). A job stops by itself when its page has been
@@ -402,9 +403,9 @@ def _cancel_button() -> None:
         st.toast("Stopping…")
 
 
-@st.fragment(run_every=1.0)
+@st.fragment(run_every=2.0)
 def queued_panel() -> None:
-    """A job waiting for the shared model: the reason, and Cancel; polled once a second, since nothing moves."""
+    """A job waiting for the shared model: the reason, and Cancel; polled every two seconds, since nothing moves."""
     snapshot = state.job.snapshot()
     _hand_over_if_ended(snapshot)
     if snapshot.status is not asr.JobStatus.QUEUED:
@@ -416,7 +417,7 @@ def queued_panel() -> None:
     _cancel_button()
 
 
-@st.fragment(run_every=0.5)
+@st.fragment(run_every=1.0)
 def running_panel() -> None:
     """Progress, Cancel, and the segments done so far; hands results over when the job ends.
 
