@@ -232,9 +232,9 @@ class QwenEngine:
         progress: EngineProgress | None,
     ) -> torch.Tensor:
         """transformers' `generate`: the reference for our loop, and the repetition-penalty retry."""
-        extra = {"repetition_penalty": repetition_penalty} if repetition_penalty else {}
+        extra: dict[str, object] = {"repetition_penalty": repetition_penalty} if repetition_penalty else {}
         prompt_length = inputs["input_ids"].shape[1]
-        criteria = [_StopWhenSet(stop)] if stop is not None else []
+        criteria: list[StoppingCriteria] = [_StopWhenSet(stop)] if stop is not None else []
         criteria += [_ReportSteps(prompt_length, progress)] if progress is not None else []
         if criteria:
             extra["stopping_criteria"] = StoppingCriteriaList(criteria)

@@ -45,7 +45,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import soundfile as sf
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, ViewportSize, expect, sync_playwright
 
 from asr.audio import SAMPLE_RATE
 from bench.checkpoints import checkpoint_folder
@@ -53,7 +53,7 @@ from bench.inputs import build_speech
 from testbed.app_server import CHROMIUM, CHROMIUM_ARGS, ROOT, AppServer, serve_app
 
 BENCH_DIR = ROOT / "bench"
-VIEWPORT = {"width": 1400, "height": 900}
+VIEWPORT: ViewportSize = {"width": 1400, "height": 900}
 
 AUDIO_S = 57.0
 FILE_NAME = "speech.wav"
@@ -120,7 +120,7 @@ class Report:
 def progress_of(log: list[list], clicked_ms: float, result_s: float) -> Progress:
     texts = [((at - clicked_ms) / 1000, text) for at, text in log if at >= clicked_ms]
     times = [at for at, _ in texts]
-    processed = []
+    processed: list[tuple[float, str]] = []
     for at, text in texts:
         match = _PROCESSED.search(text)
         if match and (not processed or processed[-1][1] != match[1]):
