@@ -13,6 +13,7 @@ from typing import Protocol
 import numpy as np
 
 from .errors import AlignmentError, DeviceMemoryError
+from .progress import EngineProgress
 from .results import AlignedToken, ChunkText
 
 logger = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ class Engine(Protocol):
         max_new_tokens: Sequence[int],
         repetition_penalty: float | None = None,
         stop: threading.Event | None = None,
+        progress: EngineProgress | None = None,
     ) -> list[ChunkText]: ...
 
     def fall_back_to_cpu(self) -> str | None: ...
@@ -65,6 +67,7 @@ class GenerationRequest:
     language: str | None
     context: str
     stop: threading.Event | None
+    progress: EngineProgress | None = None  # told of the engine's prefill and steps (`asr.progress`)
 
     def part(self, start: int, stop: int | None = None) -> GenerationRequest:
         """The same request for chunks [start, stop) only."""
@@ -78,6 +81,7 @@ class GenerationRequest:
             max_new_tokens=self.budgets,
             repetition_penalty=repetition_penalty,
             stop=self.stop,
+            progress=self.progress,
         )
 
 

@@ -25,6 +25,7 @@ from .generation import Aligner, Engine, GenerationRequest, NoticeCallback, alig
 from .guards import is_context_echo, is_repetition_loop
 from .options import DecodeOptions, TranscribeOptions
 from .placement import segments_of_chunk
+from .progress import RunProgress
 from .results import (
     Chunk,
     DecodedAudio,
@@ -121,21 +122,28 @@ def _transcribe_batch(
     decode: DecodeOptions,
     notice: NoticeCallback | None,
     cancel: threading.Event | None,
+    progress: RunProgress,
 ) -> list[Segment]:
     """Run one batch through the engine, retry loops once with a penalty, time the words, cut sentences.
 
     Each chunk's token budget follows its seconds of speech, not its length: pauses hold no words. A
-    cancel stops the batch's generation at its next step, and its cut-short texts are dropped.
+    cancel stops the batch's generation at its next step, and its cut-short texts are dropped. The
+    engine's progress inside the batch reaches the caller through `progress` (`asr/progress.py`).
     """
     waves, timelines = zip(*(chunk_waveform(samples, chunk) for chunk in chunks), strict=True)
-    budgets = [decode.max_new_tokens(chunk.speech_samples / SAMPLE_RATE) for chunk in chunks]
-    request = GenerationRequest(list(waves), budgets, decode.language, decode.context, cancel)
+    speech_s = [chunk.speech_samples / SAMPLE_RATE for chunk in chunks]
+    budgets = [decode.max_new_tokens(seconds) for seconds in speech_s]
+    inside = progress.batch(chunks[-1].end_sample, sum(map(len, waves)) / SAMPLE_RATE, speech_s, budgets)
+    request = GenerationRequest(list(waves), budgets, decode.language, decode.context, cancel, inside)
     results = generate_fitting(engine, request, notice)
+    if inside is not None:
+        inside.learn(results, speech_s)
     all_flags: list[list[SegmentFlag]] = []
     for index, result in enumerate(results):
         flags: list[SegmentFlag] = []
         if is_repetition_loop(result.text, decode.guards):
-            (result,) = request.part(index, index + 1).run(engine, decode.retry_repetition_penalty)
+            retry = replace(request.part(index, index + 1), progress=None)  # the batch's share is all reported
+            (result,) = retry.run(engine, decode.retry_repetition_penalty)
             results[index] = result
             flags.append(SegmentFlag.RETRIED)
             if is_repetition_loop(result.text, decode.guards):
@@ -176,7 +184,8 @@ def transcribe(
         audio: a path, bytes, a binary file object, `DecodedAudio`, or mono float32 samples at 16 kHz.
         engine: a loaded engine (e.g. `QwenEngine.load(...)`); shared, never modified.
         options: all settings; validated before any decoding or model work.
-        progress: called with (processed seconds, total seconds) after decoding and after each batch.
+        progress: called with (processed seconds, total seconds) after decoding, as each batch's prefill
+            and decode steps go on (`asr/progress.py`), and after each batch.
         cancel: set it from another thread to stop; decoding, speech detection and generation
             (at every decode step) all check it, so a run stops within a second or two; only the
             audio encoder and prefill of the current batch run to their end.
@@ -207,10 +216,11 @@ def transcribe(
             progress(0.0, len(samples) / SAMPLE_RATE)  # the total is known now; the first words come next
         first, rest_spans = _plan_first_chunk(samples, options, cancel)
         _check_cancel(cancel, 0)
+        run_progress = RunProgress(progress, len(samples))
         first_segments = (
             []
             if first is None
-            else _transcribe_batch(engine, aligner, samples, [first], options.decode, notice, cancel)
+            else _transcribe_batch(engine, aligner, samples, [first], options.decode, notice, cancel, run_progress)
         )
     except BaseException:
         cleanup.close()
@@ -224,7 +234,7 @@ def transcribe(
         aligner=None if aligner is None else aligner.name,
         notes=(NO_SPEECH_NOTE,) if first is None else (),
     )
-    run = _Run(engine, aligner, samples, options, progress, cancel, notice)
+    run = _Run(engine, aligner, samples, options, run_progress, cancel, notice)
     segments = run.rest(first, first_segments, rest_spans, cleanup)
     weakref.finalize(segments, cleanup.close)  # also when the caller drops the iterator unstarted
     # Chinese in the script the user chose (chinese.py), apart from the batching above.
@@ -239,13 +249,12 @@ class _Run:
     aligner: Aligner | None
     samples: np.ndarray
     options: TranscribeOptions
-    progress: SecondsProgress | None
+    progress: RunProgress
     cancel: threading.Event | None
     notice: NoticeCallback | None
 
     def _report(self, processed_sample: int) -> None:
-        if self.progress is not None:
-            self.progress(processed_sample / SAMPLE_RATE, len(self.samples) / SAMPLE_RATE)
+        self.progress.at(processed_sample)
 
     def rest(
         self,
@@ -270,7 +279,14 @@ class _Run:
                     _check_cancel(self.cancel, done)
                     batch = chunks[position : position + batch_size]
                     segments = _transcribe_batch(
-                        self.engine, self.aligner, self.samples, batch, self.options.decode, self.notice, self.cancel
+                        self.engine,
+                        self.aligner,
+                        self.samples,
+                        batch,
+                        self.options.decode,
+                        self.notice,
+                        self.cancel,
+                        self.progress,
                     )
                     yield from segments
                     done += len(segments)

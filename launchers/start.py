@@ -131,8 +131,8 @@ def server_command(python: Path, port: int, app: str = APP) -> list[str]:
     """The command that serves ``app`` on 127.0.0.1:``port``; run it with the project folder as working directory.
 
     ``.streamlit/config.toml`` holds the same settings; they are repeated here so that they hold whatever config
-    file Streamlit finds (a user's ``~/.streamlit/config.toml`` cannot turn telemetry on or open the port to the
-    network).
+    file Streamlit finds (a user's ``~/.streamlit/config.toml`` cannot turn telemetry on, open the port to the
+    network, or bring back the garbage collection after every rerun that stalls transcription).
     """
     return [
         str(python),
@@ -152,6 +152,10 @@ def server_command(python: Path, port: int, app: str = APP) -> list[str]:
         "none",
         "--server.enableXsrfProtection",
         "true",
+        # Streamlit's full collection after every rerun holds the GIL for about 0.25 s with the model loaded;
+        # the progress fragment reruns twice a second per tab, so it starved the transcription (issue 15).
+        "--runner.postScriptGC",
+        "false",
     ]
 
 

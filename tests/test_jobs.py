@@ -226,8 +226,12 @@ def test_silence_gives_a_result_with_the_no_speech_note():
 
 
 def test_speed_and_time_left_estimates():
-    snapshot = JobSnapshot(JobStatus.RUNNING, processed_s=60.0, total_s=150.0, elapsed_s=25.0)
+    snapshot = JobSnapshot(JobStatus.RUNNING, processed_s=60.0, total_s=150.0, elapsed_s=25.0, reported_s=25.0)
     assert snapshot.speed == pytest.approx(2.4) and snapshot.remaining_s == pytest.approx(37.5)
+    later = JobSnapshot(JobStatus.RUNNING, processed_s=60.0, total_s=150.0, elapsed_s=30.0, reported_s=25.0)
+    assert later.speed == pytest.approx(2.4) and later.remaining_s == pytest.approx(32.5)  # counted down
+    overdue = JobSnapshot(JobStatus.RUNNING, processed_s=60.0, total_s=150.0, elapsed_s=90.0, reported_s=25.0)
+    assert overdue.remaining_s == 0.0
     assert JobSnapshot(JobStatus.RUNNING).speed is None and JobSnapshot(JobStatus.RUNNING).remaining_s is None
 
 

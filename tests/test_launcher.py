@@ -392,6 +392,7 @@ def test_server_command_repeats_the_settings_that_matter() -> None:
         "--browser.gatherUsageStats": "false",
         "--server.fileWatcherType": "none",
         "--server.enableXsrfProtection": "true",
+        "--runner.postScriptGC": "false",  # a full collection per rerun stalled transcription (issue 15)
     }
     assert start.page_url(8765) == "http://127.0.0.1:8765/"
     assert start.health_url(8765) == "http://127.0.0.1:8765/_stcore/health"
@@ -496,4 +497,5 @@ def test_streamlit_config_keys_exist_and_keep_the_app_private() -> None:
     assert keys["server.maxUploadSize"] == 2048
     assert keys["browser.gatherUsageStats"] is False
     assert keys["client.toolbarMode"] == "minimal"
+    assert keys["runner.postScriptGC"] is False
     assert not any("font" in key.lower() for key in keys), "a web font would be fetched from the internet"
