@@ -15,8 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from . import netwatch
-from .audio import SAMPLE_RATE, AudioOverview, decode_audio, overview, read_source_info
-from .batch import AUDIO_SUFFIXES
+from .audio import AUDIO_SUFFIXES, SAMPLE_RATE, AudioOverview, decode_audio, overview, read_source_info
 from .bundle import build_zip
 from .errors import (
     AlignmentError,
@@ -44,7 +43,7 @@ from .hub import (
     locate_model,
 )
 from .jobs import DownloadJob, DownloadSnapshot, FileResult, JobInput, JobSnapshot, JobStatus, TranscriptionJob
-from .options import LANGUAGES, DecodeOptions, TranscribeOptions, VadOptions, normalize_language
+from .options import LANGUAGES, DecodeOptions, GuardOptions, TranscribeOptions, VadOptions, normalize_language
 from .pipeline import NO_SPEECH_NOTE, transcribe, transcribe_all
 from .results import (
     DecodedAudio,
@@ -93,6 +92,7 @@ __all__ = [
     "DownloadSnapshot",
     "EngineInfo",
     "FileResult",
+    "GuardOptions",
     "JobInput",
     "JobSnapshot",
     "JobStatus",
