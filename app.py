@@ -158,6 +158,7 @@ def sidebar(engine: asr.QwenEngine | None) -> tuple[asr.TranscribeOptions, asr.Q
         )
         aligner = word_timestamps_choice()
         privacy_panel()
+        leave_guard()  # here, not in the main area, where its (empty) element would add a gap
     decode = asr.DecodeOptions(language=None if language == AUTO else language, context=context.strip())
     return asr.TranscribeOptions(decode=decode, chinese_script=CHINESE_SCRIPT_CHOICES[script]), aligner
 
@@ -167,19 +168,17 @@ def model_choice() -> None:
     folder, a missing model); a switch frees the model in memory before the other loads."""
     choices = {repo: label for repo, (label, _) in MODEL_CHOICES.items()}
     choices |= {folder: f"Folder: {Path(folder).name or folder}" for folder in state.model_folders}
-    models = list(choices)
-    chosen = st.selectbox(
-        "Speech model",
-        models,
-        index=models.index(state.model) if state.model in models else 0,
-        format_func=choices.__getitem__,
-        key="model_choice",
+    state.model_choice = state.model  # the model may have changed elsewhere (a folder, a download): show it
+    st.selectbox(
+        "Speech model", list(choices), format_func=choices.__getitem__, key="model_choice", on_change=switch_model
     )
-    st.caption(MODEL_CHOICES[chosen][1] if chosen in MODEL_CHOICES else chosen)
-    if chosen != state.model:
-        state.model = chosen
-        load_engine.clear()  # one model in memory at a time (a run still going keeps the old one until it ends)
-        st.rerun()
+    if state.model in MODEL_CHOICES:  # a folder's path is in the caption under the choice
+        st.caption(MODEL_CHOICES[state.model][1])
+
+
+def switch_model() -> None:
+    state.model = state.model_choice
+    load_engine.clear()  # one model in memory at a time (a run still going keeps the old one until it ends)
 
 
 def word_timestamps_choice() -> asr.QwenAligner | None:
@@ -205,8 +204,9 @@ def word_timestamps_choice() -> asr.QwenAligner | None:
         download_offer(target, "aligner", on_start=lambda: state.update(aligner=target))
         folder_field("aligner", lambda folder: state.update(aligner=folder))
         return None
-    except asr.ASRError as e:
-        st.error(str(e))
+    except asr.ModelLoadError as e:
+        st.error(f"{e.problem} Choose another aligner folder below, or turn word timestamps off.")
+        folder_field("aligner", lambda folder: state.update(aligner=folder))
         return None
     st.caption(f"Aligner: {aligner.name} · 11 languages; others get estimated times.")
     return aligner
@@ -591,7 +591,6 @@ def leave_guard() -> None:
 
 def main() -> None:
     st.html(PAGE_STYLE)
-    leave_guard()
     st.title(":material/mic: Transcriber")
     st.caption("Private speech-to-text on this computer: nothing you record or upload leaves it.")
     engine = None
@@ -601,6 +600,11 @@ def main() -> None:
     except asr.ModelNotFoundError as e:
         sidebar(None)
         model_missing_panel(e)
+        return
+    except asr.ModelLoadError as e:
+        sidebar(None)
+        st.error(f"{e.problem} Choose another model in the sidebar, or another folder below.")
+        folder_field("model", use_model_folder)
         return
     except asr.ASRError as e:
         sidebar(None)

@@ -137,7 +137,27 @@ def test_upload_transcribe_and_download_srt(app_server, open_page, interview_mp3
     assert files_named_like("interview", started, roots) == []
 
 
-def test_word_timestamps_and_a_ticked_sentence_plays_from_its_start(app_server, open_page, interview_mp3, screenshot):
+def play_row(page: Page, row: int, rows: int) -> None:
+    """Press the Play button of a table row. The table is drawn on a canvas, so click where that cell is: under the
+    header row (Streamlit's default 35 px), in rows as tall as the page made them (the table's height tells)."""
+    grid = page.get_by_test_id("stDataFrame").bounding_box()
+    header = 35
+    row_height = (grid["height"] - header - 2) / rows  # less the grid's top and bottom border
+    page.mouse.click(grid["x"] + 37, grid["y"] + header + row_height * (row + 0.5))  # the middle of the Play cell
+
+
+def wait_for_player_at(page: Page, seconds: float) -> None:
+    """The result's player moves to `seconds` (whole seconds, as Streamlit gives it)."""
+    player = page.get_by_test_id("stAudio").last
+    deadline = time.monotonic() + 20
+    while abs(player.evaluate("audio => audio.currentTime") - seconds) > 0.01:
+        assert time.monotonic() < deadline, f"the player did not move to {seconds} s"
+        time.sleep(0.2)
+
+
+def test_word_timestamps_and_the_play_buttons_play_a_sentence_each_time(
+    app_server, open_page, interview_mp3, screenshot
+):
     page = open_page(app_server)
     expect(page.get_by_test_id("stFileUploader")).to_be_visible()
     sidebar = page.get_by_test_id("stSidebar")
@@ -155,17 +175,15 @@ def test_word_timestamps_and_a_ticked_sentence_plays_from_its_start(app_server, 
     assert len(segments) >= 2 and all(not s["approximate_times"] for s in segments)
     player = page.get_by_test_id("stAudio").last
     assert player.evaluate("audio => audio.currentTime") < 0.5
-    # Tick the Play box of the second sentence; the table is drawn on a canvas, so click where that cell is.
-    grid = page.get_by_test_id("stDataFrame").bounding_box()
-    row_height = 35  # Streamlit's default row height, header row included
-    page.mouse.click(grid["x"] + 47, grid["y"] + row_height * 2.5)  # the box is in the middle of its cell
-    wait_for_script(page)
-    expected = int(segments[1]["start_s"])
-    player = page.get_by_test_id("stAudio").last
-    deadline = time.monotonic() + 10
-    while player.evaluate("audio => audio.currentTime") < expected - 0.01:
-        assert time.monotonic() < deadline, "the player did not move to the sentence's start"
-        time.sleep(0.2)
+    # Play the second sentence, then the last, then the second again: a button works each time it is pressed
+    # (a tick box, as the column was, did nothing on a second press but untick itself).
+    starts = [int(segment["start_s"]) for segment in segments]
+    for row in (1, len(segments) - 1, 1):
+        if starts[row] == int(player.evaluate("audio => audio.currentTime")):
+            continue  # a sentence that starts in the second the player is in: no move to see
+        play_row(page, row, len(segments))
+        wait_for_script(page)
+        wait_for_player_at(page, starts[row])
     wait_for_script(page)
     screenshot(page, "08-word-timestamps")
     assert_no_traceback(page)
@@ -206,6 +224,54 @@ def test_broken_file_shows_its_error_and_keeps_the_earlier_result(app_server, op
     wait_for_script(page)
     screenshot(page, "05-error")
     assert_no_traceback(page)
+
+
+def test_aiff_and_wma_are_taken_and_a_text_file_gets_a_visible_message(app_server, open_page, encode_speech):
+    page = open_page(app_server)
+    add_file(page, "talk.aiff", "audio/aiff", encode_speech("talk.aiff", format="aiff", codec="pcm_s16be").read_bytes())
+    wma = encode_speech("talk.wma", format="asf", codec="wmav2", rate=44_100, codec_options={"b": "64000"})
+    add_file(page, "talk.wma", "audio/x-ms-wma", wma.read_bytes())
+    add_file(page, "notes.txt", "text/plain", b"Meeting notes\n- call Stella\n- budget for next year\n")
+    for name, codec in (("talk.aiff", "PCM 16-bit"), ("talk.wma", "WMA")):
+        expect(input_title(page, name)).to_be_visible()
+        expect(page.get_by_test_id("stCaptionContainer").filter(has_text=f" · {codec} · ")).to_be_visible()
+    expect(page.get_by_test_id("stFileChips").get_by_role("alert")).to_have_count(0)  # the browser refused none
+    alert = page.get_by_test_id("stAlert")
+    expect(alert).to_have_count(1)
+    expect(alert).to_be_visible()  # on the page, not in a tooltip
+    expect(alert).to_contain_text("not an audio or video file (it looks like a text file)")
+    expect(page.get_by_role("button", name="Transcribe")).to_be_enabled()  # the two recordings can go
+    assert_no_traceback(page)
+
+
+def test_leaving_the_page_asks_first_while_there_are_results(app_server, open_page, interview_mp3):
+    page = open_page(app_server)
+    add_file(page, "interview.mp3", "audio/mpeg", interview_mp3)
+    transcribe(page)
+    expect_result(page, "interview.mp3")
+    asked: list[str] = []
+
+    def stay(dialog) -> None:
+        asked.append(dialog.type)
+        dialog.dismiss()  # "Stay on page"
+
+    page.on("dialog", stay)
+    page.close(run_before_unload=True)
+    deadline = time.monotonic() + 10
+    while not asked:
+        assert time.monotonic() < deadline, "closing the page with a result on it did not ask first"
+        page.wait_for_timeout(200)
+    assert asked == ["beforeunload"] and not page.is_closed()
+    expect_result(page, "interview.mp3")  # still there, result and all
+    page.get_by_role("button", name="Clear").click()
+    expect(page.get_by_role("heading", name="interview.mp3", exact=True)).to_have_count(0)
+    wait_for_script(page)
+    page.close(run_before_unload=True)  # nothing to lose now: it closes without asking
+    deadline = time.monotonic() + 10
+    while not page.is_closed():
+        assert time.monotonic() < deadline, "the page did not close after Clear"
+        time.sleep(0.2)
+    assert asked == ["beforeunload"]
 
 
 def test_two_sessions_at_once_each_get_their_own_transcript(app_server, open_page, engine, meeting_mp3, interview_mp3):
