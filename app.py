@@ -82,14 +82,6 @@ class Card:
     kept_because: str | None = None  # why a later run of this input did not replace this result
 
 
-MIME = {
-    "txt": "text/plain",
-    "srt": "application/x-subrip",
-    "vtt": "text/vtt",
-    "json": "application/json",
-    "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-}
-
 asr.netwatch.start_watching()
 state = st.session_state
 state.setdefault("model", MODEL)
@@ -549,7 +541,7 @@ def show_result(card: Card) -> None:
                 fmt.upper(),
                 asr.render(edited, fmt, name=result.name),
                 file_name=f"{stem}.{fmt}",
-                mime=MIME[fmt],
+                mime=asr.WRITERS[fmt].mime_type,
                 key=f"download-{fmt}-{result_id}",
                 icon=":material/download:",
                 on_click="ignore",
