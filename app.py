@@ -56,9 +56,11 @@ FLAG_WORDS = {
     asr.SegmentFlag.CONTEXT_ECHO: "dropped: the model only repeated your names and terms (silence or noise?)",
 }
 PLAY = ":material/play_arrow: Play"
-# The uploader's chip repeats each file's size in Streamlit's own way ("31.7KB"); the facts line under the file
-# gives it as every other size on the page is written, so the chip's copy is hidden.
-PAGE_STYLE = "<style>[data-testid='stFileChipName'] + * { display: none; }</style>"
+# The uploader writes sizes its own way ("31.7KB" on each file's chip, "2GB per file" in the drop zone); the facts
+# line under each file gives its size as every other size on the page is written, so Streamlit's copies are hidden.
+PAGE_STYLE = """<style>
+[data-testid='stFileChipName'] + *, [data-testid='stFileUploaderDropzoneInstructions'] { display: none; }
+</style>"""
 # Asks before the page is left or reloaded while `window.__transcriberGuard` is true (results or a run would be
 # lost); the listener is added once per page load and reads the flag that each run of the script sets.
 LEAVE_GUARD_SCRIPT = """<script>

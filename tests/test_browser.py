@@ -236,6 +236,9 @@ def test_aiff_and_wma_are_taken_and_a_text_file_gets_a_visible_message(app_serve
         expect(input_title(page, name)).to_be_visible()
         expect(page.get_by_test_id("stCaptionContainer").filter(has_text=f" · {codec} · ")).to_be_visible()
     expect(page.get_by_test_id("stFileChips").get_by_role("alert")).to_have_count(0)  # the browser refused none
+    # Sizes are written one way: the facts lines' ("88 kB"); the uploader's own ("31.7KB", "2GB") are hidden.
+    uploader = page.get_by_test_id("stFileUploader").inner_text()
+    assert "talk.wma" in uploader and not re.search(r"\d(B|KB|MB|GB)\b", uploader), uploader
     alert = page.get_by_test_id("stAlert")
     expect(alert).to_have_count(1)
     expect(alert).to_be_visible()  # on the page, not in a tooltip
