@@ -55,7 +55,6 @@ FLAG_WORDS = {
     asr.SegmentFlag.APPROXIMATE_TIMES: "times estimated from the speech, not word by word",
     asr.SegmentFlag.CONTEXT_ECHO: "dropped: the model only repeated your names and terms (silence or noise?)",
 }
-PLAY = ":material/play_arrow: Play"
 # The uploader writes sizes its own way ("31.7KB" on each file's chip, "2GB per file" in the drop zone); the facts
 # line under each file gives its size as every other size on the page is written, so Streamlit's copies are hidden.
 PAGE_STYLE = """<style>
@@ -451,19 +450,17 @@ def edited_transcript(result_id: int, transcript: asr.Transcript) -> asr.Transcr
 
 
 def clicked_start(result_id: int, transcript: asr.Transcript) -> float | None:
-    """The start of the sentence whose Play button was clicked in this run (None: no click).
+    """The start of the sentence whose Play box was ticked since the last run (None: no new tick).
 
-    Streamlit keeps a button column's click for the one run it causes, like a button's, so nothing stays ticked.
+    A tick is an edit of the table (`st.data_editor` reports no row clicks); the ticks seen so far are kept,
+    so only a new one moves the player.
     """
-    click = state.get(f"play-{result_id}")
-    return transcript.segments[click["row"]].start_s if click is not None else None
-
-
-def table_row_height(texts: list[str], notes: list[str]) -> int:
-    """Rows tall enough for the longest sentence and note to show whole (Streamlit wraps a cell's text only in rows
-    over 64 px): about 55 characters a line in the Text column (400 px) and 26 in the Note column (200 px)."""
-    lines = max(2, *(-(-len(text) // 55) for text in texts), *(-(-len(note) // 26) for note in notes))
-    return min(22 * lines + 20, 420)
+    edits = state.get(f"edit-{result_id}", {}).get("edited_rows", {})
+    ticked = {int(index) for index, change in edits.items() if change.get("Play")}
+    seen_key = f"played-{result_id}"
+    new = sorted(ticked - state.get(seen_key, set()))
+    state[seen_key] = ticked
+    return transcript.segments[new[-1]].start_s if new else None
 
 
 def notes_of(transcript: asr.Transcript) -> list[str]:
@@ -505,7 +502,7 @@ def show_result(card: Card) -> None:
         notes = notes_of(transcript)
         rows = [
             {
-                "Play": PLAY,
+                "Play": False,
                 "Start": asr.format_clock(s.start_s),
                 "End": asr.format_clock(s.end_s),
                 "Text": s.text,
@@ -514,7 +511,7 @@ def show_result(card: Card) -> None:
             for s, note in zip(transcript.segments, notes, strict=True)
         ]
         st.caption(
-            "Press Play to hear a sentence from its start. Fix a word in the table: the copy block and every download "
+            "Tick Play to hear a sentence from its start. Fix a word in the table: the copy block and every download "
             "follow your edits, and each sentence keeps its times."
         )
         st.data_editor(
@@ -522,14 +519,9 @@ def show_result(card: Card) -> None:
             key=f"edit-{result_id}",
             disabled=["Start", "End", "Note"],
             hide_index=True,
-            row_height=table_row_height([s.text for s in transcript.segments], notes),
             column_config={
-                "Play": st.column_config.ButtonColumn(
-                    "Play",
-                    width="small",
-                    type="tertiary",
-                    help="Play the recording from this sentence",
-                    key=f"play-{result_id}",
+                "Play": st.column_config.CheckboxColumn(
+                    "Play", width="small", help="Play the recording from this sentence"
                 ),
                 "Text": st.column_config.TextColumn(width="large"),
                 "Note": st.column_config.TextColumn(width="medium"),

@@ -208,7 +208,13 @@ def test_word_timestamps_switch_times_words_and_says_so_on_the_card(
     assert result.transcript.info.aligner == str(tiny_aligner_dir)
     assert f"Made with {tiny_model_dir.name} · English · word timestamps" in [c.value for c in at.caption]
     player = at.get("audio")[-1]  # after the upload's own preview player
-    assert player.proto.start_time == 0 and not player.proto.autoplay  # Play (a browser test) moves it
+    assert player.proto.start_time == 0 and not player.proto.autoplay
+    ((result_id, _),) = _results(at)
+    last = len(segments) - 1
+    at.session_state[f"edit-{result_id}"] = {"edited_rows": {last: {"Play": True}}}
+    at.run()
+    player = at.get("audio")[-1]
+    assert player.proto.start_time == int(segments[last].start_s) and player.proto.autoplay
     assert not at.exception
 
 
