@@ -59,10 +59,11 @@ FLAG_WORDS = {
     asr.SegmentFlag.APPROXIMATE_TIMES: "times estimated from the speech, not word by word",
     asr.SegmentFlag.CONTEXT_ECHO: "dropped: the model only repeated your names and terms (silence or noise?)",
 }
-PLAY = ":material/play_arrow: Play"
-# The uploader's chip repeats each file's size in Streamlit's own way ("31.7KB"); the facts line under the file
-# gives it as every other size on the page is written, so the chip's copy is hidden.
-PAGE_STYLE = "<style>[data-testid='stFileChipName'] + * { display: none; }</style>"
+# The uploader writes sizes its own way ("31.7KB" on each file's chip, "2GB per file" in the drop zone); the facts
+# line under each file gives its size as every other size on the page is written, so Streamlit's copies are hidden.
+PAGE_STYLE = """<style>
+[data-testid='stFileChipName'] + *, [data-testid='stFileUploaderDropzoneInstructions'] { display: none; }
+</style>"""
 # Asks before the page is left or reloaded while `window.__transcriberGuard` is true (results or a run would be
 # lost); the listener is added once per page load and reads the flag that each run of the script sets.
 LEAVE_GUARD_SCRIPT = """<script>
@@ -154,6 +155,7 @@ def sidebar(engine: asr.QwenEngine | None) -> tuple[asr.TranscribeOptions, asr.Q
         )
         aligner = word_timestamps_choice()
         privacy_panel()
+        leave_guard()  # here, not in the main area, where its (empty) element would add a gap
     decode = asr.DecodeOptions(language=None if language == AUTO else language, context=context.strip())
     return asr.TranscribeOptions(decode=decode, chinese_script=CHINESE_SCRIPT_CHOICES[script]), aligner
 
@@ -163,19 +165,17 @@ def model_choice() -> None:
     folder, a missing model); a switch frees the model in memory before the other loads."""
     choices = {repo: label for repo, (label, _) in MODEL_CHOICES.items()}
     choices |= {folder: f"Folder: {Path(folder).name or folder}" for folder in state.model_folders}
-    models = list(choices)
-    chosen = st.selectbox(
-        "Speech model",
-        models,
-        index=models.index(state.model) if state.model in models else 0,
-        format_func=choices.__getitem__,
-        key="model_choice",
+    state.model_choice = state.model  # the model may have changed elsewhere (a folder, a download): show it
+    st.selectbox(
+        "Speech model", list(choices), format_func=choices.__getitem__, key="model_choice", on_change=switch_model
     )
-    st.caption(MODEL_CHOICES[chosen][1] if chosen in MODEL_CHOICES else chosen)
-    if chosen != state.model:
-        state.model = chosen
-        load_engine.clear()  # one model in memory at a time (a run still going keeps the old one until it ends)
-        st.rerun()
+    if state.model in MODEL_CHOICES:  # a folder's path is in the caption under the choice
+        st.caption(MODEL_CHOICES[state.model][1])
+
+
+def switch_model() -> None:
+    state.model = state.model_choice
+    load_engine.clear()  # one model in memory at a time (a run still going keeps the old one until it ends)
 
 
 def word_timestamps_choice() -> asr.QwenAligner | None:
@@ -201,8 +201,9 @@ def word_timestamps_choice() -> asr.QwenAligner | None:
         download_offer(target, "aligner", on_start=lambda: state.update(aligner=target))
         folder_field("aligner", lambda folder: state.update(aligner=folder))
         return None
-    except asr.ASRError as e:
-        st.error(str(e))
+    except asr.ModelLoadError as e:
+        st.error(f"{e.problem} Choose another aligner folder below, or turn word timestamps off.")
+        folder_field("aligner", lambda folder: state.update(aligner=folder))
         return None
     st.caption(f"Aligner: {aligner.name} · 11 languages; others get estimated times.")
     return aligner
@@ -485,19 +486,17 @@ def edited_transcript(result_id: int, transcript: asr.Transcript) -> asr.Transcr
 
 
 def clicked_start(result_id: int, transcript: asr.Transcript) -> float | None:
-    """The start of the sentence whose Play button was clicked in this run (None: no click).
+    """The start of the sentence whose Play box was ticked since the last run (None: no new tick).
 
-    Streamlit keeps a button column's click for the one run it causes, like a button's, so nothing stays ticked.
+    A tick is an edit of the table (`st.data_editor` reports no row clicks); the ticks seen so far are kept,
+    so only a new one moves the player.
     """
-    click = state.get(f"play-{result_id}")
-    return transcript.segments[click["row"]].start_s if click is not None else None
-
-
-def table_row_height(texts: list[str], notes: list[str]) -> int:
-    """Rows tall enough for the longest sentence and note to show whole (Streamlit wraps a cell's text only in rows
-    over 64 px): about 55 characters a line in the Text column (400 px) and 26 in the Note column (200 px)."""
-    lines = max(2, *(-(-len(text) // 55) for text in texts), *(-(-len(note) // 26) for note in notes))
-    return min(22 * lines + 20, 420)
+    edits = state.get(f"edit-{result_id}", {}).get("edited_rows", {})
+    ticked = {int(index) for index, change in edits.items() if change.get("Play")}
+    seen_key = f"played-{result_id}"
+    new = sorted(ticked - state.get(seen_key, set()))
+    state[seen_key] = ticked
+    return transcript.segments[new[-1]].start_s if new else None
 
 
 def notes_of(transcript: asr.Transcript) -> list[str]:
@@ -540,7 +539,7 @@ def show_result(card: Card) -> None:
         notes = notes_of(transcript)
         rows = [
             {
-                "Play": PLAY,
+                "Play": False,
                 "Start": asr.format_clock(s.start_s),
                 "End": asr.format_clock(s.end_s),
                 "Text": s.text,
@@ -549,7 +548,7 @@ def show_result(card: Card) -> None:
             for s, note in zip(transcript.segments, notes, strict=True)
         ]
         st.caption(
-            "Press Play to hear a sentence from its start. Fix a word in the table: the copy block and every download "
+            "Tick Play to hear a sentence from its start. Fix a word in the table: the copy block and every download "
             "follow your edits, and each sentence keeps its times."
         )
         st.data_editor(
@@ -557,14 +556,9 @@ def show_result(card: Card) -> None:
             key=f"edit-{result_id}",
             disabled=["Start", "End", "Note"],
             hide_index=True,
-            row_height=table_row_height([s.text for s in transcript.segments], notes),
             column_config={
-                "Play": st.column_config.ButtonColumn(
-                    "Play",
-                    width="small",
-                    type="tertiary",
-                    help="Play the recording from this sentence",
-                    key=f"play-{result_id}",
+                "Play": st.column_config.CheckboxColumn(
+                    "Play", width="small", help="Play the recording from this sentence"
                 ),
                 "Text": st.column_config.TextColumn(width="large"),
                 "Note": st.column_config.TextColumn(width="medium"),
@@ -620,7 +614,6 @@ def leave_guard() -> None:
 
 def main() -> None:
     st.html(PAGE_STYLE)
-    leave_guard()
     st.title(":material/mic: Transcriber")
     st.caption("Private speech-to-text on this computer: nothing you record or upload leaves it.")
     engine = None
@@ -630,6 +623,11 @@ def main() -> None:
     except asr.ModelNotFoundError as e:
         sidebar(None)
         model_missing_panel(e)
+        return
+    except asr.ModelLoadError as e:
+        sidebar(None)
+        st.error(f"{e.problem} Choose another model in the sidebar, or another folder below.")
+        folder_field("model", use_model_folder)
         return
     except asr.ASRError as e:
         sidebar(None)

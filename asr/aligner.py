@@ -83,8 +83,8 @@ class QwenAligner:
             raise ModelLoadError(f"Not enough {device} memory to load the aligner {model}.") from e
         except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as e:
             raise ModelLoadError(
-                f"Could not load the aligner from {folder}: {e}. The folder may be incomplete or damaged; "
-                f"download it again with `python -m asr download --model {DEFAULT_ALIGNER}`."
+                f"Could not load the aligner from {folder}: {e}. The folder may be incomplete or damaged.",
+                f"Download it again with `python -m asr download --model {DEFAULT_ALIGNER}`.",
             ) from e
         if getattr(loaded.config, "timestamp_token_id", None) is None or not hasattr(
             processor, "decode_forced_alignment"

@@ -151,13 +151,13 @@ class QwenEngine:
             ).eval()
         except torch.OutOfMemoryError as e:
             raise ModelLoadError(
-                f"Not enough {device} memory to load {model}. Close other programs, choose the 0.6B model, "
-                "or use --device cpu."
+                f"Not enough {device} memory to load {model}. Close other programs, or choose the 0.6B model.",
+                "On the command line, --device cpu also works.",
             ) from e
         except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as e:
             raise ModelLoadError(
-                f"Could not load the model from {folder}: {e}. The folder may be incomplete or damaged; "
-                "download it again with `python -m asr download`."
+                f"Could not load the model from {folder}: {e}. The folder may be incomplete or damaged.",
+                "Download it again with `python -m asr download`.",
             ) from e
         check_placement(getattr(loaded, "hf_device_map", None), model)
         info = EngineInfo(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import time
 import zipfile
 from collections.abc import Callable
@@ -212,7 +213,13 @@ def test_word_timestamps_switch_times_words_and_says_so_on_the_card(
     assert result.transcript.info.aligner == str(tiny_aligner_dir)
     assert f"Made with {tiny_model_dir.name} · English · word timestamps" in [c.value for c in at.caption]
     player = at.get("audio")[-1]  # after the upload's own preview player
-    assert player.proto.start_time == 0 and not player.proto.autoplay  # Play (a browser test) moves it
+    assert player.proto.start_time == 0 and not player.proto.autoplay
+    ((result_id, _),) = _results(at)
+    last = len(segments) - 1
+    at.session_state[f"edit-{result_id}"] = {"edited_rows": {last: {"Play": True}}}
+    at.run()
+    player = at.get("audio")[-1]
+    assert player.proto.start_time == int(segments[last].start_s) and player.proto.autoplay
     assert not at.exception
 
 
@@ -301,3 +308,163 @@ def test_a_download_the_disk_cannot_hold_is_refused_before_it_starts(monkeypatch
     assert at.button(key="download_model").proto.disabled
     with pytest.raises(asr.DownloadError, match=r"1\.0 GB are free"):
         asr.download_model(asr.DEFAULT_MODEL)  # the CLI's download refuses it too, before going online
+
+
+def _captions(at: AppTest) -> list[str]:
+    return [c.value for c in at.caption]
+
+
+def test_transcribe_again_replaces_each_card_in_the_inputs_order_and_says_what_made_it(app, meeting_wav):
+    call = _wav(np.concatenate([silence(0.5), speak(SENTENCES[2]), silence(0.5)]))
+    app.file_uploader(key="uploads-0").set_value(
+        [("meeting.wav", meeting_wav, "audio/wav"), ("call.wav", call, "audio/wav")]
+    ).run()
+    app.button(key="transcribe").click().run()
+    _finish(app)
+    model = Path(app.session_state.model).name
+    assert [s.value for s in app.subheader] == ["meeting.wav", "call.wav"]
+    assert _captions(app).count(f"Made with {model} · language detected · estimated times") == 2
+    first_ids = [card_id for card_id, _ in _results(app)]
+    assert app.button(key="transcribe").proto.label == "Transcribe again"
+    app.selectbox(key="language").set_value("German")
+    app.button(key="transcribe").click().run()
+    _finish(app)
+    assert [s.value for s in app.subheader] == ["meeting.wav", "call.wav"]  # replaced in place, not stacked
+    assert _captions(app).count(f"Made with {model} · German · estimated times") == 2
+    assert not set(first_ids) & {card_id for card_id, _ in _results(app)}  # new results: no old edits on them
+    assert all(r.transcript.info.options.decode.language == "German" for _, r in _results(app))
+    app.file_uploader(key="uploads-0").set_value(  # the files in another order: the cards follow them
+        [("call.wav", call, "audio/wav"), ("meeting.wav", meeting_wav, "audio/wav")]
+    ).run()
+    assert [s.value for s in app.subheader] == ["call.wav", "meeting.wav"] and len(app.code) == 2
+
+
+def test_a_failed_run_again_keeps_the_finished_result(app, meeting_wav, monkeypatch):
+    """A run that fails for a reason no input can show here (the model breaks) is simulated: real faults are
+    tested in the pipeline's own tests."""
+    app.file_uploader(key="uploads-0").set_value(("meeting.wav", meeting_wav, "audio/wav")).run()
+    app.button(key="transcribe").click().run()
+    _finish(app)
+    ((_, before),) = _results(app)
+
+    def broken(self, chunks, **kwargs):
+        raise asr.ModelLoadError("The model broke down.")
+
+    monkeypatch.setattr(asr.QwenEngine, "transcribe_chunks", broken)
+    app.button(key="transcribe").click().run()
+    _finish(app)
+    ((_, after),) = _results(app)
+    assert after is before and app.code[0].value == before.transcript.text
+    assert any("did not finish (The model broke down.): this is the earlier result" in w.value for w in app.warning)
+
+
+def test_aiff_and_wma_are_transcribed_and_a_text_file_is_refused_in_plain_words(app, encode_speech):
+    aiff = encode_speech("talk.aiff", format="aiff", codec="pcm_s16be").read_bytes()
+    wma = encode_speech("talk.wma", format="asf", codec="wmav2", rate=44_100, codec_options={"b": "64000"}).read_bytes()
+    note = b"Meeting notes\n- call Stella\n- budget for next year\n" * 5
+    assert (
+        "AIFF" in app.file_uploader(key="uploads-0").proto.label
+        and "WMA" in app.file_uploader(key="uploads-0").proto.label
+    )
+    assert list(app.file_uploader(key="uploads-0").proto.type) == []  # the decoder decides, not the browser
+    app.file_uploader(key="uploads-0").set_value(
+        [("talk.aiff", aiff, "audio/x-aiff"), ("talk.wma", wma, "audio/x-ms-wma"), ("notes.txt", note, "text/plain")]
+    ).run()
+    assert any(" · PCM 16-bit · " in c for c in _captions(app)) and any(" · WMA · " in c for c in _captions(app))
+    (error,) = app.error
+    assert "not an audio or video file (it looks like a text file)" in error.value
+    app.button(key="transcribe").click().run()
+    _finish(app)
+    assert [r.name for _, r in _results(app)] == ["talk.aiff", "talk.wma"]
+    assert all(r.transcript.segments and not r.error for _, r in _results(app))
+
+
+def test_the_first_recording_is_recording_1_beside_uploads(app, meeting_wav):
+    recording = _wav(np.concatenate([silence(0.5), speak(SENTENCES[2]), silence(0.5)]))
+    app.file_uploader(key="uploads-0").set_value(("meeting.wav", meeting_wav, "audio/wav"))
+    app.audio_input(key="recording-0").set_value(("recording.wav", recording, "audio/wav")).run()
+    assert [m.value for m in app.markdown if m.value.startswith("**")] == ["**meeting.wav**", "**Recording 1.wav**"]
+
+
+def test_a_model_folder_that_fails_keeps_the_model_choice_and_speaks_of_the_page(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.setenv("QWEN3_ASR_MODEL", str(tmp_path / "no-model-here"))
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    (warning,) = at.warning
+    assert warning.value.startswith(f"No model folder at {tmp_path / 'no-model-here'}.")
+    assert "below" in warning.value and "python -m asr" not in warning.value and "QWEN3_ASR" not in warning.value
+    choice = at.selectbox(key="model_choice")
+    assert choice.options == ["Qwen3-ASR-0.6B", "Qwen3-ASR-1.7B", "Folder: no-model-here"]
+    assert choice.value == str(tmp_path / "no-model-here")
+    at.text_input(key="model_folder").input(str(tmp_path / "another")).run()
+    at.button(key="use_model_folder").click().run()
+    at.run()
+    choice = at.selectbox(key="model_choice")  # still there after a second bad folder, with both folders
+    assert choice.options[-2:] == ["Folder: no-model-here", "Folder: another"]
+    assert choice.value == str(tmp_path / "another") and not at.exception
+    choice.set_value(asr.DEFAULT_MODEL).run()
+    at.run()
+    assert at.button(key="download_model").proto.label == "Download Qwen3-ASR-0.6B (about 1.9 GB)"
+
+
+def test_the_aligner_folder_field_and_a_failed_aligner_download(app, monkeypatch, tmp_path, tiny_aligner_dir):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    app.toggle(key="word_timestamps").set_value(True).run()
+    # A mirror where nothing listens: the download fails at once, and says why where the button is.
+    app.radio(key="source-aligner").set_value("Another mirror").run()
+    app.text_input(key="mirror-aligner").input("http://127.0.0.1:9").run()
+    app.button(key="download_aligner").click().run()
+    deadline = time.monotonic() + 60
+    while "download_job" in app.session_state:
+        assert time.monotonic() < deadline, "the download did not end"
+        time.sleep(0.2)
+        app.run()
+    app.run()
+    (error,) = app.sidebar.error
+    assert error.value.startswith("The download stopped: Could not download Qwen/Qwen3-ForcedAligner-0.6B-hf from")
+    assert "Connection refused" in error.value
+    app.run()  # another rerun (any widget) keeps the message until the next try
+    assert [e.value for e in app.sidebar.error] == [error.value]
+    # A folder of the user's own: a wrong one is named, the right one is used.
+    app.text_input(key="aligner_folder").input(str(tmp_path / "nothing")).run()
+    app.button(key="use_aligner_folder").click().run()
+    assert any(w.value.startswith(f"No model folder at {tmp_path / 'nothing'}.") for w in app.sidebar.warning)
+    assert not any("python -m asr" in w.value or "QWEN3_ASR" in w.value for w in app.sidebar.warning)
+    app.text_input(key="aligner_folder").input(str(tiny_aligner_dir)).run()
+    app.button(key="use_aligner_folder").click().run()
+    assert any(c.value.startswith(f"Aligner: {tiny_aligner_dir}") for c in app.sidebar.caption)
+    assert not app.sidebar.error and not app.exception
+
+
+def test_the_leave_page_guard_is_on_while_there_are_results(app, meeting_wav):
+    def guard() -> bool:
+        (script,) = [h.proto.body for h in app.get("html") if "__transcriberGuard" in h.proto.body]
+        return "window.__transcriberGuard = true;" in script
+
+    assert not guard()
+    app.file_uploader(key="uploads-0").set_value(("meeting.wav", meeting_wav, "audio/wav")).run()
+    app.button(key="transcribe").click().run()
+    assert guard()  # while it runs
+    _finish(app)
+    assert guard()
+    app.button(key="clear").click().run()
+    assert not guard()
+
+
+def test_a_damaged_model_folder_is_named_in_the_page_s_own_words(monkeypatch, tmp_path, tiny_model_dir):
+    broken = tmp_path / "damaged"
+    shutil.copytree(tiny_model_dir, broken)
+    (broken / "model.safetensors").write_bytes(b"not safetensors at all")
+    monkeypatch.setenv("QWEN3_ASR_MODEL", str(broken))
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    (error,) = at.error
+    assert error.value.startswith(f"Could not load the model from {broken}: ")
+    assert error.value.endswith("Choose another model in the sidebar, or another folder below.")
+    assert "python -m asr" not in error.value
+    assert at.selectbox(key="model_choice").options == ["Qwen3-ASR-0.6B", "Qwen3-ASR-1.7B", "Folder: damaged"]
+    at.text_input(key="model_folder").input(str(tiny_model_dir)).run()
+    at.button(key="use_model_folder").click().run()
+    at.run()
+    assert not at.error and at.get("file_uploader") and not at.exception  # the good folder is in use

@@ -212,6 +212,54 @@ def test_broken_file_shows_its_error_and_keeps_the_earlier_result(app_server, op
     assert_no_traceback(page)
 
 
+def test_aiff_and_wma_are_taken_and_a_text_file_gets_a_visible_message(app_server, open_page, encode_speech):
+    page = open_page(app_server)
+    add_file(page, "talk.aiff", "audio/aiff", encode_speech("talk.aiff", format="aiff", codec="pcm_s16be").read_bytes())
+    wma = encode_speech("talk.wma", format="asf", codec="wmav2", rate=44_100, codec_options={"b": "64000"})
+    add_file(page, "talk.wma", "audio/x-ms-wma", wma.read_bytes())
+    add_file(page, "notes.txt", "text/plain", b"Meeting notes\n- call Stella\n- budget for next year\n")
+    for name, codec in (("talk.aiff", "PCM 16-bit"), ("talk.wma", "WMA")):
+        expect(input_title(page, name)).to_be_visible()
+        expect(page.get_by_test_id("stCaptionContainer").filter(has_text=f" · {codec} · ")).to_be_visible()
+    expect(page.get_by_test_id("stFileChips").get_by_role("alert")).to_have_count(0)  # the browser refused none
+    # Sizes are written one way: the facts lines' ("88 kB"); the uploader's own ("31.7KB", "2GB") are hidden.
+    uploader = page.get_by_test_id("stFileUploader").inner_text()
+    assert "talk.wma" in uploader and not re.search(r"\d(B|KB|MB|GB)\b", uploader), uploader
+    alert = page.get_by_test_id("stAlert")
+    expect(alert).to_have_count(1)
+    expect(alert).to_be_visible()  # on the page, not in a tooltip
+    expect(alert).to_contain_text("not an audio or video file (it looks like a text file)")
+    expect(page.get_by_role("button", name="Transcribe")).to_be_enabled()  # the two recordings can go
+    assert_no_traceback(page)
+
+
+def test_leaving_the_page_asks_first_while_there_are_results(app_server, open_page, interview_mp3):
+    page = open_page(app_server)
+    add_file(page, "interview.mp3", "audio/mpeg", interview_mp3)
+    transcribe(page)
+    expect_result(page, "interview.mp3")
+    asked: list[str] = []
+
+    def stay(dialog) -> None:
+        asked.append(dialog.type)
+        dialog.dismiss()  # "Stay on page"
+
+    page.on("dialog", stay)
+    page.close(run_before_unload=True)
+    deadline = time.monotonic() + 10
+    while not asked:
+        assert time.monotonic() < deadline, "closing the page with a result on it did not ask first"
+        page.wait_for_timeout(200)
+    assert asked == ["beforeunload"] and not page.is_closed()
+    expect_result(page, "interview.mp3")  # still there, result and all
+    page.get_by_role("button", name="Clear").click()
+    expect(page.get_by_role("heading", name="interview.mp3", exact=True)).to_have_count(0)
+    wait_for_script(page)
+    with page.expect_event("close", timeout=10_000):  # nothing to lose now: it closes without asking
+        page.close(run_before_unload=True)
+    assert asked == ["beforeunload"]
+
+
 def test_two_sessions_at_once_each_get_their_own_transcript(app_server, open_page, engine, meeting_mp3, interview_mp3):
     files = {"meeting.mp3": meeting_mp3, "interview.mp3": interview_mp3}
     pages = {name: open_page(app_server) for name in files}  # two browser contexts: two sessions

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import threading
 from typing import Any
 
@@ -65,8 +66,14 @@ def test_missing_model_says_how_to_get_it(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
     with pytest.raises(asr.ModelNotFoundError, match="python -m asr download"):
         QwenEngine.load("Qwen/Qwen3-ASR-0.6B-hf")
-    with pytest.raises(asr.ModelNotFoundError, match="No model folder"):
+    with pytest.raises(asr.ModelNotFoundError, match="No model folder") as missing:
         QwenEngine.load(str(tmp_path / "nowhere"))
+    # The page shows the problem alone and offers its own way out (a download button, a folder field).
+    assert missing.value.problem == f"No model folder at {tmp_path / 'nowhere'}."
+    assert str(missing.value) == f"{missing.value.problem} {missing.value.advice}"
+    assert "QWEN3_ASR_MODEL" in missing.value.advice
+    copy = pickle.loads(pickle.dumps(missing.value))  # as a Ray worker's error reaches the driver
+    assert (type(copy), str(copy), copy.problem) == (asr.ModelNotFoundError, str(missing.value), missing.value.problem)
 
 
 def test_incomplete_model_folder_names_the_missing_file(tmp_path, tiny_model_dir):
