@@ -34,11 +34,12 @@ import numpy as np
 
 from ..audio import SAMPLE_RATE
 from ..chinese import convert_text
-from ..echo import is_context_echo
 from ..errors import ASRError, OptionsError
+from ..generation import Aligner, Engine
+from ..guards import is_context_echo, is_repetition_loop
 from ..jobs import _TURN
 from ..options import TranscribeOptions
-from ..pipeline import NO_SPEECH_NOTE, Aligner, Engine, is_repetition_loop, transcribe_all
+from ..pipeline import NO_SPEECH_NOTE, transcribe_all
 from ..results import Segment, SourceInfo, Transcript, TranscriptionInfo, Word
 from ..vad import SpeechProbabilities
 from .endpoint import Endpointer, EndpointRules, Utterance

@@ -21,9 +21,9 @@ import numpy as np
 
 from .. import writers
 from ..audio import SAMPLE_RATE, decode_audio
+from ..cues import SubtitleLayout
 from ..errors import ASRError, AudioDeviceError
 from ..results import Transcript, format_clock
-from ..writers import SubtitleLayout
 from .session import LiveEvent, LiveEventType, LiveSession
 
 PIECE_S = 0.1  # what a microphone callback delivers at a time
