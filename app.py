@@ -20,13 +20,12 @@ from streamlit.runtime import Runtime
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 import asr
+import live_page
 from asr import netwatch
 from asr.hub import LARGE_MODEL, check_disk_space, default_endpoint, is_repo_id
 from asr.jobs import DownloadJob, FileResult, JobInput, JobSnapshot, JobStatus, TranscriptionJob
 from asr.results import SegmentFlag, format_clock
 from asr.tempfiles import KEEP_ENV, leftover_workdirs
-
-st.set_page_config(page_title="Transcriber · private speech-to-text", page_icon=":material/mic:", layout="wide")
 
 MODEL = os.environ.get(asr.MODEL_ENV) or asr.DEFAULT_MODEL  # env read once, here
 ALIGNER = os.environ.get("QWEN3_ASR_ALIGNER") or asr.DEFAULT_ALIGNER
@@ -55,12 +54,17 @@ FLAG_WORDS = {
     SegmentFlag.CONTEXT_ECHO: "dropped: the model only repeated your names and terms (silence or noise?)",
 }
 
-netwatch.start_watching()
 state = st.session_state
-state.setdefault("model", MODEL)
-state.setdefault("results", [])  # list of (result id, FileResult), newest first
-state.setdefault("input_nonce", 0)  # bumped by Clear: new widget keys empty the inputs
-state.setdefault("next_result_id", 0)
+
+
+def start_run() -> None:
+    """What every script run does first (not at import: Streamlit's server imports this file for `app`)."""
+    st.set_page_config(page_title="Transcriber · private speech-to-text", page_icon=":material/mic:", layout="wide")
+    netwatch.start_watching()
+    state.setdefault("model", MODEL)
+    state.setdefault("results", [])  # list of (result id, FileResult), newest first
+    state.setdefault("input_nonce", 0)  # bumped by Clear: new widget keys empty the inputs
+    state.setdefault("next_result_id", 0)
 
 
 @st.cache_resource(show_spinner=False)
@@ -240,9 +244,18 @@ def download_progress() -> None:
         st.toast("Stopping the download…")
 
 
-def current_inputs() -> list[JobInput]:
-    """Upload tab and record tab, with a player, waveform and facts line for each input."""
-    upload_tab, record_tab = st.tabs([":material/upload_file: Upload files", ":material/mic: Record"])
+def current_inputs(
+    engine: asr.QwenEngine, options: asr.TranscribeOptions, aligner: asr.QwenAligner | None
+) -> list[JobInput]:
+    """Upload, record and live tabs, with a player, waveform and facts line for each input (live: its own panel)."""
+    upload_tab, record_tab, live_tab = st.tabs(
+        [":material/upload_file: Upload files", ":material/mic: Record", ":material/graphic_eq: Live"]
+    )
+    with live_tab:
+        live_result = live_page.live_panel(engine, options, aligner)
+        if live_result is not None:  # Stop: the session is a result like a file's
+            state.results.insert(0, (state.next_result_id, live_result))
+            state.next_result_id += 1
     with upload_tab:
         uploads = st.file_uploader(
             "Recordings or videos (WAV, MP3, M4A, FLAC, OGG, OPUS, WEBM, MP4, MOV, MKV)",
@@ -442,6 +455,7 @@ def download_all() -> None:
 
 
 def main() -> None:
+    start_run()
     st.title(":material/mic: Transcriber")
     st.caption("Private speech-to-text on this computer: nothing you record or upload leaves it.")
     engine = None
@@ -459,7 +473,7 @@ def main() -> None:
         st.error(str(e))
         return
     options, aligner = sidebar(engine)
-    inputs = current_inputs()
+    inputs = current_inputs(engine, options, aligner)
     running = "job" in state
     label = "Transcribe again" if state.results and inputs else "Transcribe"
     left, right = st.columns([5, 1])
@@ -479,4 +493,7 @@ def main() -> None:
         show_result(result_id, result)
 
 
-main()
+if __name__ == "__main__":  # a script run of the page
+    main()
+else:  # imported by `streamlit run` for `app`: Streamlit's server, with the live route in its own process
+    app = st.App("app.py", routes=live_page.routes())

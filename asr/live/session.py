@@ -222,6 +222,16 @@ class LiveSession:
         with self._lock:
             return self._audio.slice(0, self._audio.length).copy()
 
+    def wav_bytes(self) -> bytes:
+        """Everything heard so far as a 16-bit WAV, in memory (the page's player; nothing touches the disk)."""
+        import io
+
+        import soundfile
+
+        buffer = io.BytesIO()
+        soundfile.write(buffer, self.samples(), SAMPLE_RATE, subtype="PCM_16", format="WAV")
+        return buffer.getvalue()
+
     def finish(self, timeout_s: float | None = None) -> Transcript:
         """Stop listening: the utterance still open is finalised too, so no word before Stop is lost."""
         with self._lock:
