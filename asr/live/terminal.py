@@ -24,7 +24,8 @@ from ..audio import SAMPLE_RATE, decode_audio
 from ..cues import SubtitleLayout
 from ..errors import ASRError, AudioDeviceError
 from ..results import Transcript, format_clock
-from .session import LiveEvent, LiveEventType, LiveSession
+from .options import LiveEvent, LiveEventType
+from .session import LiveSession
 
 PIECE_S = 0.1  # what a microphone callback delivers at a time
 _GREY, _RESET, _CLEAR_LINE = "\x1b[90m", "\x1b[0m", "\r\x1b[K"
