@@ -30,7 +30,6 @@ from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 import asr
-from asr.jobs import FileResult
 from asr.live import LiveEvent, LiveOptions, LiveSession, LiveSessionBusy
 
 logger = logging.getLogger(__name__)
@@ -199,7 +198,7 @@ def take_result(ticket: str) -> tuple[asr.Transcript, bytes] | None:
     return result
 
 
-def live_panel(engine: Any, options: asr.TranscribeOptions, aligner: Any) -> FileResult | None:
+def live_panel(engine: Any, options: asr.TranscribeOptions, aligner: Any) -> asr.FileResult | None:
     """The Live tab; returns the session as a normal result once the user pressed Stop (else None)."""
     ticket = _ticket_for(engine, LiveOptions(transcribe=options), aligner)
     st.caption(
@@ -217,4 +216,4 @@ def live_panel(engine: Any, options: asr.TranscribeOptions, aligner: Any) -> Fil
         return None
     transcript, wav = taken
     st.session_state.live_count = st.session_state.get("live_count", 0) + 1
-    return FileResult(f"Live dictation {st.session_state.live_count}.wav", transcript=transcript, audio=wav)
+    return asr.FileResult(f"Live dictation {st.session_state.live_count}.wav", transcript=transcript, audio=wav)

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from . import netwatch
 from .audio import SAMPLE_RATE, AudioOverview, decode_audio, overview, read_source_info
+from .batch import AUDIO_SUFFIXES
 from .bundle import build_zip
 from .errors import (
     AlignmentError,
@@ -28,10 +30,35 @@ from .errors import (
     OptionsError,
     TranscriptionCancelled,
 )
-from .hub import DEFAULT_ALIGNER, DEFAULT_MODEL, MODEL_ENV, MODEL_SIZES, download_model, locate_model
+from .hub import (
+    ALIGNER_ENV,
+    DEFAULT_ALIGNER,
+    DEFAULT_MODEL,
+    LARGE_MODEL,
+    MODEL_ENV,
+    MODEL_SIZES,
+    check_disk_space,
+    default_endpoint,
+    download_model,
+    is_repo_id,
+    locate_model,
+)
+from .jobs import DownloadJob, DownloadSnapshot, FileResult, JobInput, JobSnapshot, JobStatus, TranscriptionJob
 from .options import LANGUAGES, DecodeOptions, TranscribeOptions, VadOptions, normalize_language
 from .pipeline import NO_SPEECH_NOTE, transcribe, transcribe_all
-from .results import DecodedAudio, Segment, SegmentFlag, SourceInfo, Transcript, TranscriptionInfo, Word
+from .results import (
+    DecodedAudio,
+    Segment,
+    SegmentFlag,
+    SourceInfo,
+    Transcript,
+    TranscriptionInfo,
+    Word,
+    codec_label,
+    format_clock,
+    format_size,
+)
+from .tempfiles import KEEP_ENV, leftover_workdirs
 from .writers import DEFAULT_LAYOUT, FORMATS, WRITERS, SubtitleLayout, render, save
 
 if TYPE_CHECKING:
@@ -39,11 +66,15 @@ if TYPE_CHECKING:
     from .engine import EngineInfo, QwenEngine
 
 __all__ = [
+    "ALIGNER_ENV",
+    "AUDIO_SUFFIXES",
     "DEFAULT_ALIGNER",
     "DEFAULT_LAYOUT",
     "DEFAULT_MODEL",
     "FORMATS",
+    "KEEP_ENV",
     "LANGUAGES",
+    "LARGE_MODEL",
     "MODEL_ENV",
     "MODEL_SIZES",
     "NO_SPEECH_NOTE",
@@ -58,7 +89,13 @@ __all__ = [
     "DeviceMemoryError",
     "DownloadCancelled",
     "DownloadError",
+    "DownloadJob",
+    "DownloadSnapshot",
     "EngineInfo",
+    "FileResult",
+    "JobInput",
+    "JobSnapshot",
+    "JobStatus",
     "ModelLoadError",
     "ModelNotFoundError",
     "OptionsError",
@@ -72,12 +109,21 @@ __all__ = [
     "Transcript",
     "TranscriptionCancelled",
     "TranscriptionInfo",
+    "TranscriptionJob",
     "VadOptions",
     "Word",
     "build_zip",
+    "check_disk_space",
+    "codec_label",
     "decode_audio",
+    "default_endpoint",
     "download_model",
+    "format_clock",
+    "format_size",
+    "is_repo_id",
+    "leftover_workdirs",
     "locate_model",
+    "netwatch",
     "normalize_language",
     "overview",
     "read_source_info",
