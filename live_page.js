@@ -68,7 +68,11 @@ export default function (component) {
 
   function onMessage(event) {
     const message = JSON.parse(event.data);
-    if (message.type === 'draft') live.draft = message.text;
+    if (message.type === 'draft') {
+      live.draft = message.text;
+      live.drafts = (live.drafts || 0) + 1;
+      find('.live').dataset.drafts = live.drafts;  // how many drafts came (the browser test reads it)
+    }
     else if (message.type === 'final') { live.finals.push([message.start_s, message.text]); live.draft = ''; }
     else if (message.type === 'waiting') status.textContent = message.waiting
       ? 'Waiting for a file transcription to finish (the model is shared)…' : 'Listening…';

@@ -30,7 +30,6 @@ from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 import asr
-from asr.live import LiveEvent, LiveOptions, LiveSession, LiveSessionBusy
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +44,7 @@ class _Ticket:
     """What one page's Start may use: its model and options; the result comes back here when it stops."""
 
     engine: Any
-    options: LiveOptions
+    options: asr.LiveOptions
     aligner: Any
     result: tuple[asr.Transcript, bytes] | None = field(default=None, repr=False)
 
@@ -77,13 +76,13 @@ def refusal(headers: dict[str, str], client_host: str | None) -> str | None:
     return None
 
 
-def _event_message(event: LiveEvent) -> str:
+def _event_message(event: asr.LiveEvent) -> str:
     return json.dumps(
         {"type": str(event.type), "text": event.text, "start_s": event.audio_start_s, "end_s": event.audio_end_s}
     )
 
 
-async def _send_events(websocket: WebSocket, session: LiveSession) -> None:
+async def _send_events(websocket: WebSocket, session: asr.LiveSession) -> None:
     """Drafts and finals to the page as they come, and whether the session waits for a file transcription."""
     waiting = False
     while True:
@@ -108,8 +107,10 @@ async def live_socket(websocket: WebSocket) -> None:
         return
     await websocket.accept()
     try:
-        session = await asyncio.to_thread(LiveSession, ticket.engine, options=ticket.options, aligner=ticket.aligner)
-    except LiveSessionBusy as e:
+        session = await asyncio.to_thread(
+            asr.LiveSession, ticket.engine, options=ticket.options, aligner=ticket.aligner
+        )
+    except asr.LiveSessionBusy as e:
         await websocket.send_text(json.dumps({"type": "error", "message": str(e)}))
         await websocket.close(code=1013)
         return
@@ -168,7 +169,7 @@ _ASSETS = {
 }
 
 
-def open_ticket(engine: Any, options: LiveOptions, aligner: Any, replaces: str | None = None) -> str:
+def open_ticket(engine: Any, options: asr.LiveOptions, aligner: Any, replaces: str | None = None) -> str:
     """A new ticket (an unguessable string) for a page's model and options; `replaces` is dropped."""
     ticket = secrets.token_urlsafe(24)
     with _tickets_lock:
@@ -177,7 +178,7 @@ def open_ticket(engine: Any, options: LiveOptions, aligner: Any, replaces: str |
     return ticket
 
 
-def _ticket_for(engine: Any, options: LiveOptions, aligner: Any) -> str:
+def _ticket_for(engine: Any, options: asr.LiveOptions, aligner: Any) -> str:
     """This page's ticket for its current model and options (a new one when they change)."""
     state = st.session_state
     current = state.get("live_ticket")
@@ -200,14 +201,13 @@ def take_result(ticket: str) -> tuple[asr.Transcript, bytes] | None:
 
 def live_panel(engine: Any, options: asr.TranscribeOptions, aligner: Any) -> asr.FileResult | None:
     """The Live tab; returns the session as a normal result once the user pressed Stop (else None)."""
-    ticket = _ticket_for(engine, LiveOptions(transcribe=options), aligner)
+    ticket = _ticket_for(engine, asr.LiveOptions(transcribe=options), aligner)
     st.caption(
         "Speak and watch the text appear; Stop turns it into a transcript like a file's. "
         "The audio goes only to this computer's own server, and stays in its memory."
     )
-    component = st.components.v2.component(
-        "transcriber_live", **_ASSETS
-    )  # registered in the run, as Streamlit's own do
+    # Registered in the run, as Streamlit's own examples do (registering the same again is a no-op).
+    component = st.components.v2.component("transcriber_live", **_ASSETS)
     result = component(key="live", data={"ticket": ticket, "path": PATH}, on_stopped_change=lambda: None)
     if not result.stopped:
         return None

@@ -8,12 +8,12 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from speech import SENTENCES, silence, speak, speech_with_pauses
 
 import asr
 from asr.jobs import _TURN
 from asr.live import LiveEventType, LiveOptions, LiveSession, LiveSessionBusy
 from asr.live.endpoint import Endpointer, EndpointRules
+from testbed.speech import SENTENCES, silence, speak, speech_with_pauses
 
 PIECE = asr.SAMPLE_RATE // 10  # 100 ms, as a microphone delivers it
 ENGLISH = asr.TranscribeOptions(decode=asr.DecodeOptions(language="English"))

@@ -7,10 +7,10 @@ import time
 
 import pytest
 import soundfile as sf
-from speech import SENTENCES, speech_with_pauses
 
 import asr
 from asr.cli import main
+from testbed.speech import SENTENCES, speech_with_pauses
 
 
 def test_from_file_writes_the_transcript_and_its_live_events(capsys, tmp_path, tiny_model_dir):

@@ -9,7 +9,6 @@ import time
 import av
 import numpy as np
 import pytest
-from speech import SENTENCES, speech_with_pauses
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
@@ -17,6 +16,7 @@ from starlette.websockets import WebSocketDisconnect
 import asr
 import live_page
 from asr.live import LiveOptions
+from testbed.speech import SENTENCES, speech_with_pauses
 
 BASE = "http://127.0.0.1:8531"
 ORIGIN = {"origin": BASE}
