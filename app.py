@@ -642,4 +642,4 @@ def main() -> None:
 if __name__ == "__main__":  # a script run of the page
     main()
 else:  # imported by `streamlit run` for `app`: Streamlit's server, with the live route in its own process
-    app = st.App("app.py", routes=live_page.routes())
+    app = st.App("app.py", routes=live_page.routes(), middleware=live_page.middleware())

@@ -26,8 +26,9 @@ from urllib.parse import urlsplit
 
 import numpy as np
 import streamlit as st
+from starlette.middleware import Middleware
 from starlette.routing import WebSocketRoute
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketDisconnected
 
 import asr
 
@@ -159,9 +160,33 @@ async def _receive_rate(websocket: WebSocket) -> int:
     return rate
 
 
+def middleware() -> list[Middleware]:
+    """The middleware app.py gives `st.App`."""
+    return [Middleware(QuietClosedStreams)]
+
+
 def routes() -> list[WebSocketRoute]:
     """The routes app.py gives `st.App`."""
     return [WebSocketRoute(PATH, live_socket)]
+
+
+class QuietClosedStreams:
+    """ASGI middleware: a page's own Streamlit WebSocket that the browser closed mid-message ends quietly.
+
+    Streamlit 1.67's Starlette server raises `WebSocketDisconnected` from ``/_stcore/stream`` when a tab closes at
+    the wrong moment, and uvicorn logs it as a traceback; nothing is wrong, the connection is simply gone.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await self.app(scope, receive, send)
+        except WebSocketDisconnected:
+            if scope.get("type") != "websocket":
+                raise
+            logger.debug("A page's WebSocket closed while a message was under way")
 
 
 _ASSETS = {
