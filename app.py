@@ -26,8 +26,7 @@ from streamlit.runtime import Runtime
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 import asr
-
-st.set_page_config(page_title="Transcriber · private speech-to-text", page_icon=":material/mic:", layout="wide")
+import live_page
 
 MODEL = os.environ.get(asr.MODEL_ENV) or asr.DEFAULT_MODEL  # env read once, here
 ALIGNER = os.environ.get(asr.ALIGNER_ENV) or asr.DEFAULT_ALIGNER
@@ -87,15 +86,20 @@ class Card:
     kept_because: str | None = None  # why a later run of this input did not replace this result
 
 
-asr.netwatch.start_watching()
 state = st.session_state
-state.setdefault("model", MODEL)
-state.setdefault("aligner", ALIGNER)
-state.setdefault("model_folders", [] if asr.is_repo_id(MODEL) else [MODEL])  # offered beside the two repos
-state.setdefault("cards", {})  # input key (name and content digest, see current_inputs) -> Card
-state.setdefault("input_nonce", 0)  # bumped by Clear: new widget keys empty the inputs
-state.setdefault("recording_numbers", {})  # recording's file_id -> its number in this session: "Recording 1", ...
-state.setdefault("next_result_id", 0)
+
+
+def start_run() -> None:
+    """What every script run does first (not at import: Streamlit's server imports this file for `app`)."""
+    st.set_page_config(page_title="Transcriber · private speech-to-text", page_icon=":material/mic:", layout="wide")
+    asr.netwatch.start_watching()
+    state.setdefault("model", MODEL)
+    state.setdefault("aligner", ALIGNER)
+    state.setdefault("model_folders", [] if asr.is_repo_id(MODEL) else [MODEL])  # offered beside the two repos
+    state.setdefault("cards", {})  # input key (name and content digest, see current_inputs) -> Card
+    state.setdefault("input_nonce", 0)  # bumped by Clear: new widget keys empty the inputs
+    state.setdefault("recording_numbers", {})  # recording's file_id -> its number in this session: "Recording 1", ...
+    state.setdefault("next_result_id", 0)
 
 
 @st.cache_resource(show_spinner=False)
@@ -322,13 +326,24 @@ def recording_name(file_id: str) -> str:
     return f"Recording {numbers[file_id]}.wav"
 
 
-def current_inputs() -> dict[str, asr.JobInput]:
-    """Upload tab and record tab, with a player, waveform and facts line for each input.
+def current_inputs(
+    engine: asr.QwenEngine, options: asr.TranscribeOptions, aligner: asr.QwenAligner | None
+) -> dict[str, asr.JobInput]:
+    """Upload, record and live tabs, with a player, waveform and facts line for each input (live: its own panel).
 
     Keyed by name and content, so a file added again (or re-added with others) is the same input, and its new
-    result replaces the old one.
+    result replaces the old one. A live session, once stopped, is a card of its own.
     """
-    upload_tab, record_tab = st.tabs([":material/upload_file: Upload files", ":material/mic: Record"])
+    upload_tab, record_tab, live_tab = st.tabs(
+        [":material/upload_file: Upload files", ":material/mic: Record", ":material/graphic_eq: Live"]
+    )
+    with live_tab:
+        live_result = live_page.live_panel(engine, options, aligner)
+        if live_result is not None:
+            state.cards[f"live\n{state.next_result_id}"] = Card(
+                state.next_result_id, live_result, made_with(engine, options, aligner)
+            )
+            state.next_result_id += 1
     with upload_tab:
         uploads = st.file_uploader(UPLOAD_LABEL, accept_multiple_files=True, key=f"uploads-{state.input_nonce}")
     with record_tab:
@@ -613,6 +628,7 @@ def leave_guard() -> None:
 
 
 def main() -> None:
+    start_run()
     st.html(PAGE_STYLE)
     st.title(":material/mic: Transcriber")
     st.caption("Private speech-to-text on this computer: nothing you record or upload leaves it.")
@@ -634,7 +650,7 @@ def main() -> None:
         st.error(str(e))
         return
     options, aligner = sidebar(engine)
-    inputs = current_inputs()
+    inputs = current_inputs(engine, options, aligner)
     running = "job" in state
     label = "Transcribe again" if any(key in state.cards for key in inputs) else "Transcribe"
     left, right = st.columns([5, 1])
@@ -658,4 +674,7 @@ def main() -> None:
         show_result(card)
 
 
-main()
+if __name__ == "__main__":  # a script run of the page
+    main()
+else:  # imported by `streamlit run` for `app`: Streamlit's server, with the live route in its own process
+    app = st.App("app.py", routes=live_page.routes(), middleware=live_page.middleware())

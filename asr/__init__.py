@@ -43,6 +43,7 @@ from .hub import (
     locate_model,
 )
 from .jobs import DownloadJob, DownloadSnapshot, FileResult, JobInput, JobSnapshot, JobStatus, TranscriptionJob
+from .live import LiveEvent, LiveEventType, LiveOptions, LiveSession, LiveSessionBusy
 from .options import LANGUAGES, DecodeOptions, GuardOptions, TranscribeOptions, VadOptions, normalize_language
 from .pipeline import NO_SPEECH_NOTE, transcribe, transcribe_all
 from .results import (
@@ -96,6 +97,11 @@ __all__ = [
     "JobInput",
     "JobSnapshot",
     "JobStatus",
+    "LiveEvent",
+    "LiveEventType",
+    "LiveOptions",
+    "LiveSession",
+    "LiveSessionBusy",
     "ModelLoadError",
     "ModelNotFoundError",
     "OptionsError",

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 from typing import NoReturn
@@ -61,6 +62,11 @@ def _build_parser() -> argparse.ArgumentParser:
     many.add_argument("--workers", type=int, help="Ray actors, each holding the model (default: 1)")
     many.add_argument("--threads-per-worker", type=int, help="CPU threads of each actor (default: 1)")
     many.add_argument("--gpus-per-worker", type=float, help="GPUs of each actor, e.g. 1 or 0.5 (default: 0)")
+
+    live = commands.add_parser("live", help="dictate: text appears as you speak (the default microphone)")
+    live.add_argument("--from-file", type=Path, metavar="FILE", help="play FILE in real time instead of the mic")
+    live.add_argument("--speed", type=float, default=1.0, help="play --from-file this many times faster (default: 1)")
+    _add_transcription_arguments(live, files=False)
 
     info = commands.add_parser("info", help="show duration, sample rate, channels, codec and container")
     info.add_argument("files", nargs="+", type=Path, metavar="FILE")
@@ -119,8 +125,8 @@ def _run_serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _add_transcription_arguments(parser: argparse.ArgumentParser) -> None:
-    """The model, language and output arguments that every transcribing command takes."""
+def _add_transcription_arguments(parser: argparse.ArgumentParser, *, files: bool = True) -> None:
+    """The model, language and output arguments that every transcribing command takes (`files`: and batching)."""
     parser.add_argument("--model", help=f"repo id or folder (default: ${hub.MODEL_ENV} or {hub.DEFAULT_MODEL})")
     parser.add_argument("--language", default="auto", help="auto, or a code or name: " + ", ".join(LANGUAGES))
     parser.add_argument("--context", default="", help="names and jargon the speakers use")
@@ -131,8 +137,11 @@ def _add_transcription_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output-dir", type=Path, default=Path("."), help="where to write results; '-' for stdout")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     parser.add_argument("--dtype", default="auto", choices=["auto", "bfloat16", "float16", "float32"])
-    parser.add_argument("--batch-size", type=int, help="chunks per model call (default: by device)")
-    parser.add_argument("--max-duration", type=float, metavar="SECONDS", help="refuse longer files (default: no limit)")
+    if files:
+        parser.add_argument("--batch-size", type=int, help="chunks per model call (default: by device)")
+        parser.add_argument("--max-duration", type=float, metavar="SECONDS", help="refuse longer files (default: none)")
+    else:
+        parser.set_defaults(batch_size=None, max_duration=None)
     parser.add_argument(
         "--word-timestamps",
         action="store_true",
@@ -255,6 +264,17 @@ def _report_missing(files: list[Path]) -> list[Path]:
     return missing
 
 
+def _load_models(args: argparse.Namespace):
+    """The engine and (for --word-timestamps) the aligner; loads torch, so only once the command line is good."""
+    from .engine import QwenEngine, show_loading_bars
+
+    show_loading_bars(args.verbose)
+    engine = QwenEngine.load(
+        args.model or os.environ.get(hub.MODEL_ENV) or hub.DEFAULT_MODEL, device=args.device, dtype=args.dtype
+    )
+    return engine, _load_aligner(args, args.device)
+
+
 def _run_transcribe(args: argparse.Namespace) -> int:
     try:
         options = _options(args)
@@ -271,14 +291,8 @@ def _run_transcribe(args: argparse.Namespace) -> int:
     if not to_stdout:
         args.output_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_workdirs()  # what a crashed earlier run may have left
-    from .engine import QwenEngine, show_loading_bars  # loads torch: only now that the command line is known good
-
-    show_loading_bars(args.verbose)
     try:
-        engine = QwenEngine.load(
-            args.model or os.environ.get(hub.MODEL_ENV) or hub.DEFAULT_MODEL, device=args.device, dtype=args.dtype
-        )
-        aligner = _load_aligner(args, args.device)
+        engine, aligner = _load_models(args)
     except ASRError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_FAILED
@@ -403,6 +417,39 @@ def _run_batch(args: argparse.Namespace) -> int:
     return EXIT_FAILED if summary.failed else EXIT_OK
 
 
+def _run_live(args: argparse.Namespace) -> int:
+    from .live import LiveOptions, LiveSession, terminal
+
+    try:
+        options = LiveOptions(transcribe=_options(args))
+        options.validate()
+        layout = _layout(args)
+        if args.speed <= 0:
+            raise OptionsError(f"--speed must be positive, got {args.speed}.")
+    except OptionsError as e:
+        print(f"python -m asr: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    formats = writers.FORMATS if args.format == "all" else (args.format,)
+    to_stdout = str(args.output_dir) == "-"
+    name = args.from_file.name if args.from_file else time.strftime("live-%Y%m%d-%H%M%S")
+    try:
+        pieces = terminal.file_pieces(args.from_file, args.speed) if args.from_file else terminal.open_microphone()
+        engine, aligner = _load_models(args)
+        session = LiveSession(engine, options=options, aligner=aligner)
+        if not args.from_file:
+            print("Listening; press Ctrl-C to stop.", file=sys.stderr)
+        transcript = terminal.run_session(session, pieces, terminal.Display(terminal.display_stream(to_stdout)))
+        output_dir = None if to_stdout else args.output_dir
+        for written in terminal.write_outputs(
+            transcript, session.events, formats, layout, name, output_dir, _write_stdout
+        ):
+            print(f"wrote {written}", file=sys.stderr)
+    except ASRError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
 def _run_info(args: argparse.Namespace) -> int:
     failed = 0
     for file in args.files:
@@ -438,6 +485,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = {
         "transcribe": _run_transcribe,
         "batch": _run_batch,
+        "live": _run_live,
         "info": _run_info,
         "download": _run_download,
         "serve": _run_serve,

@@ -54,3 +54,7 @@ class TranscriptionCancelled(ASRError):
 
 class AlignmentError(ASRError):
     """The forced aligner could not time a batch; its chunks keep estimated word times instead."""
+
+
+class AudioDeviceError(ASRError):
+    """The microphone cannot be used: no PortAudio, no input device, or it cannot be opened."""

@@ -171,20 +171,27 @@ def playwright() -> Iterator[Playwright]:
         yield running
 
 
-@pytest.fixture(scope="session")
-def browser(playwright: Playwright, microphone_wav: Path) -> Iterator[Browser]:
-    """Headless Debian Chromium; Playwright gives every launch a fresh temporary profile (user-data dir)."""
-    expect.set_options(timeout=EXPECT_TIMEOUT_MS)
-    browser = playwright.chromium.launch(
+def launch_chromium(playwright: Playwright, microphone: Path, *extra_args: str) -> Browser:
+    """Headless Debian Chromium whose fake microphone plays `microphone` (in a loop); Playwright gives every
+    launch a fresh temporary profile (user-data dir)."""
+    return playwright.chromium.launch(
         executable_path=CHROMIUM,
         headless=True,
         args=[
             *CHROMIUM_ARGS,
             "--use-fake-ui-for-media-stream",
             "--use-fake-device-for-media-stream",
-            f"--use-file-for-fake-audio-capture={microphone_wav}",
+            f"--use-file-for-fake-audio-capture={microphone}",
+            *extra_args,
         ],
     )
+
+
+@pytest.fixture(scope="session")
+def browser(playwright: Playwright, microphone_wav: Path) -> Iterator[Browser]:
+    """The session's browser, its microphone speaking one sentence."""
+    expect.set_options(timeout=EXPECT_TIMEOUT_MS)
+    browser = launch_chromium(playwright, microphone_wav)
     yield browser
     browser.close()
 

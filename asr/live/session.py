@@ -1,0 +1,346 @@
+"""A live session: feed it audio as it is heard, read drafts and finals, finish it into a `Transcript`.
+
+Work per update stays bounded however long the session runs. Each sample is heard once by the VAD
+(`vad.SpeechProbabilities`), which cuts the stream into utterances (`endpoint.py`, at most
+`max_utterance_s`); the model only ever hears the utterance at hand, never the audio since the start.
+
+- A **draft** is the open utterance decoded again as it grows. Drafts pace themselves: the next starts no
+  sooner than `draft_pace` times the last decode's time after it, so a slow machine shows fewer drafts
+  instead of falling ever further behind. A draft running when an utterance ends is stopped, so the final
+  comes first.
+- A **final** is the utterance transcribed by `pipeline.transcribe_all`, exactly as a file of that audio
+  would be (the same loop and echo guards, word times when an aligner is given). Final text is never
+  rewritten; silence makes no utterance, so it makes no text.
+- With the language on Auto, the first final's language is kept for the rest of the session.
+
+Decoding runs on the session's own thread and takes the model's turn (`jobs._TURN`) for each decode, so
+file transcriptions and live sessions wait for each other (`waiting_for_turn` says so). One session at a
+time per loaded model. The audio stays in memory (for the page's player); nothing is written to disk.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import replace
+from typing import TypeVar
+
+import numpy as np
+
+from ..audio import SAMPLE_RATE
+from ..chinese import convert_text
+from ..errors import ASRError
+from ..generation import Aligner, Engine
+from ..guards import is_context_echo, is_repetition_loop
+from ..jobs import _TURN
+from ..options import TranscribeOptions
+from ..pipeline import NO_SPEECH_NOTE, transcribe_all
+from ..results import Segment, SourceInfo, Transcript, TranscriptionInfo, Word
+from ..vad import SpeechProbabilities
+from .endpoint import Endpointer, Utterance
+from .options import LiveEvent, LiveEventType, LiveOptions
+from .resample import Resampler
+
+logger = logging.getLogger(__name__)
+_T = TypeVar("_T")
+
+_TURN_POLL_S = 0.25  # how often a decode waiting for the model's turn checks whether the session was closed
+_sessions_lock = threading.Lock()
+_sessions: dict[int, LiveSession] = {}  # id(engine) -> its open live session
+
+
+class LiveSessionBusy(ASRError):
+    """Another live session already uses this model."""
+
+
+class _Audio:
+    """The session's samples in one growing array (doubling), so an utterance is a slice, not a copy."""
+
+    def __init__(self) -> None:
+        self._data = np.zeros(SAMPLE_RATE * 60, dtype=np.float32)
+        self.length = 0
+
+    def append(self, samples: np.ndarray) -> None:
+        if self.length + len(samples) > len(self._data):
+            grown = np.zeros(max(2 * len(self._data), self.length + len(samples)), dtype=np.float32)
+            grown[: self.length] = self._data[: self.length]
+            self._data = grown
+        self._data[self.length : self.length + len(samples)] = samples
+        self.length += len(samples)
+
+    def slice(self, start: int, end: int) -> np.ndarray:
+        return self._data[start:end]
+
+
+class LiveSession:
+    """Feed audio with `feed`, read new events with `poll`, end with `finish` (or `close` to throw it away).
+
+    Raises `LiveSessionBusy` when another live session holds the same engine, and `OptionsError` for bad
+    options. Errors while decoding (e.g. out of memory) end the session; `feed` and `finish` raise them.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        options: LiveOptions | None = None,
+        aligner: Aligner | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._options = options or LiveOptions()
+        self._options.validate()
+        self._engine, self._aligner, self._clock = engine, aligner, clock
+        with _sessions_lock:
+            if id(engine) in _sessions:
+                raise LiveSessionBusy("Another live session is using the model; stop it first, then start again.")
+            _sessions[id(engine)] = self
+        self._started_at = clock()
+        self._vad = SpeechProbabilities()
+        self._endpointer = Endpointer(self._options.rules(SpeechProbabilities.window_samples))
+        self._audio = _Audio()
+        self._resamplers: dict[int, Resampler] = {}
+        self._language = self._options.transcribe.decode.language
+        self._lock = threading.Condition()  # guards everything below; the worker waits on it
+        self._finals: deque[Utterance] = deque()  # ended, waiting for their final
+        self._events: list[LiveEvent] = []
+        self._unread = 0  # index of the first event `poll` has not returned
+        self._segments: list[Segment] = []
+        self._draft_stop = threading.Event()
+        self._draft_heard = 0  # samples the last draft heard (of the open utterance)
+        self._next_draft_at = 0.0
+        self._closing = False  # no more audio: finish the finals, then end
+        self._cancel = threading.Event()  # throw away: end at once
+        self._error: ASRError | None = None
+        self.waiting_for_turn = False  # a file transcription has the model; the session's decodes wait
+        self._worker = threading.Thread(target=self._work, name="live-decode", daemon=True)
+        self._worker.start()
+
+    # -- the caller's side ---------------------------------------------------------------------------
+
+    def feed(self, samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:
+        """Add what the microphone heard since the last call: mono float samples at `sample_rate`."""
+        self._raise_error()
+        if sample_rate != SAMPLE_RATE:
+            samples = self._resamplers.setdefault(sample_rate, Resampler(sample_rate)).push(samples)
+        samples = np.asarray(samples, dtype=np.float32).reshape(-1)
+        probs = self._vad.push(samples)
+        with self._lock:
+            if self._closing:
+                raise RuntimeError("This live session has finished; start a new one.")
+            self._audio.append(samples)
+            self._end_utterances(self._endpointer.push(probs))
+            self._lock.notify_all()  # the open utterance grew: a draft may be due
+
+    def poll(self) -> list[LiveEvent]:
+        """The events since the last call, in order."""
+        with self._lock:
+            new, self._unread = self._events[self._unread :], len(self._events)
+        return new
+
+    @property
+    def events(self) -> tuple[LiveEvent, ...]:
+        """Every event so far."""
+        with self._lock:
+            return tuple(self._events)
+
+    @property
+    def duration_s(self) -> float:
+        return self._audio.length / SAMPLE_RATE
+
+    def samples(self) -> np.ndarray:
+        """A copy of everything heard so far (16 kHz mono), e.g. to play the session back."""
+        with self._lock:
+            return self._audio.slice(0, self._audio.length).copy()
+
+    def wav_bytes(self) -> bytes:
+        """Everything heard so far as a 16-bit WAV, in memory (the page's player; nothing touches the disk)."""
+        import io
+
+        import soundfile
+
+        buffer = io.BytesIO()
+        soundfile.write(buffer, self.samples(), SAMPLE_RATE, subtype="PCM_16", format="WAV")
+        return buffer.getvalue()
+
+    def finish(self, timeout_s: float | None = None) -> Transcript:
+        """Stop listening: the utterance still open is finalised too, so no word before Stop is lost."""
+        with self._lock:
+            last = self._endpointer.flush(self._audio.length)
+            self._end_utterances([last] if last is not None else [])
+            self._closing = True
+            self._lock.notify_all()
+        self._worker.join(timeout_s)
+        self._release()
+        self._raise_error()
+        return self._transcript()
+
+    def close(self) -> None:
+        """Throw the session away (the page was closed): stop decoding and free the model at once."""
+        with self._lock:
+            self._cancel.set()
+            self._closing = True
+            self._finals.clear()
+            self._draft_stop.set()
+            self._lock.notify_all()
+        self._worker.join()
+        self._release()
+
+    # -- internals -----------------------------------------------------------------------------------
+
+    def _release(self) -> None:
+        with _sessions_lock:
+            if _sessions.get(id(self._engine)) is self:
+                del _sessions[id(self._engine)]
+
+    def _raise_error(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def _end_utterances(self, ended: list[Utterance]) -> None:
+        """Queue finished utterances for their finals (holding `_lock`); a draft running is stopped."""
+        if ended:
+            self._finals.extend(ended)
+            self._draft_heard = 0
+            self._draft_stop.set()
+            self._lock.notify_all()
+
+    def _draft_due(self) -> tuple[int, int] | None:
+        """The stretch of the open utterance to draft now, or None (holding `_lock`)."""
+        start = self._endpointer.open_start
+        if start is None or self._closing or self._clock() < self._next_draft_at:
+            return None
+        end = self._audio.length
+        if end - start - self._draft_heard < self._options.min_draft_growth_s * SAMPLE_RATE:
+            return None
+        return start, end
+
+    def _work(self) -> None:
+        """The decode thread: finals first, in order, then a draft when one is due."""
+        self._vad.settle_thread()
+        while True:
+            with self._lock:
+                while True:
+                    if self._cancel.is_set() or (self._closing and not self._finals):
+                        return
+                    if self._finals:
+                        job = functools.partial(self._finalise, self._finals.popleft())
+                        break
+                    draft = self._draft_due()
+                    if draft is not None:
+                        self._draft_stop.clear()
+                        job = functools.partial(self._draft, *draft)
+                        break
+                    self._lock.wait(min(0.25, max(0.02, self._next_draft_at - self._clock())))
+            try:
+                job()
+            except ASRError as e:
+                if self._cancel.is_set():
+                    return  # thrown away while transcribing: nobody waits for the text
+                logger.warning("Live decoding failed: %s", e)
+                with self._lock:
+                    self._error = e
+                    self._cancel.set()
+                return
+
+    def _with_turn(self, decode: Callable[[], _T]) -> _T | None:
+        """Run `decode` holding the model's turn; None when the session was thrown away while waiting."""
+        if not _TURN.acquire(blocking=False):
+            self.waiting_for_turn = True
+            while not _TURN.acquire(timeout=_TURN_POLL_S):
+                if self._cancel.is_set():
+                    self.waiting_for_turn = False
+                    return None
+            self.waiting_for_turn = False
+        try:
+            return decode()
+        finally:
+            _TURN.release()
+
+    def _draft(self, start: int, end: int) -> None:
+        wave = self._audio.slice(start, end)
+        decode = self._options.transcribe.decode
+        began = self._clock()
+        results = self._with_turn(
+            lambda: self._engine.transcribe_chunks(
+                [wave],
+                language=self._language,
+                context=decode.context,
+                max_new_tokens=[decode.max_new_tokens(len(wave) / SAMPLE_RATE)],
+                stop=self._draft_stop,
+            )
+        )
+        took = self._clock() - began
+        with self._lock:
+            self._next_draft_at = began + self._options.draft_pace * took
+            if results is None or self._draft_stop.is_set() or self._endpointer.open_start != start:
+                return  # stopped for a final, or its utterance has ended meanwhile: its text is stale
+            self._draft_heard = end - start
+            text = results[0].text
+            if not text or is_repetition_loop(text) or is_context_echo(text, decode.context):
+                return  # a draft is a preview: one that loops or echoes is left out, the final decides
+            text = convert_text(text, self._options.transcribe.chinese_script)
+            at_s = self._clock() - self._started_at
+            self._events.append(LiveEvent(LiveEventType.DRAFT, at_s, start / SAMPLE_RATE, end / SAMPLE_RATE, text))
+
+    def _finalise(self, utterance: Utterance) -> None:
+        wave = self._audio.slice(utterance.start_sample, utterance.end_sample)
+        options = self._final_options()
+        began = self._clock()
+        transcript = self._with_turn(
+            lambda: transcribe_all(
+                wave, engine=self._engine, options=options, aligner=self._aligner, cancel=self._cancel
+            )
+        )
+        if transcript is None:
+            return
+        offset_s = utterance.start_sample / SAMPLE_RATE
+        segments = tuple(_shifted(segment, offset_s) for segment in transcript.segments)
+        with self._lock:
+            self._next_draft_at = began + self._options.draft_pace * (self._clock() - began)
+            if self._language is None:
+                self._language = next((s.language for s in segments if s.language), None)
+            self._segments.extend(segments)
+            text = " ".join(s.text for s in segments if s.text)
+            if text:
+                at_s = self._clock() - self._started_at
+                start_s, end_s = utterance.start_sample / SAMPLE_RATE, utterance.end_sample / SAMPLE_RATE
+                self._events.append(LiveEvent(LiveEventType.FINAL, at_s, start_s, end_s, text, segments))
+
+    def _final_options(self) -> TranscribeOptions:
+        """The file options for one utterance: one chunk (it is never longer), the session's language."""
+        options = self._options.transcribe
+        return replace(
+            options,
+            first_chunk_s=self._options.max_utterance_s,
+            decode=replace(options.decode, language=self._language),
+        )
+
+    def final_options(self) -> TranscribeOptions:
+        """The options the next final is transcribed with (a test transcribes an utterance's audio the same)."""
+        with self._lock:
+            return self._final_options()
+
+    def _transcript(self) -> Transcript:
+        with self._lock:
+            segments = tuple(self._segments)
+            duration_s = self._audio.length / SAMPLE_RATE
+        info = TranscriptionInfo(
+            source=SourceInfo(duration_s, SAMPLE_RATE, 1, "pcm_f32le", "live"),
+            duration_s=duration_s,
+            language=self._language,
+            options=self._options.transcribe,
+            model=self._engine.name,
+            aligner=getattr(self._aligner, "name", None),
+            notes=() if segments else (NO_SPEECH_NOTE,),
+        )
+        return Transcript(segments=segments, info=info)
+
+
+def _shifted(segment: Segment, offset_s: float) -> Segment:
+    """The segment moved `offset_s` later: from the utterance's timeline to the session's."""
+    words = tuple(Word(w.start_s + offset_s, w.end_s + offset_s, w.text) for w in segment.words)
+    return replace(segment, start_s=segment.start_s + offset_s, end_s=segment.end_s + offset_s, words=words)
