@@ -102,7 +102,7 @@ async def live_socket(websocket: WebSocket) -> None:
         ticket = _tickets.get(websocket.query_params.get("ticket", ""))
     if reason is None and ticket is None:
         reason = "this page's live session has expired: reload the page"
-    if reason is not None:
+    if reason is not None or ticket is None:
         logger.warning("Live connection refused: %s", reason)
         await websocket.close(code=1008, reason=reason)  # before accept: the handshake fails with HTTP 403
         return
@@ -139,9 +139,9 @@ async def live_socket(websocket: WebSocket) -> None:
         await websocket.send_text(json.dumps({"type": "done"}))
         await websocket.close()
     except (ValueError, asr.ASRError) as e:
-        message = str(e) if isinstance(e, asr.ASRError) else "The page sent audio the server cannot read."
-        logger.warning("Live session ended: %s", message)
-        await websocket.send_text(json.dumps({"type": "error", "message": message}))
+        explanation = str(e) if isinstance(e, asr.ASRError) else "The page sent audio the server cannot read."
+        logger.warning("Live session ended: %s", explanation)
+        await websocket.send_text(json.dumps({"type": "error", "message": explanation}))
         await websocket.close(code=1011)
     except WebSocketDisconnect:
         pass  # gone while we were sending: `finally` frees the model
@@ -189,7 +189,7 @@ class QuietClosedStreams:
             logger.debug("A page's WebSocket closed while a message was under way")
 
 
-_ASSETS = {
+_ASSETS: dict[str, str] = {
     kind: Path(__file__).with_name(f"live_page.{kind}").read_text(encoding="utf-8") for kind in ("html", "css", "js")
 }
 
@@ -232,7 +232,9 @@ def live_panel(engine: Any, options: asr.TranscribeOptions, aligner: Any) -> asr
         "The audio goes only to this computer's own server, and stays in its memory."
     )
     # Registered in the run, as Streamlit's own examples do (registering the same again is a no-op).
-    component = st.components.v2.component("transcriber_live", **_ASSETS)
+    component = st.components.v2.component(
+        "transcriber_live", html=_ASSETS["html"], css=_ASSETS["css"], js=_ASSETS["js"]
+    )
     result = component(key="live", data={"ticket": ticket, "path": PATH}, on_stopped_change=lambda: None)
     if not result.stopped:
         return None

@@ -332,7 +332,7 @@ def test_transcribe_again_replaces_each_card_in_the_inputs_order_and_says_what_m
     assert [s.value for s in app.subheader] == ["meeting.wav", "call.wav"]  # replaced in place, not stacked
     assert _captions(app).count(f"Made with {model} · German · estimated times") == 2
     assert not set(first_ids) & {card_id for card_id, _ in _results(app)}  # new results: no old edits on them
-    assert all(r.transcript.info.options.decode.language == "German" for _, r in _results(app))
+    assert all(r.transcript and r.transcript.info.options.decode.language == "German" for _, r in _results(app))
     app.file_uploader(key="uploads-0").set_value(  # the files in another order: the cards follow them
         [("call.wav", call, "audio/wav"), ("meeting.wav", meeting_wav, "audio/wav")]
     ).run()
@@ -354,6 +354,7 @@ def test_a_failed_run_again_keeps_the_finished_result(app, meeting_wav, monkeypa
     app.button(key="transcribe").click().run()
     _finish(app)
     ((_, after),) = _results(app)
+    assert before.transcript is not None
     assert after is before and app.code[0].value == before.transcript.text
     assert any("did not finish (The model broke down.): this is the earlier result" in w.value for w in app.warning)
 
@@ -376,7 +377,7 @@ def test_aiff_and_wma_are_transcribed_and_a_text_file_is_refused_in_plain_words(
     app.button(key="transcribe").click().run()
     _finish(app)
     assert [r.name for _, r in _results(app)] == ["talk.aiff", "talk.wma"]
-    assert all(r.transcript.segments and not r.error for _, r in _results(app))
+    assert all(r.transcript and r.transcript.segments and not r.error for _, r in _results(app))
 
 
 def test_the_first_recording_is_recording_1_beside_uploads(app, meeting_wav):

@@ -170,7 +170,7 @@ def test_one_live_session_per_model_and_file_jobs_take_turns(engine32, golden_cl
         deadline = time.monotonic() + 10
         while not session.waiting_for_turn and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert session.waiting_for_turn and _finals(session) == []
+        assert (session.waiting_for_turn, _finals(session)) == (True, [])
     transcript = session.finish()
     assert transcript.segments and not session.waiting_for_turn
     LiveSession(engine32).close()  # the model is free again

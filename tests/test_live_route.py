@@ -79,12 +79,14 @@ def test_a_session_from_the_browsers_rate_to_a_result(client, engine, options, s
         for start in range(0, len(speech_48k), RATE // 10):
             socket.send_bytes(speech_48k[start : start + RATE // 10].tobytes())
         socket.send_text(json.dumps({"type": "stop"}))
-        messages = []
+        messages: list[dict] = []
         while not messages or messages[-1]["type"] != "done":
             messages.append(json.loads(socket.receive_text()))
     finals = [m for m in messages if m["type"] == "final"]
     assert len(finals) == 2
-    transcript, wav = live_page.take_result(ticket)
+    taken = live_page.take_result(ticket)
+    assert taken is not None
+    transcript, wav = taken
     assert transcript.text.split("\n") == [s.text for s in transcript.segments] and transcript.segments
     assert " ".join(m["text"] for m in finals) == " ".join(s.text for s in transcript.segments)
     assert wav[:4] == b"RIFF" and asr.read_source_info(wav).duration_s == pytest.approx(

@@ -48,7 +48,8 @@ def expected(engine, speech_wav: bytes) -> asr.Transcript:
 def test_json(api_server, speech_wav, expected):
     result = client(api_server).audio.transcriptions.create(model="whisper-1", file=("speech.wav", speech_wav))
     assert result.text == expected.text
-    assert result.usage is not None and result.usage.seconds == 4  # 3.7 s, rounded up as OpenAI bills
+    assert result.usage is not None and result.usage.type == "duration"
+    assert result.usage.seconds == 4  # 3.7 s, rounded up as OpenAI bills
 
 
 @pytest.mark.parametrize("fmt", ["text", "srt", "vtt"])
@@ -80,11 +81,13 @@ def test_verbose_json_with_words_and_segments(api_server, speech_wav, expected):
     assert result.text == forced.text and result.language == "english"
     assert result.duration == pytest.approx(expected.info.duration_s, abs=1e-3)
     spoken = [segment for segment in forced.segments if segment.text]
+    assert result.segments is not None and result.words is not None
     assert [(s.id, s.text) for s in result.segments] == list(enumerate(segment.text for segment in spoken))
     for ours, theirs in zip(spoken, result.segments, strict=True):
         assert (theirs.start, theirs.end) == (round(ours.start_s, 3), round(ours.end_s, 3))
         assert theirs.seek == round(ours.start_s * 100) and theirs.tokens == [] and theirs.temperature == 0.0
         assert theirs.avg_logprob == 0.0 and theirs.no_speech_prob == 0.0 and theirs.compression_ratio > 0
+        assert theirs.model_extra is not None
         assert theirs.model_extra["flags"] == [flag.value for flag in ours.flags]  # our extra field rides along
     words = [word for segment in spoken for word in segment.words]
     assert [w.word for w in result.words] == [w.text for w in words] and words
@@ -108,7 +111,9 @@ def test_stream_deltas_join_to_the_done_text(api_server, long_speech_wav, engine
     )
     deltas = [event.delta for event in events if event.type == "transcript.text.delta"]
     assert [event.type for event in events] == ["transcript.text.delta"] * len(deltas) + ["transcript.text.done"]
-    assert len(deltas) >= 2 and "".join(deltas) == events[-1].text == expected.text
+    done = events[-1]
+    assert done.type == "transcript.text.done"
+    assert len(deltas) >= 2 and "".join(deltas) == done.text == expected.text
 
 
 def test_with_a_key(serve_engine, speech_wav, expected):
