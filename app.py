@@ -54,13 +54,6 @@ FLAG_WORDS = {
     SegmentFlag.APPROXIMATE_TIMES: "times estimated from the speech, not word by word",
     SegmentFlag.CONTEXT_ECHO: "dropped: the model only repeated your names and terms (silence or noise?)",
 }
-MIME = {
-    "txt": "text/plain",
-    "srt": "application/x-subrip",
-    "vtt": "text/vtt",
-    "json": "application/json",
-    "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-}
 
 netwatch.start_watching()
 state = st.session_state
@@ -421,7 +414,7 @@ def show_result(result_id: int, result: FileResult) -> None:
                 fmt.upper(),
                 asr.render(edited, fmt, name=result.name),
                 file_name=f"{stem}.{fmt}",
-                mime=MIME[fmt],
+                mime=asr.WRITERS[fmt].mime_type,
                 key=f"download-{fmt}-{result_id}",
                 icon=":material/download:",
                 on_click="ignore",

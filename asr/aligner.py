@@ -26,7 +26,7 @@ from transformers.models.qwen3_asr.processing_qwen3_asr import FORCED_ALIGNER_LA
 
 from .engine import resolve_device, resolve_dtype, return_freed_memory
 from .errors import AlignmentError, ModelLoadError
-from .hub import DEFAULT_ALIGNER, locate_model
+from .hub import ALIGNER_ENV, DEFAULT_ALIGNER, locate_model
 from .results import AlignedToken
 
 logger = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ class QwenAligner:
         """
         device = resolve_device(device)
         torch_dtype = resolve_dtype(dtype, device)
-        folder = locate_model(model)
+        folder = locate_model(model, env=ALIGNER_ENV)
         started = time.perf_counter()
         try:
             processor = AutoProcessor.from_pretrained(folder, local_files_only=True)

@@ -36,8 +36,13 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
 
 
+def _program() -> str:
+    """How the user started us, for usage lines and errors: the `asr` command, or `python -m asr`."""
+    return "asr" if Path(sys.argv[0]).stem == "asr" else "python -m asr"
+
+
 def _build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m asr", description="Private, local speech-to-text with Qwen3-ASR.")
+    parser = _Parser(prog=_program(), description="Private, local speech-to-text with Qwen3-ASR.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = commands.add_parser("transcribe", help="transcribe audio or video files")
@@ -90,7 +95,9 @@ def _add_transcription_arguments(parser: argparse.ArgumentParser) -> None:
         f"{hub.DEFAULT_ALIGNER}); subtitles then follow the voice",
     )
     parser.add_argument(
-        "--aligner", metavar="ID_OR_DIR", help=f"forced aligner repo id or folder (default: {hub.DEFAULT_ALIGNER})"
+        "--aligner",
+        metavar="ID_OR_DIR",
+        help=f"forced aligner repo id or folder (default: ${hub.ALIGNER_ENV} or {hub.DEFAULT_ALIGNER})",
     )
     parser.add_argument("--max-line-width", type=int, default=DEFAULT_LAYOUT.max_line_width, help="subtitle columns")
     parser.add_argument("--max-line-count", type=int, default=DEFAULT_LAYOUT.max_line_count, help="lines per subtitle")
@@ -159,9 +166,9 @@ def _aligner_wanted(args: argparse.Namespace) -> str | None:
     on this computer yet: word times are then estimated, and the transcripts say so."""
     if not args.word_timestamps:
         return None
-    aligner = args.aligner or hub.DEFAULT_ALIGNER
+    aligner = args.aligner or os.environ.get(hub.ALIGNER_ENV) or hub.DEFAULT_ALIGNER
     try:
-        hub.locate_model(aligner)
+        hub.locate_model(aligner, env=hub.ALIGNER_ENV)
     except ModelNotFoundError as e:
         print(f"note: {e} Until then, word times are estimated from the speech found.", file=sys.stderr)
         return None
@@ -188,20 +195,40 @@ def _write_stdout(content: str | bytes) -> None:
     sys.stdout.buffer.flush()
 
 
+def _report_missing(files: list[Path]) -> list[Path]:
+    """The files that are not there, each reported with the decoder's own message before any model is looked
+    for: a typo in a path is the quicker fix, and it should not wait behind a model download."""
+    missing = []
+    for file in files:
+        if file.exists():
+            continue
+        try:
+            read_source_info(file)
+        except ASRError as e:
+            print(f"{file}: error: {e}", file=sys.stderr)
+            missing.append(file)
+    return missing
+
+
 def _run_transcribe(args: argparse.Namespace) -> int:
     try:
         options = _options(args)
         layout = _layout(args)
     except OptionsError as e:
-        print(f"python -m asr: error: {e}", file=sys.stderr)
+        print(f"{_program()}: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     formats = writers.FORMATS if args.format == "all" else (args.format,)
     to_stdout = str(args.output_dir) == "-"
+    missing = _report_missing(args.files)
+    files = [file for file in args.files if file not in missing]
+    if not files:
+        return EXIT_FAILED
     if not to_stdout:
         args.output_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_workdirs()  # what a crashed earlier run may have left
-    from .engine import QwenEngine  # loads torch: only now that the command line is known good
+    from .engine import QwenEngine, show_loading_bars  # loads torch: only now that the command line is known good
 
+    show_loading_bars(args.verbose)
     try:
         engine = QwenEngine.load(
             args.model or os.environ.get(hub.MODEL_ENV) or hub.DEFAULT_MODEL, device=args.device, dtype=args.dtype
@@ -210,8 +237,8 @@ def _run_transcribe(args: argparse.Namespace) -> int:
     except ASRError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_FAILED
-    failed = 0
-    for file, outputs in zip(args.files, _output_paths(args.files, args.output_dir, formats), strict=True):
+    failed = len(missing)
+    for file, outputs in zip(files, _output_paths(files, args.output_dir, formats), strict=True):
         bar, update = _progress_bar(file)
         try:
             segments, info = transcribe(
@@ -269,8 +296,9 @@ def _batch_bar():
 def _batch_runner(args: argparse.Namespace, options: TranscribeOptions, model: str) -> batch.Runner:
     """The in-process runner, or Ray actors when --ray is given (call inside `cluster.connected`)."""
     if args.ray is None:
-        from .engine import QwenEngine
+        from .engine import QwenEngine, show_loading_bars
 
+        show_loading_bars(args.verbose)
         engine = QwenEngine.load(model, device=args.device, dtype=args.dtype)
         return batch.LocalRunner(engine, options, _load_aligner(args, args.device))
     from .cluster import RayRunner
@@ -306,7 +334,7 @@ def _run_batch(args: argparse.Namespace) -> int:
         formats = writers.FORMATS if args.format == "all" else (args.format,)
         jobs = _batch_jobs(batch.find_inputs(args.inputs), args.output_dir, formats)
     except OptionsError as e:
-        print(f"python -m asr: error: {e}", file=sys.stderr)
+        print(f"{_program()}: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     args.output_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_workdirs()

@@ -92,7 +92,7 @@ def connected(address: str, *, num_cpus: int | None = None, verbose: bool = Fals
         except (ConnectionError, ValueError, RuntimeError) as e:
             raise ASRError(
                 f"Could not join the Ray cluster at {address!r}: {e}. Start one with `ray start --head` "
-                "(see the README), or use --ray local to start one on this machine."
+                "(see docs/cluster.md), or use --ray local to start one on this machine."
             ) from e
         try:
             yield None

@@ -64,7 +64,7 @@ def resolve_dtype(dtype: str, device: str) -> torch.dtype:
     """bf16 on CUDA where supported (else fp16), fp16 on Apple MPS, and bf16 on CPU.
 
     On CPU, bf16 decoded the full-size 0.6B model faster than fp32 in our benchmark
-    (see README, Performance), with the same greedy output on our golden clip.
+    (docs/performance.md), with the same greedy output on our golden clip.
     """
     if dtype != "auto":
         if dtype not in DTYPES:
@@ -76,6 +76,13 @@ def resolve_dtype(dtype: str, device: str) -> torch.dtype:
     if device == "mps":
         return torch.float16
     return torch.bfloat16
+
+
+def show_loading_bars(shown: bool) -> None:
+    """Whether transformers draws its "Loading weights" bar on stderr at each load (the CLI shows it with -v)."""
+    from transformers.utils import logging as transformers_logging
+
+    (transformers_logging.enable_progress_bar if shown else transformers_logging.disable_progress_bar)()
 
 
 def parse_generated(text: str, forced_language: str | None) -> tuple[str | None, str]:
@@ -232,7 +239,7 @@ class QwenEngine:
             dtype: "auto", "bfloat16", "float16" or "float32".
             decoder: "loop" (our static-cache greedy loop, asr/decode.py), "generate" (transformers'), or "auto":
                 the loop on the CPU, where it gives generate's tokens and measured as fast or faster on an idle
-                machine (README, Performance), and generate on CUDA and MPS until a GPU run has checked the loop.
+                machine (docs/performance.md), and generate on CUDA and MPS until a GPU run has checked the loop.
             cuda_graphs: with decoder="loop" on CUDA, replay the loop's one-token step from captured CUDA
                 graphs. Off by default until a GPU run shows it equal to and faster than `generate`.
 

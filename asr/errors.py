@@ -22,7 +22,18 @@ class ModelLoadError(ASRError):
 
 
 class ModelNotFoundError(ModelLoadError):
-    """The model is not on this computer; the message says how to get it."""
+    """The model is not on this computer; the message says how to get it.
+
+    `problem` is the message without the command-line advice, for a front end that offers its own way to get
+    the model (the page's download button and folder field).
+    """
+
+    def __init__(self, problem: str, how_to_get: str = "") -> None:
+        super().__init__(f"{problem} {how_to_get}".strip())
+        self.problem, self.how_to_get = problem, how_to_get
+
+    def __reduce__(self):  # pickled whole (a Ray worker's error reaches the driver), not rebuilt from `args`
+        return type(self), (self.problem, self.how_to_get)
 
 
 class DeviceMemoryError(ASRError):

@@ -41,6 +41,7 @@ MODEL_BYTES = {  # download size of each model we offer: shown before the downlo
 }
 MODEL_SIZES = {model: f"about {size / 1e9:.1f} GB" for model, size in MODEL_BYTES.items()}  # as shown to users
 MODEL_ENV = "QWEN3_ASR_MODEL"  # overrides DEFAULT_MODEL: a repo id or a folder
+ALIGNER_ENV = "QWEN3_ASR_ALIGNER"  # overrides DEFAULT_ALIGNER: a repo id or a folder
 HUGGING_FACE = "https://huggingface.co"
 HF_MIRROR = "https://hf-mirror.com"  # a public mirror of the hub that is reachable from mainland China
 DOWNLOAD_SOURCES = {  # preset name -> endpoint; any other mirror is given by its URL
@@ -57,25 +58,28 @@ _REQUIRED_FILES = (
 _DOWNLOAD_PATTERNS = ["*.json", "*.safetensors", "*.jinja", "*.txt"]
 
 
-def _how_to_get(model: str) -> str:
+def _how_to_get(model: str, env: str) -> str:
+    """The command-line advice: download `model`, or point `env` (MODEL_ENV or ALIGNER_ENV) at a folder."""
+    kind = "Qwen3-ForcedAligner" if env == ALIGNER_ENV else "Qwen3-ASR"
     return (
         f"Download it with `python -m asr download --model {model}` (add `--endpoint URL` for a mirror), "
-        f"or set {MODEL_ENV} to a folder that holds a Qwen3-ASR checkpoint."
+        f"or set {env} to a folder that holds a {kind} checkpoint."
     )
 
 
-def check_model_folder(folder: Path) -> None:
+def _default_for(env: str) -> str:
+    return DEFAULT_ALIGNER if env == ALIGNER_ENV else DEFAULT_MODEL
+
+
+def check_model_folder(folder: Path, *, env: str = MODEL_ENV) -> None:
     """Raise `ModelNotFoundError` naming the first file a checkpoint folder lacks."""
+    how = _how_to_get(_default_for(env), env)
     for names in _REQUIRED_FILES:
         if not any((folder / name).is_file() for name in names):
             missing = " or ".join(names)
-            raise ModelNotFoundError(
-                f"The model folder {folder} is incomplete: {missing} is missing. {_how_to_get(DEFAULT_MODEL)}"
-            )
+            raise ModelNotFoundError(f"The model folder {folder} is incomplete: {missing} is missing.", how)
     if not any(folder.glob("*.safetensors")):
-        raise ModelNotFoundError(
-            f"The model folder {folder} has no weights (*.safetensors). {_how_to_get(DEFAULT_MODEL)}"
-        )
+        raise ModelNotFoundError(f"The model folder {folder} has no weights (*.safetensors).", how)
 
 
 def is_repo_id(model: str) -> bool:
@@ -84,18 +88,21 @@ def is_repo_id(model: str) -> bool:
     return len(parts) == 2 and all(parts) and not model.startswith((".", "~", "/"))
 
 
-def locate_model(model: str) -> Path:
+def locate_model(model: str, *, env: str = MODEL_ENV) -> Path:
     """Return the local folder of `model` (a folder path or a cached repo id), without any network use.
+
+    `env` is the variable that chooses this kind of model (MODEL_ENV, or ALIGNER_ENV for the aligner), named in
+    the advice.
 
     Raises:
         ModelNotFoundError: the model is not on this computer; the message says how to get it.
     """
     folder = Path(model).expanduser()
     if folder.is_dir():
-        check_model_folder(folder)
+        check_model_folder(folder, env=env)
         return folder
     if not is_repo_id(model):
-        raise ModelNotFoundError(f"No model folder at {model}. {_how_to_get(DEFAULT_MODEL)}")
+        raise ModelNotFoundError(f"No model folder at {model}.", _how_to_get(_default_for(env), env))
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import LocalEntryNotFoundError
 
@@ -105,8 +112,8 @@ def locate_model(model: str) -> Path:
         # calls the snapshot incomplete (IncompleteSnapshotError).
         folder = Path(snapshot_download(model, local_files_only=True, allow_patterns=_DOWNLOAD_PATTERNS))
     except LocalEntryNotFoundError as e:
-        raise ModelNotFoundError(f"The model {model} is not on this computer yet. {_how_to_get(model)}") from e
-    check_model_folder(folder)
+        raise ModelNotFoundError(f"The model {model} is not on this computer yet.", _how_to_get(model, env)) from e
+    check_model_folder(folder, env=env)
     return folder
 
 

@@ -16,19 +16,19 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import BinaryIO
 
 import numpy as np
 
 from .audio import SAMPLE_RATE, decode_audio
 from .chinese import convert_segment
-from .echo import is_context_echo
-from .errors import AlignmentError, DeviceMemoryError, TranscriptionCancelled
+from .errors import TranscriptionCancelled
+from .generation import Aligner, Engine, GenerationRequest, NoticeCallback, align, generate_fitting
+from .guards import is_context_echo, is_repetition_loop
 from .options import DecodeOptions, TranscribeOptions
+from .placement import segments_of_chunk
 from .results import (
-    AlignedToken,
     Chunk,
-    ChunkText,
     DecodedAudio,
     Segment,
     SegmentFlag,
@@ -38,72 +38,20 @@ from .results import (
     Transcript,
     TranscriptionInfo,
 )
-from .segment import ChunkTimeline, chunk_waveform, collect_chunks
+from .segment import chunk_waveform, collect_chunks
 from .speakers import SpeakerEmbedder, find_speaker_turns, label_segments, load_speaker_model
 from .tempfiles import private_workdir
 from .vad import get_speech_spans
-from .words import TimedText, estimate_times, sentence_ranges, spans_in_seconds, timed_text, token_starts
 
 logger = logging.getLogger(__name__)
 
 AudioSource = str | os.PathLike | bytes | BinaryIO | DecodedAudio | np.ndarray
 ProgressCallback = Callable[[float, float], None]  # (processed audio seconds, total audio seconds)
-NoticeCallback = Callable[[str], None]  # a sentence for the user
 
 NO_SPEECH_NOTE = "no speech detected"
-# A text counts as a decoding loop when its tail is one unit (up to this many characters)
-# repeated at least _LOOP_MIN_REPEATS times over at least _LOOP_MIN_CHARS characters.
-_LOOP_MAX_UNIT_CHARS = 50
-_LOOP_MIN_REPEATS = 4
-_LOOP_MIN_CHARS = 40
 # VAD first scans this many first_chunk_s of the file (4 s -> 10 s: under 0.2 s), enough to hold the first chunk.
 _HEAD_CHUNKS = 2.5
 _VAD_LEAD_IN_SAMPLES = SAMPLE_RATE  # the rest's VAD starts 1 s before the first chunk's end, to settle first
-
-
-class Engine(Protocol):
-    """What the pipeline needs from a speech model: `engine.QwenEngine`, or a fake in orchestration tests."""
-
-    name: str
-    default_batch_size: int
-    device: str  # where the model runs ("cpu", "cuda:0", "mps"); the speaker model runs there too
-
-    def transcribe_chunks(
-        self,
-        chunks: Sequence[np.ndarray],
-        *,
-        language: str | None,
-        context: str,
-        max_new_tokens: Sequence[int],
-        repetition_penalty: float | None = None,
-        stop: threading.Event | None = None,
-    ) -> list[ChunkText]: ...
-
-    def fall_back_to_cpu(self) -> str | None: ...
-
-
-class Aligner(Protocol):
-    """What the pipeline needs from a forced aligner: `aligner.QwenAligner`, or a fake in tests."""
-
-    name: str
-
-    def supports(self, language: str | None) -> bool: ...
-
-    def align(
-        self, waves: Sequence[np.ndarray], texts: Sequence[str], languages: Sequence[str]
-    ) -> list[list[AlignedToken]]: ...
-
-
-def is_repetition_loop(text: str) -> bool:
-    """True when the end of `text` is one short unit repeated over and over ("the the the ...")."""
-    for unit_chars in range(1, min(_LOOP_MAX_UNIT_CHARS, len(text) // _LOOP_MIN_REPEATS) + 1):
-        unit = text[-unit_chars:]
-        repeats, end = 1, len(text) - unit_chars
-        while end >= unit_chars and text[end - unit_chars : end] == unit:
-            repeats, end = repeats + 1, end - unit_chars
-        if repeats >= _LOOP_MIN_REPEATS and repeats * unit_chars >= _LOOP_MIN_CHARS:
-            return True
-    return False
 
 
 def _as_decoded(
@@ -168,133 +116,6 @@ def _check_cancel(cancel: threading.Event | None, done: int) -> None:
         raise TranscriptionCancelled(f"Transcription cancelled after {done} finished segment(s).")
 
 
-@dataclass(frozen=True)
-class _GenerationRequest:
-    """One call to the engine: chunks' audio, each with its token budget, and the settings they share."""
-
-    waves: list[np.ndarray]
-    budgets: list[int]
-    language: str | None
-    context: str
-    stop: threading.Event | None
-
-    def part(self, start: int, stop: int | None = None) -> _GenerationRequest:
-        """The same request for chunks [start, stop) only."""
-        return replace(self, waves=self.waves[start:stop], budgets=self.budgets[start:stop])
-
-    def run(self, engine: Engine, repetition_penalty: float | None = None) -> list[ChunkText]:
-        return engine.transcribe_chunks(
-            self.waves,
-            language=self.language,
-            context=self.context,
-            max_new_tokens=self.budgets,
-            repetition_penalty=repetition_penalty,
-            stop=self.stop,
-        )
-
-
-def _generate_fitting(engine: Engine, request: _GenerationRequest, notice: NoticeCallback | None) -> list[ChunkText]:
-    """Generate a batch; when the device runs out of memory, split it in halves and try again.
-
-    When even a single chunk does not fit, the engine moves to the CPU (the user is told) and the
-    run goes on there; only an engine already on the CPU gives up, with a message saying what to try.
-    The retries run after the `except` block has ended: while it runs, the exception's traceback holds
-    the failed batch's tensors, and retrying inside it would try to fit the halves next to them.
-    """
-    try:
-        return request.run(engine)
-    except DeviceMemoryError as error:
-        message = str(error)  # keep only the words: the error itself would keep the batch alive
-    if len(request.waves) == 1:
-        moved = engine.fall_back_to_cpu()
-        if moved is None:
-            raise DeviceMemoryError(message)
-        if notice is not None:
-            notice(moved)
-        return request.run(engine)
-    half = len(request.waves) // 2
-    logger.warning("Out of memory on a batch of %d chunks; retrying in halves", len(request.waves))
-    return _generate_fitting(engine, request.part(0, half), notice) + _generate_fitting(
-        engine, request.part(half), notice
-    )
-
-
-def _align(aligner: Aligner | None, waves: list[np.ndarray], texts: list[ChunkText]) -> list[list[AlignedToken] | None]:
-    """Aligner tokens for each chunk it can time (None for the others, which get estimated times).
-
-    A batch the aligner fails on is tried chunk by chunk, so one bad chunk costs only its own word times.
-    """
-    aligned: list[list[AlignedToken] | None] = [None] * len(texts)
-    if aligner is None:
-        return aligned
-    todo = [i for i, text in enumerate(texts) if text.text and aligner.supports(text.language)]
-    groups = [todo] if todo else []
-    while groups:
-        group = groups.pop()
-        try:
-            rows = aligner.align(
-                [waves[i] for i in group], [texts[i].text for i in group], [texts[i].language for i in group]
-            )
-        except AlignmentError as e:
-            logger.warning("%s", e)
-            groups += [[i] for i in group] if len(group) > 1 else []
-            continue
-        for i, row in zip(group, rows, strict=True):
-            aligned[i] = row
-    return aligned
-
-
-def _place_words(
-    result: ChunkText, tokens: list[AlignedToken] | None, chunk: Chunk, timeline: ChunkTimeline
-) -> tuple[TimedText, bool] | None:
-    """The chunk's words on the original timeline, and whether their times are estimates.
-
-    Aligned times are measured in the shortened audio the aligner heard and mapped back through the
-    chunk's timeline; without them (or when the aligner's words do not match the text), times are shared
-    out over the chunk's speech spans.
-    """
-    if tokens is not None:
-        starts = token_starts(result.text, [token.text for token in tokens])
-        if starts is not None:
-            times = [(timeline.to_original_s(t.start_s), timeline.to_original_s(t.end_s)) for t in tokens]
-            return timed_text(result.text, starts, times, timeline.bounds_s), False
-        logger.warning("The aligner's words did not match the chunk's text; its times are estimated")
-    estimate = estimate_times(result.text, spans_in_seconds(chunk.spans, SAMPLE_RATE))
-    if estimate is None:
-        return None
-    return timed_text(result.text, *estimate, timeline.bounds_s), True
-
-
-def _segments_of_chunk(
-    result: ChunkText,
-    tokens: list[AlignedToken] | None,
-    chunk: Chunk,
-    timeline: ChunkTimeline,
-    flags: list[SegmentFlag],
-) -> list[Segment]:
-    """Sentences (or clauses) of one chunk's text, each with its words and times."""
-    placed = _place_words(result, tokens, chunk, timeline)
-    if placed is None:  # no letters or digits at all (e.g. only punctuation): one segment for the chunk
-        start_s, end_s = timeline.bounds_s
-        return [Segment(start_s, end_s, result.text, result.language, (*flags, SegmentFlag.APPROXIMATE_TIMES))]
-    timed, estimated = placed
-    flags = [*flags, SegmentFlag.APPROXIMATE_TIMES] if estimated else flags
-    segments = []
-    for first, stop in sentence_ranges(timed):
-        words = timed.words[first:stop]
-        segments.append(
-            Segment(
-                words[0].start_s,
-                words[-1].end_s,
-                timed.slice_text(first, stop),
-                result.language,
-                tuple(flags),
-                words,
-            )
-        )
-    return segments
-
-
 def _transcribe_batch(
     engine: Engine,
     aligner: Aligner | None,
@@ -311,8 +132,8 @@ def _transcribe_batch(
     """
     waves, timelines = zip(*(chunk_waveform(samples, chunk) for chunk in chunks), strict=True)
     budgets = [decode.max_new_tokens(chunk.speech_samples / SAMPLE_RATE) for chunk in chunks]
-    request = _GenerationRequest(list(waves), budgets, decode.language, decode.context, cancel)
-    results = _generate_fitting(engine, request, notice)
+    request = GenerationRequest(list(waves), budgets, decode.language, decode.context, cancel)
+    results = generate_fitting(engine, request, notice)
     all_flags: list[list[SegmentFlag]] = []
     for index, result in enumerate(results):
         flags: list[SegmentFlag] = []
@@ -329,7 +150,7 @@ def _transcribe_batch(
         raise TranscriptionCancelled("Transcription cancelled while generating.")
     echoes = [is_context_echo(result.text, decode.context) for result in results]
     to_align = [replace(result, text="") if echo else result for result, echo in zip(results, echoes, strict=True)]
-    aligned = _align(aligner, list(waves), to_align)
+    aligned = align(aligner, list(waves), to_align)
     segments = []
     for result, tokens, chunk, timeline, flags, echo in zip(
         results, aligned, chunks, timelines, all_flags, echoes, strict=True
@@ -338,7 +159,7 @@ def _transcribe_batch(
             start_s, end_s = timeline.bounds_s
             segments.append(Segment(start_s, end_s, "", result.language, (*flags, SegmentFlag.CONTEXT_ECHO)))
         elif result.text:
-            segments += _segments_of_chunk(result, tokens, chunk, timeline, flags)
+            segments += segments_of_chunk(result, tokens, chunk, timeline, flags)
     return segments
 
 

@@ -30,11 +30,11 @@ dropped.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
 import numpy as np
 
 from .audio import SAMPLE_RATE
+from .placement import ChunkTimeline
 from .results import Chunk, SpeechSpan
 
 logger = logging.getLogger(__name__)
@@ -99,29 +99,6 @@ def collect_chunks(
 
     logger.debug("%d speech spans -> %d chunks (max %.1f s)", len(spans), len(chunks), max_chunk_s)
     return chunks
-
-
-@dataclass(frozen=True)
-class ChunkTimeline:
-    """Maps a time in a chunk's waveform (pauses shortened) to the original timeline.
-
-    The waveform is made of pieces copied from the original audio; ``pieces`` holds, for each, where it
-    starts in the waveform and in the original, and its length, all in samples.
-    """
-
-    pieces: tuple[tuple[int, int, int], ...]  # (waveform start, original start, length)
-
-    @property
-    def bounds_s(self) -> tuple[float, float]:
-        """The chunk's start and end on the original timeline, in seconds."""
-        first, last = self.pieces[0], self.pieces[-1]
-        return first[1] / SAMPLE_RATE, (last[1] + last[2]) / SAMPLE_RATE
-
-    def to_original_s(self, waveform_s: float) -> float:
-        """Seconds into the waveform -> seconds on the original timeline (clamped to the chunk)."""
-        position = max(0.0, waveform_s * SAMPLE_RATE)
-        piece = next((p for p in reversed(self.pieces) if p[0] <= position), self.pieces[0])
-        return (piece[1] + min(position - piece[0], piece[2])) / SAMPLE_RATE
 
 
 def chunk_waveform(samples: np.ndarray, chunk: Chunk) -> tuple[np.ndarray, ChunkTimeline]:

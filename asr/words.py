@@ -12,37 +12,15 @@ Nothing here needs torch: the aligner hands over plain (token, start, end) tripl
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import accumulate, pairwise
 
+from .punctuation import OPENERS, is_wide, is_word_char, punct_level
 from .results import SpeechSpan, Word
 
 MAX_PAUSE_S = 0.6  # a longer silence between two words ends a segment
 MAX_SEGMENT_S = 15.0  # a longer sentence is cut at its best break
-SENTENCE_END = frozenset(".!?…。！？")
-CLAUSE_END = frozenset(",;:，、；：")
-CLOSERS = frozenset(")]}）」』》〉】〕”’\"'")  # may follow sentence or clause punctuation: 他说：“好。”
-_OPENERS = frozenset('"“‘«‹([{（「『《〈【〔¿¡')  # stay with the word they open
-
-
-def is_word_char(char: str) -> bool:
-    """Letters, digits and the apostrophe: what the forced aligner keeps of a text (punctuation it drops)."""
-    return char == "'" or unicodedata.category(char)[0] in "LN"
-
-
-def is_wide(char: str) -> bool:
-    """East Asian wide or fullwidth: a CJK character, kana or Hangul, two columns on screen."""
-    return unicodedata.east_asian_width(char) in ("W", "F")
-
-
-def punct_level(text: str) -> int:
-    """2 if `text` ends a sentence, 1 if it ends a clause, else 0; closing quotes and brackets are skipped."""
-    stripped = text.rstrip().rstrip("".join(CLOSERS))
-    if stripped and stripped[-1] in SENTENCE_END:
-        return 2
-    return 1 if stripped and stripped[-1] in CLAUSE_END else 0
 
 
 def token_starts(text: str, tokens: Sequence[str]) -> list[int] | None:
@@ -93,7 +71,7 @@ def word_cuts(text: str, starts: Sequence[int]) -> list[int]:
     cuts = [0]
     for previous, start in pairwise(starts):
         cut = start
-        while cut > previous + 1 and text[cut - 1] in _OPENERS:
+        while cut > previous + 1 and text[cut - 1] in OPENERS:
             cut -= 1
         cuts.append(cut)
     return cuts

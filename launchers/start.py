@@ -11,10 +11,12 @@ First run (or after ``requirements.txt`` changed):
 2. ``pip install torch==<pin from requirements.txt>`` first, from PyTorch's CPU-only index on a computer without an
    NVIDIA GPU (no ``nvidia-smi``) that is not a Mac, so pip does not download gigabytes of CUDA libraries;
 3. ``pip install -r requirements.txt``;
-4. write ``.venv/qwen3-asr-setup.json`` holding the SHA-256 of ``requirements.txt``. A later start whose
-   ``requirements.txt`` has the same hash skips steps 1-3 and starts in seconds.
+4. ``pip install --no-deps -e .``: the project itself, so ``.venv``'s ``asr`` command works from any folder;
+5. write ``.venv/qwen3-asr-setup.json`` holding the SHA-256 of ``requirements.txt``. A later start whose
+   ``requirements.txt`` has the same hash skips steps 1-4 and starts in seconds.
 
-Every run: a free port on 127.0.0.1, ``<venv python> -m streamlit run app.py`` with the settings that matter for
+Every run: port ``DEFAULT_PORT`` on 127.0.0.1 (so a bookmark keeps working), or a free one when that port is taken,
+``<venv python> -m streamlit run app.py`` with the settings that matter for
 privacy repeated on the command line, wait for ``/_stcore/health``, open the page, and stop the server cleanly on
 Ctrl-C. Nothing but pip goes online; Streamlit's usage statistics are off.
 
@@ -61,7 +63,9 @@ VENV_DIR = PROJECT_ROOT / ".venv"
 REQUIREMENTS = PROJECT_ROOT / "requirements.txt"
 APP = "app.py"
 HOST = "127.0.0.1"
+DEFAULT_PORT = 8531  # the page's address stays http://127.0.0.1:8531/ from one start to the next, when it is free
 MARKER_NAME = "qwen3-asr-setup.json"
+SETUP_STEPS = 4  # recorded in the marker: a set-up made by a launcher with fewer steps is done again once
 CPU_TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
 TORCH_INDEX_ENV = "QWEN3_ASR_TORCH_INDEX"
 DEFAULT_START_TIMEOUT_S = 120.0
@@ -99,6 +103,18 @@ def find_free_port(host: str = HOST) -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind((host, 0))
         return probe.getsockname()[1]
+
+
+def choose_port(preferred: int = DEFAULT_PORT, host: str = HOST) -> int:
+    """``preferred`` when nothing listens on it (a bookmark keeps working), else a free port the OS picks."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        if os.name != "nt":  # as the server binds: a closed connection's TIME_WAIT does not count as taken
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, preferred))
+        except OSError:
+            return find_free_port(host)
+    return preferred
 
 
 def page_url(port: int) -> str:
@@ -276,20 +292,26 @@ def marker_path(venv: Path = VENV_DIR) -> Path:
 
 
 def setup_is_current(venv: Path = VENV_DIR, requirements: Path = REQUIREMENTS) -> bool:
-    """True when ``venv`` has a Python and was set up for exactly this ``requirements.txt``."""
+    """True when ``venv`` has a Python and was set up, with every step of this launcher, for exactly this
+    ``requirements.txt``."""
     if not venv_python(venv).exists():
         return False
     try:
         recorded = json.loads(marker_path(venv).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return isinstance(recorded, dict) and recorded.get("requirements_sha256") == requirements_digest(requirements)
+    return (
+        isinstance(recorded, dict)
+        and recorded.get("requirements_sha256") == requirements_digest(requirements)
+        and recorded.get("steps") == SETUP_STEPS
+    )
 
 
 def write_marker(venv: Path = VENV_DIR, requirements: Path = REQUIREMENTS) -> None:
     """Record that ``venv`` holds everything ``requirements`` asks for."""
     record = {
         "requirements_sha256": requirements_digest(requirements),
+        "steps": SETUP_STEPS,
         "written": time.strftime("%Y-%m-%d %H:%M:%S"),
         "by": "launchers/start.py",
     }
@@ -359,7 +381,7 @@ def set_up_environment(venv: Path = VENV_DIR, requirements: Path = REQUIREMENTS)
 
     python = venv_python(venv)
     if not python.exists():
-        _say(f"\n[1/3] Creating a private Python environment in {venv.name} (a few seconds)...")
+        _say(f"\n[1/4] Creating a private Python environment in {venv.name} (a few seconds)...")
         existed = venv.exists()
         code = subprocess.call([sys.executable, "-m", "venv", str(venv)], cwd=PROJECT_ROOT)
         if code != 0 or not python.exists():
@@ -371,18 +393,21 @@ def set_up_environment(venv: Path = VENV_DIR, requirements: Path = REQUIREMENTS)
                 hint = f" On Debian or Ubuntu install the venv module first: sudo apt install python{version}-venv"
             raise LauncherError(f"Could not create the Python environment {venv}.{hint}")
     else:
-        _say(f"\n[1/3] Using the existing Python environment in {venv.name}.")
+        _say(f"\n[1/4] Using the existing Python environment in {venv.name}.")
 
     pip = [str(python), "-m", "pip", "install", "--disable-pip-version-check"]
     torch = torch_requirement(requirements)
-    _say(f"\n[2/3] Installing PyTorch ({torch}), {plan.description}. This can take several minutes...")
+    _say(f"\n[2/4] Installing PyTorch ({torch}), {plan.description}. This can take several minutes...")
     _run_step([*pip, torch, *plan.pip_args], "Installing PyTorch failed")
 
     _say(
-        "\n[3/3] Installing the other packages from requirements.txt (Streamlit, transformers, PyAV, ...; "
+        "\n[3/4] Installing the other packages from requirements.txt (Streamlit, transformers, PyAV, ...; "
         "about 250 MB to download, a few minutes)..."
     )
     _run_step([*pip, "-r", str(requirements)], "Installing the packages failed")
+
+    _say("\n[4/4] Installing the transcriber itself, so the `asr` command in .venv works from any folder...")
+    _run_step([*pip, "--no-deps", "-e", str(PROJECT_ROOT)], "Installing the transcriber failed")
 
     write_marker(venv, requirements)
     _say("\nSet-up finished.")
@@ -408,8 +433,10 @@ def _start_timeout_s() -> float:
 
 def serve(python: Path, open_browser: bool = True) -> int:
     """Run the app until Ctrl-C (exit 0) or until the server stops by itself (its exit code, at least 1)."""
-    port = find_free_port()
+    port = choose_port()
     url = page_url(port)
+    if port != DEFAULT_PORT:
+        _say(f"\nPort {DEFAULT_PORT} is taken (another transcriber already running?): this one uses port {port}.")
     _say("\nStarting the transcriber (usually a few seconds)...")
     process, output = start_server(python, port)
     try:

@@ -25,6 +25,8 @@ fi
 .venv/bin/python -m pip install -q --disable-pip-version-check torch==2.13.0
 .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements-dev.txt
 .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements-cluster.txt  # Ray, for the batch tests
+# The project itself, editable: the `asr` command in .venv/bin works from any folder (as the launchers set it up).
+.venv/bin/python -m pip install -q --disable-pip-version-check --no-deps -e .
 
 .venv/bin/ruff check asr tests bench launchers app.py
 .venv/bin/ruff format --check asr tests bench launchers app.py

@@ -19,7 +19,7 @@ import pytest
 import soundfile as sf
 
 from asr import audio
-from asr.audio import SAMPLE_RATE, decode_audio, read_source_info
+from asr.audio import SAMPLE_RATE, decode_audio, decoder, libsndfile, pyav, read_source_info
 from asr.errors import AudioDecodeError, OptionsError
 from asr.results import SourceInfo
 
@@ -162,7 +162,7 @@ def _rms(samples: np.ndarray) -> float:
 
 def _without_soundfile(monkeypatch: pytest.MonkeyPatch) -> None:
     """Send every input down the PyAV path."""
-    monkeypatch.setattr(audio, "_SOUNDFILE_CODECS", {})
+    monkeypatch.setattr(libsndfile, "_SOUNDFILE_CODECS", {})
 
 
 def _fail(message: str):
@@ -288,7 +288,7 @@ def test_many_channels_are_averaged(tmp_path: Path, speech_16k: np.ndarray, monk
 def test_soundfile_and_pyav_paths_agree(spec: Spec, encode_speech, monkeypatch) -> None:
     path = spec.make(encode_speech)
     with monkeypatch.context() as patch:
-        patch.setattr(audio, "_decode_with_pyav", _fail("the soundfile path should have decoded this"))
+        patch.setattr(decoder, "decode_with_pyav", _fail("the soundfile path should have decoded this"))
         fast = decode_audio(path)
     _without_soundfile(monkeypatch)
     slow = decode_audio(path)
@@ -387,7 +387,7 @@ def test_permission_error_on_open_is_explained(encode_speech, monkeypatch) -> No
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(audio, "open", refuse, raising=False)
+    monkeypatch.setattr(audio.source, "open", refuse, raising=False)
     with pytest.raises(AudioDecodeError, match=r"Cannot read '.*s16\.wav': permission denied") as caught:
         decode_audio(path)
     assert isinstance(caught.value.__cause__, PermissionError)
@@ -497,10 +497,10 @@ def test_unreadable_rest_of_a_container_keeps_what_decoded(encode_speech, caplog
                         raise av.error.InvalidDataError(-1094995529, "Invalid data found when processing input")
                     yield packet
 
-        stats = audio._DecodeStats()
+        stats = pyav.DecodeStats()
         with caplog.at_level(logging.WARNING, logger="asr.audio"):
-            frames = list(audio._decoded_frames(FailsHalfWay(), stream, stats))
-            audio._log_damage(stats)
+            frames = list(pyav.decoded_frames(FailsHalfWay(), stream, stats))
+            pyav.log_damage(stats)
 
     assert stats.read_error == "Invalid data found when processing input"
     assert 35 <= len(frames) == stats.decoded_frames <= 41  # 40 packets of 1152 samples, less the decoder's delay
@@ -554,7 +554,8 @@ def test_declared_length_over_the_limit_is_refused_before_decoding(soundfile: bo
     if not soundfile:
         _without_soundfile(monkeypatch)
     three_hours = corpus.sparse_silent_wav(tmp_path / "three-hours.wav", 3 * 3600, rate=8_000)
-    monkeypatch.setattr(audio, "_collect", _fail("samples were decoded before the refusal"))
+    for path_module in (libsndfile, pyav):
+        monkeypatch.setattr(path_module, "collect", _fail("samples were decoded before the refusal"))
 
     with pytest.raises(AudioDecodeError, match=r"is 3:00:00 long, more than the limit of 1:00:00") as caught:
         decode_audio(three_hours, max_duration_s=3600)
@@ -631,7 +632,8 @@ def test_source_info_of_a_long_file_does_not_decode_it(soundfile: bool, tmp_path
     if not soundfile:
         _without_soundfile(monkeypatch)
     path = corpus.sparse_silent_wav(tmp_path / "three-hours.wav", 3 * 3600, rate=8_000)
-    monkeypatch.setattr(audio, "_collect", _fail("read_source_info decoded the whole file"))
+    for path_module in (libsndfile, pyav):
+        monkeypatch.setattr(path_module, "collect", _fail("read_source_info decoded the whole file"))
 
     started = time.perf_counter()
     info = read_source_info(path)
@@ -662,7 +664,7 @@ def test_overview_of_a_long_file_finds_its_loud_part_and_leaves_nothing_behind(t
         file.write(tone.tobytes())
     mapped = []  # the files whose samples were memory-mapped instead of held in RAM
     real_memmap = np.memmap
-    monkeypatch.setattr(audio.np, "memmap", lambda name, **kw: mapped.append(name) or real_memmap(name, **kw))
+    monkeypatch.setattr(np, "memmap", lambda name, **kw: mapped.append(name) or real_memmap(name, **kw))
     facts = audio.overview(str(path), points=400)
     assert len(mapped) == 1 and Path(mapped[0]).is_relative_to(tmp_path / "tmp")
     assert facts.source.duration_s == pytest.approx(720.0) and len(facts.levels) == len(facts.seconds) >= 400

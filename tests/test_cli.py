@@ -11,8 +11,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from speech import SENTENCES, silence, speak
 
 from asr.cli import main
+
+
+def speak_clip() -> np.ndarray:
+    """One spoken English sentence with a little silence around it, at 16 kHz."""
+    return np.concatenate([silence(0.5), speak(SENTENCES[0]), silence(0.5)])
+
 
 FORMATS = {  # file name -> (container, codec, extra encoder arguments)
     "cli.wav": ("wav", "pcm_s16le", {}),
@@ -178,6 +185,39 @@ def test_missing_model_explains_how_to_get_it(capsys, tmp_path, speech_files, mo
     assert "No model folder" in err and "python -m asr download" in err and "Traceback" not in err
 
 
+def test_a_missing_file_is_reported_before_a_missing_model(capsys, tmp_path, speech_files):
+    missing = tmp_path / "meeting.wav"
+    code, _, err = _cli(capsys, "transcribe", str(missing), "--model", str(tmp_path / "no-model"))
+    assert code == 1 and err == f"{missing}: error: File not found: {missing}. Check the path and its spelling.\n"
+    code, _, err = _cli(capsys, "transcribe", str(missing), str(speech_files[0]), "--model", str(tmp_path / "no-model"))
+    assert code == 1 and err.index("File not found") < err.index("No model folder")  # the file first, then the model
+
+
+def test_verbose_shows_the_weights_loading_bar(capsys, tmp_path, tiny_model_dir, speech_files):
+    arguments = ["transcribe", str(speech_files[0]), "--model", str(tiny_model_dir), "--output-dir", str(tmp_path)]
+    code, _, err = _cli(capsys, *arguments, "-v")
+    assert code == 0 and "Loading weights" in err
+    code, _, err = _cli(capsys, *arguments)
+    assert code == 0 and "Loading weights" not in err
+
+
+def test_the_aligner_comes_from_qwen3_asr_aligner(capsys, monkeypatch, tmp_path, tiny_model_dir, tiny_aligner_dir):
+    clip = tmp_path / "talk.wav"
+    sf.write(clip, speak_clip(), 16_000)
+    arguments = ["transcribe", str(clip), "--model", str(tiny_model_dir), "--word-timestamps", "--language", "en"]
+    monkeypatch.setenv("QWEN3_ASR_ALIGNER", str(tmp_path / "no-aligner"))
+    code, _, err = _cli(capsys, *arguments, "--output-dir", str(tmp_path / "estimated"))
+    assert code == 0, err
+    (note,) = [line for line in err.splitlines() if line.startswith("note: ")]
+    assert f"No model folder at {tmp_path / 'no-aligner'}." in note and "set QWEN3_ASR_ALIGNER to a folder" in note
+    assert "QWEN3_ASR_MODEL" not in note
+    monkeypatch.setenv("QWEN3_ASR_ALIGNER", str(tiny_aligner_dir))
+    code, _, err = _cli(capsys, *arguments, "--format", "json", "--output-dir", str(tmp_path / "aligned"))
+    assert code == 0 and "note: " not in err, err
+    info = json.loads((tmp_path / "aligned" / "talk.json").read_text(encoding="utf-8"))["info"]
+    assert info["aligner"] == str(tiny_aligner_dir)
+
+
 def test_info_shows_the_facts(capsys, speech_files, bad_files):
     m4a = next(f for f in speech_files if f.suffix == ".m4a")
     code, out, err = _cli(capsys, "info", str(m4a))
@@ -210,6 +250,7 @@ def test_python_dash_m_asr_with_progress(tmp_path, tiny_model_dir, speech_files)
     )
     assert result.returncode == 0, result.stderr
     assert "100%" in result.stderr and "0:04 / 0:04" in result.stderr
+    assert "Loading weights" not in result.stderr  # transformers' bar, shown only with -v
     assert (tmp_path / "cli.srt").read_text(encoding="utf-8").startswith("1\n")
 
 

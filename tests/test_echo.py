@@ -11,7 +11,7 @@ from fakes import FakeEngine
 from speech import SENTENCES, silence, speak, speech_with_pauses
 
 import asr
-from asr.echo import is_context_echo
+from asr.guards import is_context_echo
 from asr.results import SegmentFlag
 from asr.writers import render_json, render_srt
 

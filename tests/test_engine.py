@@ -21,7 +21,8 @@ from asr.engine import (
     resolve_device,
     resolve_dtype,
 )
-from asr.pipeline import is_repetition_loop
+from asr.generation import GenerationRequest, generate_fitting
+from asr.guards import is_repetition_loop
 from asr.results import SegmentFlag
 
 
@@ -272,12 +273,10 @@ def _limit_gpu_memory_to(extra_bytes: int) -> None:
 def test_gpu_out_of_memory_halves_the_batch_then_falls_back_to_the_cpu(tiny_model_dir):
     from test_decode import spoken
 
-    from asr.pipeline import _generate_fitting
-
     (golden_clip,) = spoken(SENTENCES[:1])
     engine = QwenEngine.load(str(tiny_model_dir), device="cuda", dtype="float32")
     waves, budgets = [golden_clip] * 16, [12] * 16
-    request = {"language": "English", "context": "", "stop": None}
+    request = GenerationRequest(waves, budgets, language="English", context="", stop=None)
     expected = engine.transcribe_chunks(waves[:1], max_new_tokens=budgets[:1], language="English", context="")
     torch.cuda.empty_cache()
     torch.cuda.reset_peak_memory_stats()
@@ -287,11 +286,11 @@ def test_gpu_out_of_memory_halves_the_batch_then_falls_back_to_the_cpu(tiny_mode
     recording, notices = _RecordingEngine(engine), []
     try:
         _limit_gpu_memory_to(2 * two_rows)  # room for a few rows, far from 16
-        halved = _generate_fitting(recording, waves, budgets, request, notices.append)
+        halved = generate_fitting(recording, request, notices.append)
         assert recording.batches[0] == 16 and 8 in recording.batches and max(recording.batches[1:]) < 16
         assert [r.text for r in halved] == [expected[0].text] * 16 and engine.info.device.startswith("cuda")
         _limit_gpu_memory_to(0)  # not even one chunk fits: the model moves to the CPU
-        moved = _generate_fitting(recording, waves[:2], budgets[:2], request, notices.append)
+        moved = generate_fitting(recording, request.part(0, 2), notices.append)
     finally:
         torch.cuda.set_per_process_memory_fraction(1.0)
     assert engine.info.device == "cpu" and notices and "moved to the CPU" in notices[-1]

@@ -1,15 +1,18 @@
 """The double-click launcher, run for real: ``launch-linux.sh`` → ``launchers/start.py`` → Streamlit.
 
 The end-to-end test runs the launcher in a temporary copy of the project (``launchers/``, ``.streamlit/``,
-``requirements.txt`` and a one-line placeholder ``app.py``) whose ``.venv`` is a link to the prepared virtual
-environment that runs these tests. A copy, because the launcher test must not depend on the state of the real
+``requirements.txt``, ``pyproject.toml``, ``asr/`` and a one-line placeholder ``app.py``) whose ``.venv`` is a
+virtual environment of its own that sees the packages of the prepared one that runs these tests (a ``.pth`` file
+names its site-packages), so the launcher's ``pip install -e .`` installs the copy there and leaves the prepared
+environment's ``asr`` alone. A copy, because the launcher test must not depend on the state of the real
 ``app.py`` (the browser tests cover the page, started through the same :func:`start.server_command`), and
 ``streamlit run`` refuses to start without the file.
 
 First-run setup is exercised honestly and stays fast: the test deletes the setup marker, so the first launch runs the
 real steps (``pip install torch==…`` with pip's own configuration, ``QWEN3_ASR_TORCH_INDEX=`` empty, because
-download.pytorch.org is unreachable here; then ``pip install -r requirements.txt``). Everything is already installed,
-so pip only confirms it (about 3 s) and the launcher writes the marker for the same ``requirements.txt`` the project
+download.pytorch.org is unreachable here; then ``pip install -r requirements.txt``, then ``pip install -e .``). The
+packages are already installed, so pip only confirms them (about 5 s), installs the project (about 15 s, a build of
+its own), and the launcher writes the marker for the same ``requirements.txt`` the project
 has. The second launch must skip pip and be up within seconds.
 """
 
@@ -25,6 +28,7 @@ import signal
 import socket
 import subprocess
 import sys
+import sysconfig
 import threading
 import time
 import tomllib
@@ -212,9 +216,14 @@ def project(tmp_path: Path) -> Path:
     for name in ("start.py", "launch-linux.sh"):
         shutil.copy2(LAUNCHER.parent / name, root / "launchers" / name)
     shutil.copytree(REPO / ".streamlit", root / ".streamlit")
-    shutil.copy2(REPO / "requirements.txt", root / "requirements.txt")
+    shutil.copytree(REPO / "asr", root / "asr", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("requirements.txt", "pyproject.toml", "README.md"):
+        shutil.copy2(REPO / name, root / name)
     (root / "app.py").write_text(PLACEHOLDER_APP)
-    (root / ".venv").symlink_to(Path(sys.prefix), target_is_directory=True)
+    venv = root / ".venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    (own,) = venv.glob("lib/python3*/site-packages")
+    (own / "prepared-venv.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")  # pip and every package
     return root
 
 
@@ -251,6 +260,24 @@ def check_serving(launcher: RunningLauncher, root: Path, port: int) -> int:
     return server
 
 
+def check_asr_command(root: Path, outside: Path) -> None:
+    """``.venv/bin/asr`` runs from a folder outside the project, and its ``asr`` is the project's own copy."""
+    env = {key: value for key, value in launcher_env().items() if key != "PYTHONPATH"}
+    shown = subprocess.run(
+        [str(root / ".venv" / "bin" / "asr"), "--help"], cwd=outside, env=env, capture_output=True, text=True
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.startswith("usage: asr ") and "transcribe" in shown.stdout
+    where = subprocess.run(
+        [str(start.venv_python(root / ".venv")), "-c", "import asr; print(asr.__file__)"],
+        cwd=outside,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert Path(where.stdout.strip()) == root / "asr" / "__init__.py", where.stderr
+
+
 def stop_and_check(launcher: RunningLauncher, server: int, port: int, *, whole_group: bool) -> float:
     """SIGINT like Ctrl-C (to the terminal's whole process group, or to the launcher alone); everything must end."""
     stopped = time.monotonic()
@@ -280,8 +307,9 @@ def test_launcher_sets_up_serves_on_localhost_and_stops(project: Path, tmp_path:
         url, port = first.wait_ready(timeout_s=90)
         output = first.output()
         assert url == start.page_url(port)
-        assert "[2/3] Installing PyTorch (torch==2.13.0), from pip's own configuration" in output
-        assert "[3/3] Installing the other packages from requirements.txt" in output
+        assert "[2/4] Installing PyTorch (torch==2.13.0), from pip's own configuration" in output
+        assert "[3/4] Installing the other packages from requirements.txt" in output
+        assert "[4/4] Installing the transcriber itself" in output
         recorded = json.loads(marker.read_text())
         assert recorded["requirements_sha256"] == start.requirements_digest(project / "requirements.txt")
         assert recorded["requirements_sha256"] == start.requirements_digest(REPO / "requirements.txt")
@@ -289,6 +317,7 @@ def test_launcher_sets_up_serves_on_localhost_and_stops(project: Path, tmp_path:
         stop_and_check(first, server, port, whole_group=True)
     finally:
         first.kill_leftovers()
+    check_asr_command(project, outside=tmp_path)
 
     # Second launch: the marker matches, so no pip at all, and the page is up within seconds.
     second = RunningLauncher(project, env, cwd=project)
@@ -411,6 +440,17 @@ def test_torch_plan_avoids_cuda_downloads_without_an_nvidia_gpu() -> None:
     assert start.torch_requirement(REPO / "requirements.txt") == "torch==2.13.0"
 
 
+def test_the_port_stays_the_same_unless_it_is_taken() -> None:
+    assert start.DEFAULT_PORT == 8531  # the address people bookmark: changing it breaks their bookmarks
+    preferred = start.find_free_port()
+    assert start.choose_port(preferred) == preferred
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind((start.HOST, preferred))
+        taken.listen()
+        fallback = start.choose_port(preferred)
+    assert fallback != preferred and 1024 <= fallback <= 65535
+
+
 def test_setup_marker_follows_requirements(tmp_path: Path) -> None:
     venv = tmp_path / ".venv"
     requirements = tmp_path / "requirements.txt"
@@ -422,6 +462,10 @@ def test_setup_marker_follows_requirements(tmp_path: Path) -> None:
     assert not start.setup_is_current(venv, requirements)  # a venv, never set up
     start.write_marker(venv, requirements)
     assert start.setup_is_current(venv, requirements)
+    recorded = json.loads(start.marker_path(venv).read_text())
+    start.marker_path(venv).write_text(json.dumps({**recorded, "steps": start.SETUP_STEPS - 1}))
+    assert not start.setup_is_current(venv, requirements)  # set up by an older launcher: its new step runs once
+    start.write_marker(venv, requirements)
     requirements.write_text("torch==2.13.0\nstreamlit==1.68.0\n")
     assert not start.setup_is_current(venv, requirements)  # changed requirements: install again
     start.marker_path(venv).write_text("{not json")

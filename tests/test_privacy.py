@@ -18,7 +18,8 @@ import soundfile as sf
 from speech import SENTENCES, silence, speak
 
 import asr
-from asr import audio, tempfiles
+import asr.audio.samples
+from asr import tempfiles
 
 _AUDITED_RUN = textwrap.dedent(
     """
@@ -94,7 +95,7 @@ def temp_root(tmp_path, monkeypatch):
     root = tmp_path / "tmp-root"
     root.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(root))
-    monkeypatch.setattr(audio, "SPILL_AFTER_S", 1.0)
+    monkeypatch.setattr(asr.audio.samples, "SPILL_AFTER_S", 1.0)
     return root
 
 

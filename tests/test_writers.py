@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from asr.cues import SubtitleLayout
 from asr.docx_writer import render_docx
 from asr.errors import ASRError, OptionsError
 from asr.options import DecodeOptions, TranscribeOptions, VadOptions
@@ -77,7 +78,24 @@ def columns(line: str) -> int:
 
 def test_registry_lists_the_five_formats():
     assert FORMATS == ("txt", "srt", "vtt", "json", "docx")
-    assert tuple(WRITERS.values()) == (render_txt, render_srt, render_vtt, render_json, render_docx)
+    assert [(writer.extension, writer.mime_type) for writer in WRITERS.values()] == [
+        ("txt", "text/plain"),
+        ("srt", "application/x-subrip"),
+        ("vtt", "text/vtt"),
+        ("json", "application/json"),
+        ("docx", "application/vnd.openxmlformats-officedocument.wordprocessingml.document"),
+    ]
+
+
+def test_every_writer_renders_as_its_own_function():
+    """The registry's uniform call gives what each format's own function gives (DOCX titled by `name`)."""
+    transcript = two_segments()
+    layout = SubtitleLayout(max_line_width=20)
+    assert WRITERS["txt"](transcript, layout) == render_txt(transcript)
+    assert WRITERS["srt"](transcript, layout) == render_srt(transcript, layout)
+    assert WRITERS["vtt"](transcript, layout) == render_vtt(transcript, layout)
+    assert WRITERS["json"](transcript, layout) == render_json(transcript)
+    assert WRITERS["docx"](transcript, name="a.wav") == render_docx(transcript, title="a.wav")
 
 
 def test_txt_golden():

@@ -1,4 +1,10 @@
-"""The context echo guard: a chunk whose text only repeats the names and terms the user gave is dropped.
+"""Guards against two ways the model writes text nobody said: decoding loops and context echoes.
+
+**Decoding loops.** A text counts as a loop when its tail is one unit (up to `LOOP_MAX_UNIT_CHARS`
+characters) repeated at least `LOOP_MIN_REPEATS` times over at least `LOOP_MIN_CHARS` characters
+("the the the ..."). The pipeline decodes such a chunk once more with a repetition penalty and flags it.
+
+**Context echoes.** A chunk whose text only repeats the names and terms the user gave is dropped.
 
 Given context ("Stella Nakamura, Kubernetes"), Qwen3-ASR can write that context out as if it had
 been spoken, on silence, music or noise: a known behaviour of the model. The pipeline checks each
@@ -31,9 +37,24 @@ import unicodedata
 
 from .chinese import convert_text
 
+LOOP_MAX_UNIT_CHARS = 50
+LOOP_MIN_REPEATS = 4
+LOOP_MIN_CHARS = 40
 MIN_SEGMENT_COVERED = 0.8
 MIN_CONTEXT_COVERED = 0.5
 MAX_LENGTH_RATIO = 1.5
+
+
+def is_repetition_loop(text: str) -> bool:
+    """True when the end of `text` is one short unit repeated over and over ("the the the ...")."""
+    for unit_chars in range(1, min(LOOP_MAX_UNIT_CHARS, len(text) // LOOP_MIN_REPEATS) + 1):
+        unit = text[-unit_chars:]
+        repeats, end = 1, len(text) - unit_chars
+        while end >= unit_chars and text[end - unit_chars : end] == unit:
+            repeats, end = repeats + 1, end - unit_chars
+        if repeats >= LOOP_MIN_REPEATS and repeats * unit_chars >= LOOP_MIN_CHARS:
+            return True
+    return False
 
 
 def _normalise(text: str) -> str:

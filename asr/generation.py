@@ -1,0 +1,129 @@
+"""What the pipeline asks of the models: the `Engine` and `Aligner` it needs, one generation request and its
+out-of-memory halving, and alignment that falls back chunk by chunk.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Protocol
+
+import numpy as np
+
+from .errors import AlignmentError, DeviceMemoryError
+from .results import AlignedToken, ChunkText
+
+logger = logging.getLogger(__name__)
+
+NoticeCallback = Callable[[str], None]  # a sentence for the user
+
+
+class Engine(Protocol):
+    """What the pipeline needs from a speech model: `engine.QwenEngine`, or a fake in orchestration tests."""
+
+    name: str
+    default_batch_size: int
+    device: str  # where the model runs ("cpu", "cuda:0", "mps"); the speaker model runs there too
+
+    def transcribe_chunks(
+        self,
+        chunks: Sequence[np.ndarray],
+        *,
+        language: str | None,
+        context: str,
+        max_new_tokens: Sequence[int],
+        repetition_penalty: float | None = None,
+        stop: threading.Event | None = None,
+    ) -> list[ChunkText]: ...
+
+    def fall_back_to_cpu(self) -> str | None: ...
+
+
+class Aligner(Protocol):
+    """What the pipeline needs from a forced aligner: `aligner.QwenAligner`, or a fake in tests."""
+
+    name: str
+
+    def supports(self, language: str | None) -> bool: ...
+
+    def align(
+        self, waves: Sequence[np.ndarray], texts: Sequence[str], languages: Sequence[str]
+    ) -> list[list[AlignedToken]]: ...
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """One call to the engine: chunks' audio, each with its token budget, and the settings they share."""
+
+    waves: list[np.ndarray]
+    budgets: list[int]
+    language: str | None
+    context: str
+    stop: threading.Event | None
+
+    def part(self, start: int, stop: int | None = None) -> GenerationRequest:
+        """The same request for chunks [start, stop) only."""
+        return replace(self, waves=self.waves[start:stop], budgets=self.budgets[start:stop])
+
+    def run(self, engine: Engine, repetition_penalty: float | None = None) -> list[ChunkText]:
+        return engine.transcribe_chunks(
+            self.waves,
+            language=self.language,
+            context=self.context,
+            max_new_tokens=self.budgets,
+            repetition_penalty=repetition_penalty,
+            stop=self.stop,
+        )
+
+
+def generate_fitting(engine: Engine, request: GenerationRequest, notice: NoticeCallback | None) -> list[ChunkText]:
+    """Generate a batch; when the device runs out of memory, split it in halves and try again.
+
+    When even a single chunk does not fit, the engine moves to the CPU (the user is told) and the
+    run goes on there; only an engine already on the CPU gives up, with a message saying what to try.
+    The retries run after the `except` block has ended: while it runs, the exception's traceback holds
+    the failed batch's tensors, and retrying inside it would try to fit the halves next to them.
+    """
+    try:
+        return request.run(engine)
+    except DeviceMemoryError as error:
+        message = str(error)  # keep only the words: the error itself would keep the batch alive
+    if len(request.waves) == 1:
+        moved = engine.fall_back_to_cpu()
+        if moved is None:
+            raise DeviceMemoryError(message)
+        if notice is not None:
+            notice(moved)
+        return request.run(engine)
+    half = len(request.waves) // 2
+    logger.warning("Out of memory on a batch of %d chunks; retrying in halves", len(request.waves))
+    return generate_fitting(engine, request.part(0, half), notice) + generate_fitting(
+        engine, request.part(half), notice
+    )
+
+
+def align(aligner: Aligner | None, waves: list[np.ndarray], texts: list[ChunkText]) -> list[list[AlignedToken] | None]:
+    """Aligner tokens for each chunk it can time (None for the others, which get estimated times).
+
+    A batch the aligner fails on is tried chunk by chunk, so one bad chunk costs only its own word times.
+    """
+    aligned: list[list[AlignedToken] | None] = [None] * len(texts)
+    if aligner is None:
+        return aligned
+    todo = [i for i, text in enumerate(texts) if text.text and aligner.supports(text.language)]
+    groups = [todo] if todo else []
+    while groups:
+        group = groups.pop()
+        try:
+            rows = aligner.align(
+                [waves[i] for i in group], [texts[i].text for i in group], [texts[i].language for i in group]
+            )
+        except AlignmentError as e:
+            logger.warning("%s", e)
+            groups += [[i] for i in group] if len(group) > 1 else []
+            continue
+        for i, row in zip(group, rows, strict=True):
+            aligned[i] = row
+    return aligned
