@@ -29,9 +29,28 @@ from .errors import (
     TranscriptionCancelled,
 )
 from .hub import DEFAULT_ALIGNER, DEFAULT_MODEL, MODEL_ENV, MODEL_SIZES, download_model, locate_model
-from .options import LANGUAGES, DecodeOptions, TranscribeOptions, VadOptions, normalize_language
+from .options import (
+    LANGUAGES,
+    MAX_SPEAKERS,
+    DecodeOptions,
+    SpeakerOptions,
+    TranscribeOptions,
+    VadOptions,
+    normalize_language,
+)
 from .pipeline import NO_SPEECH_NOTE, transcribe, transcribe_all
-from .results import DecodedAudio, Segment, SegmentFlag, SourceInfo, Transcript, TranscriptionInfo, Word
+from .results import (
+    DecodedAudio,
+    Segment,
+    SegmentFlag,
+    SourceInfo,
+    Speaker,
+    SpeakerTurn,
+    Transcript,
+    TranscriptionInfo,
+    Word,
+)
+from .speakers import load_speaker_model, merge_speakers, move_segment, rename_speaker
 from .writers import DEFAULT_LAYOUT, FORMATS, WRITERS, SubtitleLayout, render, save
 
 if TYPE_CHECKING:
@@ -44,6 +63,7 @@ __all__ = [
     "DEFAULT_MODEL",
     "FORMATS",
     "LANGUAGES",
+    "MAX_SPEAKERS",
     "MODEL_ENV",
     "MODEL_SIZES",
     "NO_SPEECH_NOTE",
@@ -67,6 +87,9 @@ __all__ = [
     "Segment",
     "SegmentFlag",
     "SourceInfo",
+    "Speaker",
+    "SpeakerOptions",
+    "SpeakerTurn",
     "SubtitleLayout",
     "TranscribeOptions",
     "Transcript",
@@ -77,10 +100,14 @@ __all__ = [
     "build_zip",
     "decode_audio",
     "download_model",
+    "load_speaker_model",
     "locate_model",
+    "merge_speakers",
+    "move_segment",
     "normalize_language",
     "overview",
     "read_source_info",
+    "rename_speaker",
     "render",
     "save",
     "transcribe",

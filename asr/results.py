@@ -171,6 +171,17 @@ class TranscriptionInfo:
     speaker_turns: tuple[SpeakerTurn, ...] = ()  # who speaks when, in time order; () when speakers are off
 
 
+def speaker_runs(segments: tuple[Segment, ...]) -> list[tuple[str | None, list[Segment]]]:
+    """Consecutive segments of one speaker, in order: the turns as TXT and DOCX write them."""
+    runs: list[tuple[str | None, list[Segment]]] = []
+    for segment in segments:
+        if runs and runs[-1][0] == segment.speaker:
+            runs[-1][1].append(segment)
+        else:
+            runs.append((segment.speaker, [segment]))
+    return runs
+
+
 def default_speaker_name(speaker_id: str) -> str:
     """ "S2" -> "Speaker 2": the name a speaker has until the user gives one."""
     return f"Speaker {speaker_id.removeprefix('S')}"
