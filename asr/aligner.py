@@ -5,7 +5,8 @@ generation) classifies a pair of ``<timestamp>`` slots after each word into 80 m
 builds the input (`prepare_forced_aligner_inputs`) and reads the times back (`decode_forced_alignment`,
 which also repairs times that go backwards); this module only batches, guards and loads.
 
-Like `engine.py`, it imports torch and transformers, so `asr/__init__.py` imports it lazily. One
+Like `engine.py`, it imports torch and transformers (and the same device helpers, `device.py`), so
+`asr/__init__.py` imports it lazily. One
 `QwenAligner` serves every caller; it shares nothing mutable with the speech model, and a lock keeps
 two callers from running it at once.
 """
@@ -24,7 +25,7 @@ from safetensors import SafetensorError
 from transformers import AutoModelForTokenClassification, AutoProcessor
 from transformers.models.qwen3_asr.processing_qwen3_asr import FORCED_ALIGNER_LANGUAGES
 
-from .engine import resolve_device, resolve_dtype, return_freed_memory
+from .device import resolve_device, resolve_dtype, return_freed_memory
 from .errors import AlignmentError, ModelLoadError
 from .hub import ALIGNER_ENV, DEFAULT_ALIGNER, locate_model
 from .results import AlignedToken

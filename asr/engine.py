@@ -1,16 +1,16 @@
 """The Qwen3-ASR model through transformers' native `qwen3_asr` classes.
 
-This is the only module that imports torch and transformers. One `QwenEngine` serves every caller
-(all Streamlit sessions, all CLI files): it holds no per-call state, and a lock makes sure two
-callers never run `generate` at the same time.
+One `QwenEngine` serves every caller (all Streamlit sessions, all CLI files): it holds no per-call state,
+and a lock makes sure two callers never run `generate` at the same time. Torch is imported here and in the
+modules the engine and the aligner stand on (`device.py`, `decode.py`, `aligner.py`, and `vad.py` for
+Silero); `asr/__init__.py` loads them only when an engine is first used. Reading the model's output text
+needs no torch (`model_output.py`).
 """
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
-import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -21,20 +21,24 @@ import torch
 from safetensors import SafetensorError
 from transformers import AutoProcessor, Qwen3ASRForConditionalGeneration, StoppingCriteria, StoppingCriteriaList
 
+from .audio import SAMPLE_RATE
 from .decode import StepGraphs, greedy_decode
+from .device import (
+    check_placement,
+    default_batch_size,
+    kv_bytes_per_token,
+    resolve_device,
+    resolve_dtype,
+    return_freed_memory,
+)
 from .errors import DeviceMemoryError, ModelLoadError, OptionsError
 from .hub import locate_model
-from .options import LANGUAGES
+from .model_output import eos_token_ids, parse_generated
 from .results import ChunkText
 
 logger = logging.getLogger(__name__)
 
-DEVICES = ("auto", "cpu", "cuda", "mps")
 DECODERS = ("auto", "generate", "loop")  # auto: the loop on the CPU; transformers' generate elsewhere (see `load`)
-DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
-_ASR_TEXT = "<asr_text>"
-_LANGUAGE_PREFIX = "language "
-_LANGUAGE_NAMES = frozenset(LANGUAGES.values())
 
 
 @dataclass(frozen=True)
@@ -48,140 +52,11 @@ class EngineInfo:
     load_s: float
 
 
-def resolve_device(device: str) -> str:
-    """Pick the device for "auto"; check that an explicit one exists."""
-    if device not in DEVICES:
-        raise OptionsError(f"Unknown device {device!r}; use one of {', '.join(DEVICES)}.")
-    cuda, mps = torch.cuda.is_available(), torch.backends.mps.is_available()
-    if device == "auto":
-        return "cuda" if cuda else "mps" if mps else "cpu"
-    if (device == "cuda" and not cuda) or (device == "mps" and not mps):
-        raise OptionsError(f"Device {device!r} was asked for but is not available here; use 'auto' or 'cpu'.")
-    return device
-
-
-def resolve_dtype(dtype: str, device: str) -> torch.dtype:
-    """bf16 on CUDA where supported (else fp16), fp16 on Apple MPS, and bf16 on CPU.
-
-    On CPU, bf16 decoded the full-size 0.6B model faster than fp32 in our benchmark
-    (docs/performance.md), with the same greedy output on our golden clip.
-    """
-    if dtype != "auto":
-        if dtype not in DTYPES:
-            raise OptionsError(f"Unknown dtype {dtype!r}; use auto or one of {', '.join(DTYPES)}.")
-        return DTYPES[dtype]
-    if device == "cuda":
-        # Cards without native bf16 (T4, V100) emulate it slowly; fp16 runs natively there.
-        return torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else torch.float16
-    if device == "mps":
-        return torch.float16
-    return torch.bfloat16
-
-
 def show_loading_bars(shown: bool) -> None:
     """Whether transformers draws its "Loading weights" bar on stderr at each load (the CLI shows it with -v)."""
     from transformers.utils import logging as transformers_logging
 
     (transformers_logging.enable_progress_bar if shown else transformers_logging.disable_progress_bar)()
-
-
-def parse_generated(text: str, forced_language: str | None) -> tuple[str | None, str]:
-    """Split the model's "language <Name><asr_text>text" into (language name, text).
-
-    With a forced language the prompt already ends in "<asr_text>", so all generated text is
-    transcription. A prefix that is not a known language is kept as text (never dropped);
-    "language None" is the model's way of saying it heard no speech. Stray tags are removed.
-    """
-    language = forced_language
-    if forced_language is None and _ASR_TEXT in text:
-        prefix, rest = text.split(_ASR_TEXT, 1)
-        name = prefix.strip()
-        if name.lower().startswith(_LANGUAGE_PREFIX):
-            name = name[len(_LANGUAGE_PREFIX) :].strip()
-        if name in _LANGUAGE_NAMES or name.lower() == "none":
-            language = name if name in _LANGUAGE_NAMES else None
-            text = rest
-    return language, text.replace(_ASR_TEXT, "").strip()
-
-
-def eos_token_ids(generation_config) -> frozenset[int]:
-    """The end-of-text ids of a generation config, which stores one int, a list of them, or None."""
-    eos = generation_config.eos_token_id
-    if eos is None:
-        return frozenset()
-    return frozenset([eos] if isinstance(eos, int) else eos)
-
-
-def check_placement(device_map: dict[str, int | str] | None, model: str) -> None:
-    """Refuse a model that `device_map="auto"` split between the GPU and the CPU or disk.
-
-    Such a model runs far slower than on the CPU alone (every step copies the offloaded weights), and
-    `fall_back_to_cpu` cannot move it, so the user is told what went where and what to do instead.
-    """
-    places: dict[str, list[str]] = {}
-    for module, place in (device_map or {}).items():
-        places.setdefault(str(place), []).append(module or "the whole model")
-    offloaded = sorted(set(places) & {"cpu", "disk"})
-    if not offloaded:
-        return
-    where = "; ".join(f"{len(names)} part(s) on {place} ({', '.join(names[:3])}...)" for place, names in places.items())
-    raise ModelLoadError(
-        f"The GPU has no room for all of {model}: {where}. A model split with the {' and '.join(offloaded)} "
-        "runs slower than the CPU alone. Close other programs that use the GPU, choose the 0.6B model, "
-        "or use --device cpu."
-    )
-
-
-_CPU_BATCH_SIZE = 8  # on CPU a step for 8 rows costs little more than for 1; 8 was 14% faster than 4 (bench/run.py)
-_MAX_GPU_BATCH_SIZE = 64
-_ROW_TOKENS = 640  # KV positions a row may use: a 24 s chunk's prompt (~340) and its token budget, rounded up
-
-
-def default_batch_size(device: str, free_bytes: int, kv_bytes_per_token: int) -> int:
-    """Chunks per batch: 8 on the CPU and MPS; on CUDA as many as half the free memory holds, up to 64.
-
-    Decoding is memory-bound, so a GPU step for 64 rows costs about what a step for one does. Each row
-    needs its KV cache (`_ROW_TOKENS` positions) and as much again for activations; half the free memory
-    leaves room for the audio encoder and other programs. A power of two, so CUDA graphs' buckets fit.
-    """
-    if not device.startswith("cuda"):
-        return _CPU_BATCH_SIZE
-    rows = free_bytes // 2 // (2 * _ROW_TOKENS * kv_bytes_per_token)
-    size = 1
-    while size * 2 <= min(rows, _MAX_GPU_BATCH_SIZE):
-        size *= 2
-    return size
-
-
-def _kv_bytes_per_token(model: Qwen3ASRForConditionalGeneration) -> int:
-    """Bytes of keys and values that one token adds to the cache, over all layers."""
-    text = model.config.get_text_config(decoder=True)
-    head_dim = getattr(text, "head_dim", None) or text.hidden_size // text.num_attention_heads
-    return 2 * text.num_hidden_layers * text.num_key_value_heads * head_dim * model.dtype.itemsize
-
-
-def _find_malloc_trim():
-    """glibc's malloc_trim, or None (macOS, Windows, musl)."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        return ctypes.CDLL("libc.so.6").malloc_trim
-    except (OSError, AttributeError):
-        return None
-
-
-_MALLOC_TRIM = _find_malloc_trim()
-
-
-def return_freed_memory() -> None:
-    """Hand memory freed by a batch back to the system (glibc only; elsewhere nothing to do).
-
-    A batch allocates and frees hundreds of MB in tensors of ever-changing sizes (a KV cache that grows every
-    step), and glibc keeps freed pieces in its arenas: on the 30-minute benchmark input the peak resident
-    memory while transcribing was 3.86 GB without this and 3.47 GB with it, at the same speed.
-    """
-    if _MALLOC_TRIM is not None:
-        _MALLOC_TRIM(0)
 
 
 class _StopWhenSet(StoppingCriteria):
@@ -219,7 +94,7 @@ class QwenEngine:
         self.info = info
         self.name = info.name
         free = torch.cuda.mem_get_info(model.device)[0] if info.device.startswith("cuda") else 0
-        self.default_batch_size = default_batch_size(info.device, free, _kv_bytes_per_token(model))
+        self.default_batch_size = default_batch_size(info.device, free, kv_bytes_per_token(model))
 
     @classmethod
     def load(
@@ -296,7 +171,7 @@ class QwenEngine:
         The first `generate` of a process pays one-time costs (kernel selection, memory pools; about
         0.5 s on CPU); paid here, they do not delay the first words of the first transcription.
         """
-        self.transcribe_chunks([np.zeros(16_000, np.float32)], language=None, context="", max_new_tokens=[2])
+        self.transcribe_chunks([np.zeros(SAMPLE_RATE, np.float32)], language=None, context="", max_new_tokens=[2])
 
     def memory_summary(self) -> str:
         """Memory in use, for the app's sidebar: GPU memory on CUDA, this process's RAM otherwise."""

@@ -1,6 +1,6 @@
 """CPU bfloat16 vs float32 on the full-size Qwen3-ASR-0.6B architecture (random weights).
 
-    .venv/bin/python bench/cpu_dtype.py [--seconds 10] [--tokens 40] [--rounds 3]
+    .venv/bin/python -m bench.cpu_dtype [--seconds 10] [--tokens 40] [--rounds 3]
 
 Speed does not depend on weight values once the number of generated tokens is fixed, so the model
 is randomly initialised and made to generate exactly --tokens tokens (min_new_tokens = max). The two
@@ -12,20 +12,17 @@ prompt shape), with the audio token id set to match.
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-
-sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
-
-from model_config import FULL_SIZE_0_6B
-from speech import SENTENCES, speak
-from tiny_model import write_tiny_checkpoint
 from transformers import AutoProcessor, Qwen3ASRConfig, Qwen3ASRForConditionalGeneration
+
+from bench.model_config import FULL_SIZE_0_6B
+from testbed.speech import SENTENCES, speak
+from testbed.tiny_model import write_tiny_checkpoint
 
 
 def main() -> None:

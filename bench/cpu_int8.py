@@ -1,9 +1,9 @@
 """CPU int8 dynamic quantisation vs bfloat16 and float32 on the full-size Qwen3-ASR-0.6B (random weights).
 
-    .venv/bin/python bench/cpu_int8.py                                 # about 6 minutes on 2 cores
-    .venv/bin/python bench/cpu_int8.py --rounds 3 --rss-variants ""    # more rounds, no RSS processes
-    .venv/bin/python bench/cpu_int8.py --variants fp32,bf16,int8,int8-lm,int8-pc --json out.json
-    PYTHONPATH=DIR .venv/bin/python bench/cpu_int8.py --variants fp32,bf16,ao-int8wo  # torchao from DIR
+    .venv/bin/python -m bench.cpu_int8                                 # about 6 minutes on 2 cores
+    .venv/bin/python -m bench.cpu_int8 --rounds 3 --rss-variants ""    # more rounds, no RSS processes
+    .venv/bin/python -m bench.cpu_int8 --variants fp32,bf16,int8,int8-lm,int8-pc --json out.json
+    PYTHONPATH=DIR .venv/bin/python -m bench.cpu_int8 --variants fp32,bf16,ao-int8wo  # torchao from DIR
 
 The model is the cached random checkpoint that `bench/run.py` writes under `bench/.cache/` (bf16
 safetensors, like the hub checkpoint); it is written here first if missing. Variants, each loaded
@@ -73,11 +73,11 @@ from typing import Any
 
 import numpy as np
 
-BENCH_DIR = Path(__file__).resolve().parent
-sys.path[:0] = [str(BENCH_DIR), str(BENCH_DIR.parent / "tests")]
+from asr.audio import SAMPLE_RATE
+from bench.checkpoints import checkpoint_folder, write_checkpoint
+from testbed.speech import SENTENCES, speak
 
-from run import SAMPLE_RATE, checkpoint_folder, write_checkpoint  # noqa: E402
-from speech import SENTENCES, speak  # noqa: E402
+BENCH_DIR = Path(__file__).resolve().parent
 
 warnings.filterwarnings("ignore", message=r"(?s)torch\.ao\.quantization is deprecated")
 warnings.filterwarnings("ignore", message=r"torch\.quantize_per_tensor, torch\.quantize_per_channel")
@@ -259,7 +259,8 @@ def rss_worker(args: argparse.Namespace) -> None:
 def measure_rss(args: argparse.Namespace, variant: str) -> dict[str, Any]:
     command = [
         sys.executable,
-        str(Path(__file__).resolve()),
+        "-m",
+        "bench.cpu_int8",
         "--rss-worker",
         variant,
         "--checkpoint",
@@ -269,7 +270,7 @@ def measure_rss(args: argparse.Namespace, variant: str) -> dict[str, Any]:
     if args.threads:
         command += ["--threads", str(args.threads)]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error", "TOKENIZERS_PARALLELISM": "false"}
-    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    done = subprocess.run(command, cwd=BENCH_DIR.parent, env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         sys.stderr.write(done.stdout[-3000:] + done.stderr[-3000:])
         raise SystemExit(f"RSS worker {variant} failed with exit code {done.returncode}")

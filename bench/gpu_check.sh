@@ -26,7 +26,7 @@ if [ "${1:-}" = prepare ]; then
   rm -rf "$WHEELS/extra" && mkdir -p "$WHEELS/extra"
   unzip -q -d "$WHEELS/extra" "$WHEELS"/silero_vad-*.whl 'silero_vad/*.py' 'silero_vad/data/silero_vad.jit'
   rm "$WHEELS"/silero_vad-*.whl
-  .venv/bin/python -c "import sys; sys.path[:0] = ['bench']; from run import voiced_sentences; from pathlib import Path; voiced_sentences(Path('$VOICED'))"
+  .venv/bin/python -c "from pathlib import Path; from testbed.voiced import voiced_sentences; voiced_sentences(Path('$VOICED'))"
   du -sh "$WHEELS"
   exit 0
 fi
@@ -50,10 +50,10 @@ fi
 started=$SECONDS
 SCALE=${GPU_CHECK_TIMEOUT_SCALE:-1}  # the stages' limits below fit 8 minutes on an H100/H200
 stage() { echo "== $1 ($((SECONDS - started)) s)" >&2; }
-BENCH=(bench/run.py --device "$DEVICE" --rounds 1 --voiced "$VOICED")
+BENCH=(-m bench.run --device "$DEVICE" --rounds 1 --voiced "$VOICED")
 
 stage "decode step by batch size"
-timeout $((120 * SCALE)) $PY bench/step_time.py --device "$DEVICE" --batch-sizes $BATCHES --steps $STEPS --graphs \
+timeout $((120 * SCALE)) $PY -m bench.step_time --device "$DEVICE" --batch-sizes $BATCHES --steps $STEPS --graphs \
   --voiced "$VOICED" --json "$OUT/steps.json" >"$OUT/steps.md"
 stage "ours (default: generate) vs the reference at $INPUTS s"
 timeout $((150 * SCALE)) $PY "${BENCH[@]}" --inputs $INPUTS --json "$OUT/reference.json" >"$OUT/reference.md"
@@ -68,4 +68,4 @@ if [ "$DEVICE" = cuda ]; then
   tail -3 "$OUT/pytest.txt"
 fi
 stage "done"
-$PY bench/gpu_table.py "$OUT" | tee "$OUT/table.md"
+$PY -m bench.gpu_table "$OUT" | tee "$OUT/table.md"

@@ -1,14 +1,14 @@
 """Time of one decode step by batch size: our loop (and on CUDA its graph replay) vs transformers' `generate`.
 
-    .venv/bin/python bench/step_time.py --batch-sizes 1,8            # CPU, the full-size random checkpoint
-    .venv/bin/python bench/step_time.py --device cuda --batch-sizes 1,8,32,64 --graphs
+    .venv/bin/python -m bench.step_time --batch-sizes 1,8            # CPU, the full-size random checkpoint
+    .venv/bin/python -m bench.step_time --device cuda --batch-sizes 1,8,32,64 --graphs
 
 Each row of a batch is the same 24 s of spoken sentences (the longest chunk the pipeline makes), so the prompt
 is as long as in real use. A step's time is (time for N2 new tokens - time for N1) / (N2 - N1), measured the
 same way for every decoder: prefill and setup cancel out. Where each step is a forward call (generate, the loop
 without graphs), the median of the steps' own times (forward hooks, synchronised on CUDA) is reported instead,
 which a busy machine disturbs less; graph replays call no forward, so they keep the difference. EOS is
-disabled in the bench checkpoint, so every call runs its N tokens. The checkpoint is bench/run.py's (written
+disabled in the bench checkpoint, so every call runs its N tokens. The checkpoint is bench.run's (written
 there once). Ratios, not absolute times, are what to compare on a busy machine.
 """
 
@@ -21,7 +21,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-from run import BENCH_DIR, SAMPLE_RATE, build_speech, checkpoint_folder, write_checkpoint
+
+from asr.audio import SAMPLE_RATE
+from bench.checkpoints import checkpoint_folder, write_checkpoint
+from bench.inputs import build_speech
+from bench.run import BENCH_DIR
 
 CHUNK_S = 24.0
 

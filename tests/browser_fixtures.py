@@ -25,10 +25,11 @@ import pytest
 import soundfile as sf
 from hub_mirror import HubMirror, _Handler
 from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
-from speech import SAMPLE_RATE, SENTENCES, speech_with_pauses
 
+from asr.audio import SAMPLE_RATE
 from asr.tempfiles import PREFIX as TEMP_PREFIX
 from launchers import start
+from testbed.speech import SENTENCES, speech_with_pauses
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"

@@ -9,7 +9,9 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from speech import SAMPLE_RATE, SENTENCES, silence, speak
+
+from asr.audio import SAMPLE_RATE
+from testbed.speech import SENTENCES, silence, speak
 
 EncodeSpeech = Callable[..., Path]
 

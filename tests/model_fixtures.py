@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from speech import SENTENCES, speak
-from tiny_model import write_tiny_aligner, write_tiny_checkpoint
+
+from testbed.speech import SENTENCES, speak
+from testbed.tiny_model import write_tiny_aligner, write_tiny_checkpoint
 
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
-    """A tiny random Qwen3-ASR checkpoint written by the suite (see tests/tiny_model.py)."""
+    """A tiny random Qwen3-ASR checkpoint written by the suite (see testbed/tiny_model.py)."""
     return write_tiny_checkpoint(tmp_path_factory.mktemp("tiny-model"))
 
 
@@ -23,7 +24,7 @@ def engine(tiny_model_dir):
 
 @pytest.fixture(scope="session")
 def tiny_aligner_dir(tmp_path_factory):
-    """A tiny random Qwen3-ForcedAligner checkpoint written by the suite (tests/tiny_model.py --aligner)."""
+    """A tiny random Qwen3-ForcedAligner checkpoint written by the suite (testbed/tiny_model.py --aligner)."""
     return write_tiny_aligner(tmp_path_factory.mktemp("tiny-aligner"))
 
 

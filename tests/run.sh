@@ -28,8 +28,9 @@ fi
 # The project itself, editable: the `asr` command in .venv/bin works from any folder (as the launchers set it up).
 .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps -e .
 
-.venv/bin/ruff check asr tests bench launchers app.py
-.venv/bin/ruff format --check asr tests bench launchers app.py
+.venv/bin/ruff check asr tests testbed bench launchers app.py
+.venv/bin/ruff format --check asr tests testbed bench launchers app.py
+.venv/bin/lint-imports --no-logo  # the module map in pyproject.toml (docs/architecture.md)
 
 set +e
 .venv/bin/python -m pytest "$@"

@@ -15,7 +15,6 @@ import unicodedata
 import numpy as np
 import pytest
 import torch
-from speech import SENTENCES, silence, speak, speech_with_pauses
 from transformers import AutoModelForTokenClassification, AutoProcessor
 
 import asr
@@ -25,6 +24,7 @@ from asr.results import SegmentFlag
 from asr.segment import chunk_waveform, collect_chunks
 from asr.vad import get_speech_spans
 from asr.words import token_starts
+from testbed.speech import SENTENCES, silence, speak, speech_with_pauses
 
 ONE_CHUNK = asr.TranscribeOptions(first_chunk_s=24.0, decode=asr.DecodeOptions(language="English"))
 

@@ -13,13 +13,13 @@ import docx
 import numpy as np
 import pytest
 import soundfile as sf
-from speech import SENTENCES, silence, speak
 from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
 import asr
 from asr.results import SegmentFlag
+from testbed.speech import SENTENCES, silence, speak
 
 APP = str(Path(__file__).parents[1] / "app.py")
 

@@ -13,7 +13,6 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
-import corpus
 import numpy as np
 import pytest
 import soundfile as sf
@@ -22,6 +21,7 @@ from asr import audio
 from asr.audio import SAMPLE_RATE, decode_audio, decoder, libsndfile, pyav, read_source_info
 from asr.errors import AudioDecodeError, OptionsError
 from asr.results import SourceInfo
+from testbed import corpus
 
 MP4 = "mov,mp4,m4a,3gp,3g2,mj2"
 MKV = "matroska,webm"

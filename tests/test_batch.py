@@ -13,14 +13,15 @@ from pathlib import Path
 
 import pytest
 import soundfile as sf
-from speech import SAMPLE_RATE, SENTENCES, speak
 
 from asr import batch
+from asr.audio import SAMPLE_RATE
 from asr.batch import MANIFEST_NAME, BatchInput, LocalRunner, Manifest, find_inputs, run_batch
 from asr.cli import main
 from asr.errors import OptionsError
 from asr.options import TranscribeOptions
 from asr.writers import FORMATS
+from testbed.speech import SENTENCES, speak
 
 ROOT = Path(__file__).resolve().parents[1]
 

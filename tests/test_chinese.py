@@ -8,7 +8,6 @@ from dataclasses import dataclass
 
 import pytest
 from fakes import FakeEngine
-from speech import SENTENCES, speak
 
 import asr
 from asr.chinese import OPENCC_CONFIGS, convert_segment
@@ -16,6 +15,7 @@ from asr.cli import main
 from asr.options import CHINESE_SCRIPTS
 from asr.results import Segment, SegmentFlag
 from asr.writers import render_json
+from testbed.speech import SENTENCES, speak
 
 SIMPLIFIED = "我们在软件开发中使用鼠标，头发里面有一只虫。"
 TAIWAN = "我們在軟件開發中使用鼠標，頭髮裡面有一隻蟲。"  # characters only: 软件 stays 軟件, not 軟體

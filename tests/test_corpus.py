@@ -37,7 +37,12 @@ from typing import Any
 
 import numpy as np
 import pytest
-from corpus import (
+
+import asr
+from asr import tempfiles
+from asr.audio import SAMPLE_RATE
+from asr.cli import main
+from testbed.corpus import (
     Track,
     clip,
     html_error_page,
@@ -61,11 +66,7 @@ from corpus import (
     white_noise,
     zip_archive,
 )
-from speech import SAMPLE_RATE, silence
-
-import asr
-from asr import tempfiles
-from asr.cli import main
+from testbed.speech import silence
 
 DECODE_LIMIT_S = 30.0  # one decode; the slowest input here takes well under a second on a quiet machine
 TRANSCRIBE_LIMIT_S = 90.0  # one transcribe_all with the tiny model (the 2-minute input is the slowest)

@@ -8,19 +8,18 @@ model does produce as end-of-text, for both sides alike.
 from __future__ import annotations
 
 import os
-import sys
 import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from speech import SENTENCES, speak
 from transformers import AutoProcessor, Qwen3ASRForConditionalGeneration
 
 import asr
 from asr.decode import SYNC_EVERY, StepGraphs, _pad_rows, greedy_decode
 from asr.engine import QwenEngine
+from testbed.speech import SENTENCES, speak
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +35,7 @@ def spoken(texts: tuple[str, ...]) -> list[np.ndarray]:
     cached = os.environ.get("ASR_TEST_VOICED")
     if not cached:
         return [speak(text) for text in texts]
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-    from run import voiced_sentences
+    from testbed.voiced import voiced_sentences
 
     voiced = voiced_sentences(Path(cached))
     return [voiced[text] for text in texts]

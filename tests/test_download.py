@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 from hub_mirror import HubMirror
-from tiny_model import write_tiny_checkpoint
+
+from testbed.tiny_model import write_tiny_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 REPO = "Qwen/Qwen3-ASR-0.6B-hf"

@@ -8,12 +8,12 @@ import json
 import numpy as np
 import pytest
 from fakes import FakeEngine
-from speech import SENTENCES, silence, speak, speech_with_pauses
 
 import asr
 from asr.guards import is_context_echo
 from asr.results import SegmentFlag
 from asr.writers import render_json, render_srt
+from testbed.speech import SENTENCES, silence, speak, speech_with_pauses
 
 CONTEXT = "Stella Nakamura, Kubernetes, Q3 budget"
 CHINESE_CONTEXT = "张伟，阿里巴巴，通义千问"

@@ -7,23 +7,17 @@ import time
 
 import pytest
 import torch
-from speech import SENTENCES
 from transformers import AutoProcessor, GenerationConfig, Qwen3ASRForConditionalGeneration
 from transformers.models.qwen3_asr.processing_qwen3_asr import LANGUAGE_CODE_TO_NAME
 
 import asr
-from asr.engine import (
-    QwenEngine,
-    check_placement,
-    default_batch_size,
-    eos_token_ids,
-    parse_generated,
-    resolve_device,
-    resolve_dtype,
-)
+from asr.device import check_placement, default_batch_size, resolve_device, resolve_dtype
+from asr.engine import QwenEngine
 from asr.generation import GenerationRequest, generate_fitting
 from asr.guards import is_repetition_loop
+from asr.model_output import eos_token_ids, parse_generated
 from asr.results import SegmentFlag
+from testbed.speech import SENTENCES
 
 
 def test_our_language_table_is_the_models():

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 from fakes import FakeEngine
-from speech import SENTENCES, silence, speech_with_pauses
 
 import asr
 from asr import tempfiles
 from asr.jobs import JobInput, JobSnapshot, JobStatus, TranscriptionJob
+from testbed.speech import SENTENCES, silence, speech_with_pauses
 
 GRACE_S = 1.0  # the tests' `abandoned_after_s`: a blip must be shorter, a closed page lasts longer
 

@@ -14,10 +14,10 @@ import time
 import numpy as np
 import pytest
 from fakes import FakeEngine
-from speech import MANDARIN_PINYIN, SENTENCES, silence, speak, speech_with_pauses
 
 import asr
 from asr.results import SegmentFlag
+from testbed.speech import MANDARIN_PINYIN, SENTENCES, silence, speak, speech_with_pauses
 
 
 @pytest.fixture(scope="module")

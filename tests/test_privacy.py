@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from speech import SENTENCES, silence, speak
 
 import asr
 import asr.audio.samples
 from asr import tempfiles
+from testbed.speech import SENTENCES, silence, speak
 
 _AUDITED_RUN = textwrap.dedent(
     """

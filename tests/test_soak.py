@@ -1,5 +1,5 @@
-"""The soak (tests/soak.py) in short: many transcriptions in one process leak no memory, descriptors, threads
-or temp folders. `python tests/soak.py --runs 500` is the full one of the hardening issue."""
+"""The soak (testbed/soak.py) in short: many transcriptions in one process leak no memory, descriptors, threads
+or temp folders. `python -m testbed.soak --runs 500` is the full one of the hardening issue."""
 
 from __future__ import annotations
 
@@ -13,13 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from soak import MAX_GROWTH_MB, SCHEDULE, Clips, make_clips, soak
 
 from asr import tempfiles
+from testbed.soak import MAX_GROWTH_MB, SCHEDULE, Clips, make_clips, soak
 
 SHORT_RUNS = 80  # after the warm-up (61 runs): about 15 to 40 s of runs on two busy cores
 FULL_RUNS = 500  # what MAX_GROWTH_MB is for
-SOAK_SCRIPT = Path(__file__).with_name("soak.py")
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -38,9 +38,10 @@ def test_short_soak_leaks_nothing(tiny_model_dir) -> None:
     free space the allocator already holds: a leak at the issue's rate (0.1 MB a run) grew RSS by 4.2 and 5.5 MB.
     """
     limit_mb = MAX_GROWTH_MB * SHORT_RUNS / FULL_RUNS / 2
-    command = [sys.executable, str(SOAK_SCRIPT), "--runs", str(SHORT_RUNS), "--max-growth-mb", str(limit_mb)]
+    command = [sys.executable, "-m", "testbed.soak", "--runs", str(SHORT_RUNS), "--max-growth-mb", str(limit_mb)]
     result = subprocess.run(
         [*command, "--model", str(tiny_model_dir)],
+        cwd=ROOT,
         env={**os.environ, "MALLOC_ARENA_MAX": "1"},
         capture_output=True,
         text=True,

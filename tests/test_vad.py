@@ -9,12 +9,12 @@ import threading
 
 import numpy as np
 import pytest
-from speech import SENTENCES, silence, speak, speech_with_pauses
 
 from asr.audio import SAMPLE_RATE
 from asr.options import VadOptions
 from asr.segment import collect_chunks
 from asr.vad import get_speech_spans
+from testbed.speech import SENTENCES, silence, speak, speech_with_pauses
 
 SR = SAMPLE_RATE
 TOLERANCE = int(0.2 * SR)  # allowed slack at the edges of a sentence

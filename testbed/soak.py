@@ -1,7 +1,7 @@
 """Soak: many short transcriptions in one process must not leak memory, file descriptors, threads or temp folders.
 
-    .venv/bin/python tests/soak.py --runs 500            # the full soak (tiny checkpoint made on the spot)
-    .venv/bin/python tests/soak.py --runs 500 --model DIR
+    .venv/bin/python -m testbed.soak --runs 500            # the full soak (tiny checkpoint made on the spot)
+    .venv/bin/python -m testbed.soak --runs 500 --model DIR
 
 A leak that costs a few hundred kilobytes per file goes unseen in any single test, yet ends a long app session
 (every upload, every tab, for days) with an exhausted machine. So the same engine runs file after file through
@@ -31,17 +31,13 @@ from pathlib import Path
 
 import numpy as np
 import psutil
-from corpus import Track, clip, mono, png, pyav_bytes, random_bytes, seconds, soundfile_bytes, text, zip_archive
-from speech import SENTENCES, speech_with_pauses
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run as `python tests/soak.py`: make the `asr` package importable
-    sys.path.insert(0, str(ROOT))
-
-import asr  # noqa: E402
-from asr import tempfiles  # noqa: E402
-from asr.jobs import JobInput, JobSnapshot, JobStatus, TranscriptionJob  # noqa: E402
-from asr.pipeline import Engine  # noqa: E402
+import asr
+from asr import tempfiles
+from asr.jobs import JobInput, JobSnapshot, JobStatus, TranscriptionJob
+from asr.pipeline import Engine
+from testbed.corpus import Track, clip, mono, png, pyav_bytes, random_bytes, seconds, soundfile_bytes, text, zip_archive
+from testbed.speech import SENTENCES, speech_with_pauses
 
 MAX_GROWTH_MB = 50.0  # the hardening issue's limit for 500 runs
 JOB_TIMEOUT_S = 300.0  # a job that runs longer than this on a short clip is stuck, not slow
@@ -402,9 +398,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-growth-mb", type=float, default=MAX_GROWTH_MB)
     args = parser.parse_args(argv)
 
-    from tiny_model import write_tiny_checkpoint
-
     from asr.engine import QwenEngine
+    from testbed.tiny_model import write_tiny_checkpoint
 
     with tempfile.TemporaryDirectory(prefix="soak-inputs-") as scratch:
         model = args.model or str(write_tiny_checkpoint(Path(scratch) / "tiny-model"))

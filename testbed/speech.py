@@ -13,7 +13,7 @@ import subprocess
 import av
 import numpy as np
 
-SAMPLE_RATE = 16_000
+from asr.audio import SAMPLE_RATE
 
 SENTENCES = (
     "The quick brown fox jumps over the lazy dog.",

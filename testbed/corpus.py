@@ -1,6 +1,6 @@
 """Bad and unusual inputs for tests/test_corpus.py, made on the spot (nothing is stored in the repo).
 
-Everything starts from espeak-ng speech (tests/speech.py), numpy noise or plain bytes, and is written with
+Everything starts from espeak-ng speech (testbed/speech.py), numpy noise or plain bytes, and is written with
 soundfile (WAV, FLAC, AIFF), PyAV's encoders (MP3, AAC, Opus, mu-law, video) or byte surgery on the result.
 The makers return bytes; the test writes them under whatever file name the case needs.
 """
@@ -19,7 +19,9 @@ from pathlib import Path
 import av
 import numpy as np
 import soundfile as sf
-from speech import SAMPLE_RATE, SENTENCES, silence, speak
+
+from asr.audio import SAMPLE_RATE
+from testbed.speech import SENTENCES, silence, speak
 
 
 @functools.cache

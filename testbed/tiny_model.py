@@ -1,7 +1,7 @@
 """Write a tiny, randomly initialised Qwen3-ASR checkpoint that loads like the real one.
 
-    python tests/tiny_model.py OUTDIR            # the speech model
-    python tests/tiny_model.py OUTDIR --aligner  # the forced aligner
+    python -m testbed.tiny_model OUTDIR            # the speech model
+    python -m testbed.tiny_model OUTDIR --aligner  # the forced aligner
 
 The folder holds what `Qwen/Qwen3-ASR-0.6B-hf` holds (config.json, generation_config.json,
 model.safetensors, tokenizer files, chat template, preprocessor and processor configs), with the
