@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 import soundfile as sf
-from conversations import conversation
 from docx import Document
 
 from asr.cli import main
+from testbed.conversations import conversation
 
 
 @pytest.fixture(scope="module")

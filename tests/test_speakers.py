@@ -6,7 +6,6 @@ import sys
 
 import numpy as np
 import pytest
-from conversations import conversation
 from fakes import FakeEngine
 
 import asr
@@ -15,6 +14,7 @@ from asr.options import SpeakerOptions, TranscribeOptions
 from asr.results import Segment, SegmentFlag, SpeakerTurn, Word
 from asr.speakers import label_segments, load_speaker_model
 from asr.speakers.assign import TurnIndex, label_segment
+from testbed.conversations import conversation
 
 TURNS = (SpeakerTurn(0.0, 2.0, "S1"), SpeakerTurn(2.3, 5.0, "S2"), SpeakerTurn(5.2, 6.0, "S1"))
 

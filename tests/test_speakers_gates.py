@@ -13,8 +13,6 @@ import itertools
 
 import numpy as np
 import pytest
-from conversations import NAMES, Conversation, conversation
-from der import der
 from scipy.cluster.hierarchy import fcluster, linkage
 
 from asr.options import SpeakerOptions, VadOptions
@@ -23,6 +21,8 @@ from asr.speakers import find_speaker_turns, load_speaker_model
 from asr.speakers.assign import TurnIndex, label_segment
 from asr.speakers.clustering import _guard, cluster_speakers
 from asr.vad import get_speech_spans
+from testbed.conversations import NAMES, Conversation, conversation
+from testbed.der import der
 
 pytestmark = pytest.mark.slow
 MAX_DER = 0.06

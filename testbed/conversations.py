@@ -11,8 +11,9 @@ import functools
 from dataclasses import dataclass
 
 import numpy as np
-from corpus import trimmed
-from speech import SAMPLE_RATE, speak
+
+from testbed.corpus import trimmed
+from testbed.speech import SAMPLE_RATE, speak
 
 VOICES = ("en+m3", "en+f2", "en-us+m1", "en+m7")
 NOISE_FLOOR_DB = -70.0
