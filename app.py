@@ -1,16 +1,18 @@
 """The Streamlit page: widgets, options, calls into `asr`, and results. No model or audio logic here.
 
-Transcription runs in a background job (`asr.jobs`), so the page stays responsive: a fragment
+Transcription runs in a background job (`asr.TranscriptionJob`), so the page stays responsive: a fragment
 polls the job twice a second to draw progress and the segments that are done, and Cancel stops it
-within a second or two. Results live in `st.session_state` and are never replaced by a later error. A job
-stops by itself when its page has been disconnected for a few seconds (a closed tab), see
-`page_is_connected`.
+within a second or two. Results live in `st.session_state`, one card per input in the inputs' order; a new
+run of an input replaces its card, but an error or a cancel never replaces a finished result. While there are
+results or a run, the browser asks before the page is left or reloaded (`leave_guard`). A job stops by itself
+when its page has been disconnected for a few seconds (a closed tab), see `page_is_connected`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -20,26 +22,25 @@ from streamlit.runtime import Runtime
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 import asr
-from asr import netwatch
-from asr.hub import LARGE_MODEL, check_disk_space, default_endpoint, is_repo_id
-from asr.jobs import DownloadJob, FileResult, JobInput, JobSnapshot, JobStatus, TranscriptionJob
-from asr.results import SegmentFlag, format_clock
-from asr.tempfiles import KEEP_ENV, leftover_workdirs
 
 st.set_page_config(page_title="Transcriber · private speech-to-text", page_icon=":material/mic:", layout="wide")
 
 MODEL = os.environ.get(asr.MODEL_ENV) or asr.DEFAULT_MODEL  # env read once, here
-ALIGNER = os.environ.get("QWEN3_ASR_ALIGNER") or asr.DEFAULT_ALIGNER
+ALIGNER = os.environ.get(asr.ALIGNER_ENV) or asr.DEFAULT_ALIGNER
 DEVICE = os.environ.get("QWEN3_ASR_DEVICE", "auto")
-UPLOAD_TYPES = ["wav", "mp3", "flac", "ogg", "oga", "opus", "m4a", "aac", "webm", "mp4", "mov", "mkv", "m4v"]
+# For the uploader's label only: it takes any file, so that the decoder, not the browser, decides what it can read,
+# and a file it cannot read gets a message in plain words under its name (the browser's refusal shows on hover).
+UPLOAD_LABEL = "Recordings or videos ({})".format(
+    ", ".join(sorted(s.removeprefix(".").upper() for s in asr.AUDIO_SUFFIXES))
+)
 AUTO = "Auto-detect"
 OTHER_MIRROR = "Another mirror"
 # Material icons, not emoji: they render everywhere, emoji show as empty boxes where no emoji font is installed.
 CHECKED, WARNING = ":green[:material/check_circle:]", ":orange[:material/warning:]"
 LANGUAGE_CHOICES = [AUTO, *sorted(asr.LANGUAGES.values())]
-MODEL_CHOICES = {  # label -> repo id; the choice is offered when the app runs one of these (not a folder)
-    f"Qwen3-ASR-0.6B · {asr.MODEL_SIZES[asr.DEFAULT_MODEL]} · faster": asr.DEFAULT_MODEL,
-    f"Qwen3-ASR-1.7B · {asr.MODEL_SIZES[LARGE_MODEL]} · more accurate, slower": LARGE_MODEL,
+MODEL_CHOICES = {  # repo id -> (label, what to know about it); a folder of the user's own is offered beside them
+    asr.DEFAULT_MODEL: ("Qwen3-ASR-0.6B", f"{asr.MODEL_SIZES[asr.DEFAULT_MODEL]} · faster"),
+    asr.LARGE_MODEL: ("Qwen3-ASR-1.7B", f"{asr.MODEL_SIZES[asr.LARGE_MODEL]} · more accurate, slower"),
 }
 CHINESE_SCRIPT_CHOICES = {  # label -> TranscribeOptions.chinese_script
     "As the model writes them": "auto",
@@ -48,18 +49,47 @@ CHINESE_SCRIPT_CHOICES = {  # label -> TranscribeOptions.chinese_script
     "Traditional, Hong Kong (繁體)": "traditional-hk",
 }
 FLAG_WORDS = {
-    SegmentFlag.TOKEN_CAP: "may be cut short (hit the length limit)",
-    SegmentFlag.REPETITION_LOOP: "repeats itself: check this part against the audio",
-    SegmentFlag.RETRIED: "decoded twice to stop a repetition",
-    SegmentFlag.APPROXIMATE_TIMES: "times estimated from the speech, not word by word",
-    SegmentFlag.CONTEXT_ECHO: "dropped: the model only repeated your names and terms (silence or noise?)",
+    asr.SegmentFlag.TOKEN_CAP: "may be cut short (hit the length limit)",
+    asr.SegmentFlag.REPETITION_LOOP: "repeats itself: check this part against the audio",
+    asr.SegmentFlag.RETRIED: "decoded twice to stop a repetition",
+    asr.SegmentFlag.APPROXIMATE_TIMES: "times estimated from the speech, not word by word",
+    asr.SegmentFlag.CONTEXT_ECHO: "dropped: the model only repeated your names and terms (silence or noise?)",
 }
+PLAY = ":material/play_arrow: Play"
+# The uploader's chip repeats each file's size in Streamlit's own way ("31.7KB"); the facts line under the file
+# gives it as every other size on the page is written, so the chip's copy is hidden.
+PAGE_STYLE = "<style>[data-testid='stFileChipName'] + * { display: none; }</style>"
+# Asks before the page is left or reloaded while `window.__transcriberGuard` is true (results or a run would be
+# lost); the listener is added once per page load and reads the flag that each run of the script sets.
+LEAVE_GUARD_SCRIPT = """<script>
+window.__transcriberGuard = %s;
+if (!window.__transcriberGuardAdded) {
+  window.__transcriberGuardAdded = true;
+  window.addEventListener("beforeunload", (event) => {
+    if (window.__transcriberGuard) { event.preventDefault(); event.returnValue = ""; }
+  });
+}
+</script>"""
 
-netwatch.start_watching()
+
+@dataclasses.dataclass(frozen=True)
+class Card:
+    """One input's latest result on the page, and what made it."""
+
+    id: int  # keys the card's widgets (edits, player): a new result starts without the old one's edits
+    result: asr.FileResult
+    made_with: tuple[str, ...]  # e.g. ("Qwen3-ASR-0.6B", "English", "word timestamps")
+    kept_because: str | None = None  # why a later run of this input did not replace this result
+
+
+asr.netwatch.start_watching()
 state = st.session_state
 state.setdefault("model", MODEL)
-state.setdefault("results", [])  # list of (result id, FileResult), newest first
+state.setdefault("aligner", ALIGNER)
+state.setdefault("model_folders", [] if asr.is_repo_id(MODEL) else [MODEL])  # offered beside the two repos
+state.setdefault("cards", {})  # input key (name and content digest, see current_inputs) -> Card
 state.setdefault("input_nonce", 0)  # bumped by Clear: new widget keys empty the inputs
+state.setdefault("recording_numbers", {})  # recording's file_id -> its number in this session: "Recording 1", ...
 state.setdefault("next_result_id", 0)
 
 
@@ -80,6 +110,12 @@ def describe(file_id: str, _data: bytes) -> tuple[str, dict[str, list[float]]]:
     """Facts line and a 400-point loudness envelope over seconds (cached per upload, not per rerun)."""
     facts = asr.overview(_data, points=400)
     return facts.source.summary(), {"seconds": list(facts.seconds), "level": list(facts.levels)}
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def fingerprint(file_id: str, _data: bytes) -> str:
+    """A digest of an input's bytes (once per upload): the same recording added again is the same input."""
+    return hashlib.blake2b(_data, digest_size=16).hexdigest()
 
 
 def sidebar(engine: asr.QwenEngine | None) -> tuple[asr.TranscribeOptions, asr.QwenAligner | None]:
@@ -119,13 +155,21 @@ def sidebar(engine: asr.QwenEngine | None) -> tuple[asr.TranscribeOptions, asr.Q
 
 
 def model_choice() -> None:
-    """0.6B or 1.7B, remembered for the session; a switch frees the model in memory before the other loads."""
-    repos = list(MODEL_CHOICES.values())
-    if state.model not in repos:  # a folder of the user's own: nothing to choose
-        return
-    label = st.selectbox("Speech model", list(MODEL_CHOICES), index=repos.index(state.model), key="model_choice")
-    if MODEL_CHOICES[label] != state.model:
-        state.model = MODEL_CHOICES[label]
+    """0.6B, 1.7B or a folder given before, remembered for the session, and offered whatever went wrong (a bad
+    folder, a missing model); a switch frees the model in memory before the other loads."""
+    choices = {repo: label for repo, (label, _) in MODEL_CHOICES.items()}
+    choices |= {folder: f"Folder: {Path(folder).name or folder}" for folder in state.model_folders}
+    models = list(choices)
+    chosen = st.selectbox(
+        "Speech model",
+        models,
+        index=models.index(state.model) if state.model in models else 0,
+        format_func=choices.__getitem__,
+        key="model_choice",
+    )
+    st.caption(MODEL_CHOICES[chosen][1] if chosen in MODEL_CHOICES else chosen)
+    if chosen != state.model:
+        state.model = chosen
         load_engine.clear()  # one model in memory at a time (a run still going keeps the old one until it ends)
         st.rerun()
 
@@ -143,10 +187,15 @@ def word_timestamps_choice() -> asr.QwenAligner | None:
         return None
     try:
         with st.spinner("Loading the word aligner…"):
-            aligner = load_aligner(ALIGNER, DEVICE)
-    except asr.ModelNotFoundError:
-        st.caption("Word timestamps need the forced aligner, which is not on this computer yet.")
-        download_offer(ALIGNER, "aligner")
+            aligner = load_aligner(state.aligner, DEVICE)
+    except asr.ModelNotFoundError as e:
+        if asr.is_repo_id(state.aligner):
+            st.caption("Word timestamps need the forced aligner, which is not on this computer yet.")
+        else:  # a folder the user chose or configured: say what is wrong with it
+            st.warning(f"{e.problem} Choose another folder below, or download the aligner.")
+        target = state.aligner if asr.is_repo_id(state.aligner) else asr.DEFAULT_ALIGNER
+        download_offer(target, "aligner", on_start=lambda: state.update(aligner=target))
+        folder_field("aligner", lambda folder: state.update(aligner=folder))
         return None
     except asr.ASRError as e:
         st.error(str(e))
@@ -158,15 +207,15 @@ def word_timestamps_choice() -> asr.QwenAligner | None:
 def privacy_panel() -> None:
     """Each line is checked now, not promised."""
     st.header("Privacy")
-    network = netwatch.network_use()
-    leftovers = leftover_workdirs()
+    network = asr.netwatch.network_use()
+    leftovers = asr.leftover_workdirs()
     checks = [
         (network.summary() == "none", f"Network use since start: {network.summary()}"),
         (st.get_option("server.address") in ("127.0.0.1", "localhost", "::1"),
          f"Listening on {st.get_option('server.address') or 'all addresses'}"),
         (not st.get_option("browser.gatherUsageStats"), "Usage statistics: off"),
         (not leftovers, "Temporary audio: deleted after each run" if not leftovers
-         else f"Temporary audio: {len(leftovers)} folder(s) kept ({KEEP_ENV} is set, or removal failed)"),
+         else f"Temporary audio: {len(leftovers)} folder(s) kept ({asr.KEEP_ENV} is set, or removal failed)"),
     ]  # fmt: skip
     for ok, line in checks:
         st.markdown(f"{CHECKED if ok else WARNING} {line}")
@@ -176,19 +225,35 @@ def privacy_panel() -> None:
 
 def model_missing_panel(error: asr.ModelNotFoundError) -> None:
     """Explain, and offer the download (only on a click) or a folder the user already has."""
-    if is_repo_id(state.model):
+    if asr.is_repo_id(state.model):
         st.warning("The speech model is not on this computer yet.")
         st.caption("Download it once (Hugging Face or a mirror); after that, everything runs offline.")
-    else:  # a folder the user chose or configured: say what is wrong with it
-        st.warning(str(error))
-    target = state.model if is_repo_id(state.model) else asr.DEFAULT_MODEL
+    else:  # a folder the user chose or configured: say what is wrong with it, in the page's own terms
+        st.warning(f"{error.problem} Choose another folder below or another model in the sidebar, or download one.")
+    target = state.model if asr.is_repo_id(state.model) else asr.DEFAULT_MODEL
     download_offer(target, "model", on_start=lambda: state.update(model=target))
-    if "download_job" not in state:
-        st.divider()
-        folder = st.text_input("…or use a model folder you already have", key="model_folder")
-        if st.button("Use this folder", key="use_folder", disabled=not folder):
-            state.model = folder.strip()
-            st.rerun()
+    folder_field("model", use_model_folder)
+
+
+def use_model_folder(folder: str) -> None:
+    """Run the model in `folder`, and keep offering it in the sidebar's choice (whatever happens next)."""
+    if folder not in state.model_folders:
+        state.model_folders = [*state.model_folders, folder]
+    state.model = folder
+    load_engine.clear()
+
+
+def folder_field(kind: str, use: Callable[[str], None]) -> None:
+    """ "…or use a folder you already have": a path field and its button (hidden while a download runs)."""
+    if "download_job" in state:
+        return
+    st.divider()
+    folder = st.text_input(
+        f"…or use {'an' if kind[0] in 'aeiou' else 'a'} {kind} folder you already have", key=f"{kind}_folder"
+    )
+    if st.button("Use this folder", key=f"use_{kind}_folder", disabled=not folder.strip()):
+        use(folder.strip())
+        st.rerun()
 
 
 def download_offer(target: str, key: str, on_start: Callable[[], None] | None = None) -> None:
@@ -199,9 +264,12 @@ def download_offer(target: str, key: str, on_start: Callable[[], None] | None = 
     if "download_job" in state:
         download_progress()
         return
+    failed = state.get("download_failed")
+    if failed is not None and failed[0] == key:  # kept until the next try, so other reruns do not hide it
+        st.error(f"The download stopped: {failed[1]}")
     size = asr.MODEL_SIZES.get(target, "size unknown")
     # label -> what DownloadJob gets: None for HF_ENDPOINT or huggingface.co, a preset name, or the typed URL
-    sources = {f"Hugging Face ({default_endpoint()})": None, "hf-mirror.com (mainland China)": "hf-mirror"}
+    sources = {f"Hugging Face ({asr.default_endpoint()})": None, "hf-mirror.com (mainland China)": "hf-mirror"}
     sources[OTHER_MIRROR] = ""
     source = st.radio("Download from", list(sources), horizontal=True, key=f"source-{key}")
     endpoint = (
@@ -211,13 +279,15 @@ def download_offer(target: str, key: str, on_start: Callable[[], None] | None = 
     )
     label = f"Download {target.split('/')[-1].removesuffix('-hf')} ({size})"
     try:
-        check_disk_space(target)
+        asr.check_disk_space(target)
         room = True
     except asr.DownloadError as e:
         st.error(str(e))
         room = False
     if st.button(label, type="primary", key=f"download_{key}", disabled=endpoint == "" or not room):
-        state.download_job = DownloadJob(target, endpoint=endpoint).start()
+        state.download_job = asr.DownloadJob(target, endpoint=endpoint).start()
+        state.download_key = key
+        state.pop("download_failed", None)
         if on_start is not None:
             on_start()
         st.rerun()
@@ -225,37 +295,43 @@ def download_offer(target: str, key: str, on_start: Callable[[], None] | None = 
 
 @st.fragment(run_every=0.5)
 def download_progress() -> None:
-    job: DownloadJob = state.download_job
+    job: asr.DownloadJob = state.download_job
     snapshot = job.snapshot()
-    if snapshot.status in (JobStatus.DONE, JobStatus.CANCELLED):
+    if snapshot.status in (asr.JobStatus.DONE, asr.JobStatus.CANCELLED):
         state.pop("download_job")
         if snapshot.error:
-            state.download_error = snapshot.error
+            state.download_failed = (state.download_key, snapshot.error)
         st.rerun()
     fraction = snapshot.downloaded_bytes / snapshot.total_bytes if snapshot.total_bytes else 0.0
-    text = f"Downloading… {snapshot.downloaded_bytes / 1e9:.2f} / {snapshot.total_bytes / 1e9:.2f} GB"
+    text = f"Downloading… {asr.format_size(snapshot.downloaded_bytes)} / {asr.format_size(snapshot.total_bytes)}"
     st.progress(min(fraction, 1.0), text=text if snapshot.total_bytes else "Starting the download…")
     if st.button("Cancel download", key="cancel_download", icon=":material/close:"):
         job.cancel()  # the partial file is deleted; files already finished are kept for the next try
         st.toast("Stopping the download…")
 
 
-def current_inputs() -> list[JobInput]:
-    """Upload tab and record tab, with a player, waveform and facts line for each input."""
+def recording_name(file_id: str) -> str:
+    """ "Recording 1.wav" for the session's first recording, "Recording 2.wav" for the next, and so on."""
+    numbers = state.recording_numbers
+    numbers.setdefault(file_id, len(numbers) + 1)
+    return f"Recording {numbers[file_id]}.wav"
+
+
+def current_inputs() -> dict[str, asr.JobInput]:
+    """Upload tab and record tab, with a player, waveform and facts line for each input.
+
+    Keyed by name and content, so a file added again (or re-added with others) is the same input, and its new
+    result replaces the old one.
+    """
     upload_tab, record_tab = st.tabs([":material/upload_file: Upload files", ":material/mic: Record"])
     with upload_tab:
-        uploads = st.file_uploader(
-            "Recordings or videos (WAV, MP3, M4A, FLAC, OGG, OPUS, WEBM, MP4, MOV, MKV)",
-            type=UPLOAD_TYPES,
-            accept_multiple_files=True,
-            key=f"uploads-{state.input_nonce}",
-        )
+        uploads = st.file_uploader(UPLOAD_LABEL, accept_multiple_files=True, key=f"uploads-{state.input_nonce}")
     with record_tab:
         recording = st.audio_input("Record from your microphone", key=f"recording-{state.input_nonce}")
     files = [*uploads, *([recording] if recording is not None else [])]
-    inputs = []
-    for number, file in enumerate(files, start=1):
-        name = file.name if file is not recording else f"Recording {number}.wav"
+    inputs = {}
+    for file in files:
+        name = file.name if file is not recording else recording_name(file.file_id)
         data = file.getvalue()
         with st.container(border=True):
             st.markdown(f"**{name}**")
@@ -270,7 +346,7 @@ def current_inputs() -> list[JobInput]:
                 st.caption(facts)
             with right:
                 st.area_chart(envelope, x="seconds", y="level", height=90, x_label="seconds", y_label="")
-        inputs.append(JobInput(name, data))
+        inputs[f"{name}\n{fingerprint(file.file_id, data)}"] = asr.JobInput(name, data)
     return inputs
 
 
@@ -288,30 +364,28 @@ def page_is_connected() -> Callable[[], bool] | None:
     return lambda: runtime.is_active_session(session_id)
 
 
-def progress_line(snapshot: JobSnapshot) -> str:
+def progress_line(snapshot: asr.JobSnapshot) -> str:
     """e.g. "Processed 1:12 / 2:38 · 2.4× real time · about 0:36 left"."""
     if not snapshot.total_s:
         return "Reading the audio…"
-    parts = [f"Processed {format_clock(snapshot.processed_s)} / {format_clock(snapshot.total_s)}"]
+    parts = [f"Processed {asr.format_clock(snapshot.processed_s)} / {asr.format_clock(snapshot.total_s)}"]
     if snapshot.speed:
         parts.append(f"{snapshot.speed:.1f}× real time")
     if snapshot.remaining_s is not None:
-        parts.append(f"about {format_clock(snapshot.remaining_s)} left")
+        parts.append(f"about {asr.format_clock(snapshot.remaining_s)} left")
     return " · ".join(parts)
 
 
 @st.fragment(run_every=0.5)
 def job_panel() -> None:
     """Progress, Cancel, and the segments done so far; hands results over when the job ends."""
-    job: TranscriptionJob = state.job
+    job: asr.TranscriptionJob = state.job
     snapshot = job.snapshot()
-    if snapshot.status in (JobStatus.DONE, JobStatus.CANCELLED):
-        for result in snapshot.results:
-            state.results.insert(0, (state.next_result_id, result))
-            state.next_result_id += 1
+    if snapshot.status in (asr.JobStatus.DONE, asr.JobStatus.CANCELLED):
+        keep_results(snapshot.results)
         state.pop("job")
         st.rerun()
-    if snapshot.status is JobStatus.QUEUED:
+    if snapshot.status is asr.JobStatus.QUEUED:
         st.info("Waiting for another transcription to finish (the model is shared)…")
     else:
         fraction = snapshot.processed_s / snapshot.total_s if snapshot.total_s else 0.0
@@ -319,10 +393,45 @@ def job_panel() -> None:
         for notice in snapshot.notices:
             st.warning(notice, icon=":material/warning:")
         for segment in snapshot.segments:
-            st.markdown(f"`{format_clock(segment.start_s)}` {segment.text}")
+            st.markdown(f"`{asr.format_clock(segment.start_s)}` {segment.text}")
     if st.button("Cancel", key="cancel", icon=":material/stop_circle:"):
         job.cancel()
         st.toast("Stopping…")
+
+
+def keep_results(results: tuple[asr.FileResult, ...]) -> None:
+    """Each finished input's result goes on its input's card, replacing the one an earlier run made; a failed or
+    cancelled run leaves a finished earlier result where it is, and says so on it."""
+    for key, result in zip(state.job_keys, results, strict=False):  # a cancelled job has fewer results
+        earlier = state.cards.get(key)
+        complete = result.error is None and not result.cancelled
+        if (
+            earlier is not None
+            and earlier.result.transcript is not None
+            and not earlier.result.cancelled
+            and not complete
+        ):
+            why = result.error or "the new run was cancelled"
+            state.cards[key] = dataclasses.replace(earlier, kept_because=why)
+            continue
+        state.cards[key] = Card(state.next_result_id, result, state.job_made_with)
+        state.next_result_id += 1
+
+
+def made_with(
+    engine: asr.QwenEngine, options: asr.TranscribeOptions, aligner: asr.QwenAligner | None
+) -> tuple[str, ...]:
+    """What a card says made it: model, language, word timestamps, and the other choices that change the text."""
+    model = engine.info.name
+    parts = [model.split("/")[-1].removesuffix("-hf") if asr.is_repo_id(model) else Path(model).name or model]
+    parts.append(options.decode.language or "language detected")
+    parts.append("word timestamps" if aligner is not None else "estimated times")
+    if options.decode.context:
+        parts.append("with names and terms")
+    if options.chinese_script != "auto":
+        label = next(label for label, value in CHINESE_SCRIPT_CHOICES.items() if value == options.chinese_script)
+        parts.append(label)
+    return tuple(parts)
 
 
 def edited_transcript(result_id: int, transcript: asr.Transcript) -> asr.Transcript:
@@ -340,23 +449,34 @@ def edited_transcript(result_id: int, transcript: asr.Transcript) -> asr.Transcr
 
 
 def clicked_start(result_id: int, transcript: asr.Transcript) -> float | None:
-    """The start of the sentence whose Play box was ticked since the last run (None: no new tick).
+    """The start of the sentence whose Play button was clicked in this run (None: no click).
 
-    A tick is an edit of the table (`st.data_editor` reports no row clicks); the ticks seen so far are kept,
-    so only a new one moves the player.
+    Streamlit keeps a button column's click for the one run it causes, like a button's, so nothing stays ticked.
     """
-    edits = state.get(f"edit-{result_id}", {}).get("edited_rows", {})
-    ticked = {int(index) for index, change in edits.items() if change.get("Play")}
-    seen_key = f"played-{result_id}"
-    new = sorted(ticked - state.get(seen_key, set()))
-    state[seen_key] = ticked
-    return transcript.segments[new[-1]].start_s if new else None
+    click = state.get(f"play-{result_id}")
+    return transcript.segments[click["row"]].start_s if click is not None else None
 
 
-def show_result(result_id: int, result: FileResult) -> None:
+def table_row_height(texts: list[str], notes: list[str]) -> int:
+    """Rows tall enough for the longest sentence and note to show whole (Streamlit wraps a cell's text only in rows
+    over 64 px): about 55 characters a line in the Text column (400 px) and 26 in the Note column (200 px)."""
+    lines = max(2, *(-(-len(text) // 55) for text in texts), *(-(-len(note) // 26) for note in notes))
+    return min(22 * lines + 20, 420)
+
+
+def notes_of(transcript: asr.Transcript) -> list[str]:
+    """Each segment's flags in plain words (the table's Note column)."""
+    return ["; ".join(FLAG_WORDS[f] for f in s.flags if f in FLAG_WORDS) for s in transcript.segments]
+
+
+def show_result(card: Card) -> None:
     """One file's outcome: error, or language, editable segments, copy block and downloads."""
+    result_id, result = card.id, card.result
     with st.container(border=True):
         st.subheader(result.name)
+        st.caption("Made with " + " · ".join(card.made_with))
+        if card.kept_because is not None:
+            st.warning(f"Transcribing it again did not finish ({card.kept_because}): this is the earlier result.")
         for notice in result.notices:
             st.warning(notice, icon=":material/warning:")
         if result.error:
@@ -380,18 +500,19 @@ def show_result(result_id: int, result: FileResult) -> None:
                 state[f"start-{result_id}"] = start_s
             start_s = state.get(f"start-{result_id}")  # kept, so other reruns leave the player as it is
             st.audio(result.audio, start_time=start_s or 0.0, autoplay=start_s is not None)
+        notes = notes_of(transcript)
         rows = [
             {
-                "Play": False,
-                "Start": format_clock(s.start_s),
-                "End": format_clock(s.end_s),
+                "Play": PLAY,
+                "Start": asr.format_clock(s.start_s),
+                "End": asr.format_clock(s.end_s),
                 "Text": s.text,
-                "Note": "; ".join(FLAG_WORDS[f] for f in s.flags if f in FLAG_WORDS),
+                "Note": note,
             }
-            for s in transcript.segments
+            for s, note in zip(transcript.segments, notes, strict=True)
         ]
         st.caption(
-            "Tick Play to hear a sentence from its start. Fix a word in the table: the copy block and every download "
+            "Press Play to hear a sentence from its start. Fix a word in the table: the copy block and every download "
             "follow your edits, and each sentence keeps its times."
         )
         st.data_editor(
@@ -399,11 +520,17 @@ def show_result(result_id: int, result: FileResult) -> None:
             key=f"edit-{result_id}",
             disabled=["Start", "End", "Note"],
             hide_index=True,
+            row_height=table_row_height([s.text for s in transcript.segments], notes),
             column_config={
-                "Play": st.column_config.CheckboxColumn(
-                    "Play", width="small", help="Play the recording from this sentence"
+                "Play": st.column_config.ButtonColumn(
+                    "Play",
+                    width="small",
+                    type="tertiary",
+                    help="Play the recording from this sentence",
+                    key=f"play-{result_id}",
                 ),
                 "Text": st.column_config.TextColumn(width="large"),
+                "Note": st.column_config.TextColumn(width="medium"),
             },
         )
         edited = edited_transcript(result_id, transcript)
@@ -422,12 +549,19 @@ def show_result(result_id: int, result: FileResult) -> None:
             )
 
 
-def download_all() -> None:
+def cards_in_order(inputs: dict[str, asr.JobInput]) -> list[Card]:
+    """The cards in the order of the inputs, then those whose input was removed (a result is never dropped)."""
+    keys = [key for key in inputs if key in state.cards]
+    keys += [key for key in state.cards if key not in inputs]
+    return [state.cards[key] for key in keys]
+
+
+def download_all(cards: list[Card]) -> None:
     """One zip with every format of every finished file, edits included, once there are several."""
     done = [
-        (result.name, edited_transcript(result_id, result.transcript))
-        for result_id, result in reversed(state.results)  # oldest first, as the files were added
-        if result.transcript is not None
+        (card.result.name, edited_transcript(card.id, card.result.transcript))
+        for card in cards
+        if card.result.transcript is not None
     ]
     if len(done) > 1:
         st.download_button(
@@ -441,7 +575,15 @@ def download_all() -> None:
         )
 
 
+def leave_guard() -> None:
+    """While there are results or a run, the browser asks before the page is left or reloaded."""
+    wanted = bool(state.cards) or "job" in state
+    st.html(LEAVE_GUARD_SCRIPT % ("true" if wanted else "false"), unsafe_allow_javascript=True)
+
+
 def main() -> None:
+    st.html(PAGE_STYLE)
+    leave_guard()
     st.title(":material/mic: Transcriber")
     st.caption("Private speech-to-text on this computer: nothing you record or upload leaves it.")
     engine = None
@@ -450,8 +592,6 @@ def main() -> None:
             engine = load_engine(state.model, DEVICE)
     except asr.ModelNotFoundError as e:
         sidebar(None)
-        if "download_error" in state:
-            st.error(state.pop("download_error"))
         model_missing_panel(e)
         return
     except asr.ASRError as e:
@@ -461,22 +601,26 @@ def main() -> None:
     options, aligner = sidebar(engine)
     inputs = current_inputs()
     running = "job" in state
-    label = "Transcribe again" if state.results and inputs else "Transcribe"
+    label = "Transcribe again" if any(key in state.cards for key in inputs) else "Transcribe"
     left, right = st.columns([5, 1])
     if left.button(label, type="primary", key="transcribe", disabled=running or not inputs, width="stretch"):
-        state.job = TranscriptionJob(
-            inputs, engine=engine, options=options, aligner=aligner, still_wanted=page_is_connected()
+        state.job_keys = list(inputs)
+        state.job_made_with = made_with(engine, options, aligner)
+        state.job = asr.TranscriptionJob(
+            list(inputs.values()), engine=engine, options=options, aligner=aligner, still_wanted=page_is_connected()
         ).start()
         st.rerun()
     if right.button("Clear", key="clear", disabled=running, width="stretch"):
         state.input_nonce += 1
-        state.results = []
+        state.cards = {}
+        state.recording_numbers = {}
         st.rerun()
     if running:
         job_panel()
-    download_all()
-    for result_id, result in state.results:
-        show_result(result_id, result)
+    cards = cards_in_order(inputs)
+    download_all(cards)
+    for card in cards:
+        show_result(card)
 
 
 main()

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from . import netwatch
 from .audio import SAMPLE_RATE, AudioOverview, decode_audio, overview, read_source_info
+from .batch import AUDIO_SUFFIXES
 from .bundle import build_zip
 from .errors import (
     AlignmentError,
@@ -28,7 +30,20 @@ from .errors import (
     OptionsError,
     TranscriptionCancelled,
 )
-from .hub import DEFAULT_ALIGNER, DEFAULT_MODEL, MODEL_ENV, MODEL_SIZES, download_model, locate_model
+from .hub import (
+    ALIGNER_ENV,
+    DEFAULT_ALIGNER,
+    DEFAULT_MODEL,
+    LARGE_MODEL,
+    MODEL_ENV,
+    MODEL_SIZES,
+    check_disk_space,
+    default_endpoint,
+    download_model,
+    is_repo_id,
+    locate_model,
+)
+from .jobs import DownloadJob, DownloadSnapshot, FileResult, JobInput, JobSnapshot, JobStatus, TranscriptionJob
 from .options import (
     LANGUAGES,
     MAX_SPEAKERS,
@@ -49,8 +64,12 @@ from .results import (
     Transcript,
     TranscriptionInfo,
     Word,
+    codec_label,
+    format_clock,
+    format_size,
 )
 from .speakers import load_speaker_model, merge_speakers, move_segment, rename_speaker
+from .tempfiles import KEEP_ENV, leftover_workdirs
 from .writers import DEFAULT_LAYOUT, FORMATS, WRITERS, SubtitleLayout, render, save
 
 if TYPE_CHECKING:
@@ -58,11 +77,15 @@ if TYPE_CHECKING:
     from .engine import EngineInfo, QwenEngine
 
 __all__ = [
+    "ALIGNER_ENV",
+    "AUDIO_SUFFIXES",
     "DEFAULT_ALIGNER",
     "DEFAULT_LAYOUT",
     "DEFAULT_MODEL",
     "FORMATS",
+    "KEEP_ENV",
     "LANGUAGES",
+    "LARGE_MODEL",
     "MAX_SPEAKERS",
     "MODEL_ENV",
     "MODEL_SIZES",
@@ -78,7 +101,13 @@ __all__ = [
     "DeviceMemoryError",
     "DownloadCancelled",
     "DownloadError",
+    "DownloadJob",
+    "DownloadSnapshot",
     "EngineInfo",
+    "FileResult",
+    "JobInput",
+    "JobSnapshot",
+    "JobStatus",
     "ModelLoadError",
     "ModelNotFoundError",
     "OptionsError",
@@ -95,15 +124,24 @@ __all__ = [
     "Transcript",
     "TranscriptionCancelled",
     "TranscriptionInfo",
+    "TranscriptionJob",
     "VadOptions",
     "Word",
     "build_zip",
+    "check_disk_space",
+    "codec_label",
     "decode_audio",
+    "default_endpoint",
     "download_model",
+    "format_clock",
+    "format_size",
+    "is_repo_id",
+    "leftover_workdirs",
     "load_speaker_model",
     "locate_model",
     "merge_speakers",
     "move_segment",
+    "netwatch",
     "normalize_language",
     "overview",
     "read_source_info",

@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 
 from . import netwatch
 from .errors import DownloadCancelled, DownloadError, ModelNotFoundError
+from .results import format_size
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ MODEL_BYTES = {  # download size of each model we offer: shown before the downlo
     LARGE_MODEL: 4_700_000_000,
     DEFAULT_ALIGNER: 1_840_000_000,
 }
-MODEL_SIZES = {model: f"about {size / 1e9:.1f} GB" for model, size in MODEL_BYTES.items()}  # as shown to users
+MODEL_SIZES = {model: f"about {format_size(size)}" for model, size in MODEL_BYTES.items()}  # as shown to users
 MODEL_ENV = "QWEN3_ASR_MODEL"  # overrides DEFAULT_MODEL: a repo id or a folder
 ALIGNER_ENV = "QWEN3_ASR_ALIGNER"  # overrides DEFAULT_ALIGNER: a repo id or a folder
 HUGGING_FACE = "https://huggingface.co"
@@ -229,7 +230,7 @@ def check_disk_space(model: str) -> None:
     if free < needed * 1.1:
         raise DownloadError(
             f"Not enough free disk space for {model}: it needs {MODEL_SIZES[model].removeprefix('about ')}, "
-            f"and {free / 1e9:.1f} GB are free where models are kept ({folder}). Free some space, or set "
+            f"and {format_size(free)} are free where models are kept ({folder}). Free some space, or set "
             "HF_HUB_CACHE to a folder on a disk with room."
         )
 

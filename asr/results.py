@@ -23,6 +23,56 @@ def format_clock(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
+def format_size(size_bytes: float) -> str:
+    """Bytes the one way people read them everywhere we show a size: "850 B", "32 kB", "3.1 MB", "1.9 GB"."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6)):
+        if size_bytes >= scale:
+            return f"{size_bytes / scale:.1f} {unit}"
+    return f"{size_bytes / 1e3:.0f} kB" if size_bytes >= 1e3 else f"{size_bytes:.0f} B"
+
+
+# FFmpeg's codec names (how `SourceInfo.codec` is written, for both decoders) -> the name people know them by.
+_CODEC_LABELS = {
+    "pcm_u8": "PCM 8-bit",
+    "pcm_s16le": "PCM 16-bit",
+    "pcm_s16be": "PCM 16-bit",
+    "pcm_s24le": "PCM 24-bit",
+    "pcm_s24be": "PCM 24-bit",
+    "pcm_s32le": "PCM 32-bit",
+    "pcm_s32be": "PCM 32-bit",
+    "pcm_f32le": "PCM 32-bit float",
+    "pcm_f32be": "PCM 32-bit float",
+    "pcm_f64le": "PCM 64-bit float",
+    "pcm_f64be": "PCM 64-bit float",
+    "pcm_mulaw": "µ-law",
+    "pcm_alaw": "A-law",
+    "adpcm_ima_wav": "IMA ADPCM",
+    "adpcm_ms": "MS ADPCM",
+    "mp3": "MP3",
+    "mp2": "MP2",
+    "aac": "AAC",
+    "alac": "Apple Lossless",
+    "flac": "FLAC",
+    "vorbis": "Vorbis",
+    "opus": "Opus",
+    "wmav1": "WMA",
+    "wmav2": "WMA",
+    "wmapro": "WMA Pro",
+    "wmalossless": "WMA Lossless",
+    "amr_nb": "AMR",
+    "amr_wb": "AMR-WB",
+    "ac3": "Dolby Digital",
+    "eac3": "Dolby Digital Plus",
+    "gsm": "GSM",
+    "speex": "Speex",
+}
+
+
+def codec_label(codec: str) -> str:
+    """A codec as people name it ("PCM 16-bit" for FFmpeg's "pcm_s16le"); FFmpeg's name when we know no other."""
+    return _CODEC_LABELS.get(codec, codec)
+
+
 @dataclass(frozen=True)
 class SourceInfo:
     """Facts about the input as it was before decoding (shown to users by `asr info`)."""
@@ -35,12 +85,11 @@ class SourceInfo:
     size_bytes: int | None = None  # of the file or buffer, when known
 
     def summary(self) -> str:
-        """One line for people, e.g. "2:38 · 44.1 kHz · stereo · mp3 · 3.1 MB"."""
+        """One line for people, e.g. "2:38 · 44.1 kHz · stereo · MP3 · 3.1 MB"."""
         layout = {1: "mono", 2: "stereo"}.get(self.channels, f"{self.channels} channels")
-        parts = [format_clock(self.duration_s), f"{self.sample_rate / 1000:g} kHz", layout, self.codec]
+        parts = [format_clock(self.duration_s), f"{self.sample_rate / 1000:g} kHz", layout, codec_label(self.codec)]
         if self.size_bytes is not None:
-            megabytes = self.size_bytes / 1e6
-            parts.append(f"{megabytes:.1f} MB" if megabytes >= 0.1 else f"{self.size_bytes / 1e3:.0f} kB")
+            parts.append(format_size(self.size_bytes))
         return " · ".join(parts)
 
 

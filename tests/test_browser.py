@@ -29,8 +29,8 @@ from asr.tempfiles import PREFIX as TEMP_PREFIX
 
 REPO = "Qwen/Qwen3-ASR-0.6B-hf"
 TRANSCRIBE_TIMEOUT_MS = 60_000
-# The facts line of the 15 s MP3 made by the `interview_mp3` fixture, e.g. "0:15 · 16 kHz · mono · mp3 · 88 kB".
-INTERVIEW_FACTS = re.compile(r"^0:1\d · 16 kHz · mono · mp3 · \d+ kB$")
+# The facts line of the 15 s MP3 made by the `interview_mp3` fixture, e.g. "0:15 · 16 kHz · mono · MP3 · 88 kB".
+INTERVIEW_FACTS = re.compile(r"^0:1\d · 16 kHz · mono · MP3 · \d+ kB$")
 QUEUED = "Waiting for another transcription to finish (the model is shared)…"
 
 

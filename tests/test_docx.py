@@ -45,7 +45,7 @@ def test_title_facts_language_then_one_paragraph_per_segment():
     data = render_docx(transcript, title="meeting.m4a")
     assert paragraphs(data) == [
         ("Heading 1", "meeting.m4a", [None]),
-        ("Normal", "1:02:05 · 44.1 kHz · stereo · mp3 · 3.1 MB", [None]),
+        ("Normal", "1:02:05 · 44.1 kHz · stereo · MP3 · 3.1 MB", [None]),
         ("Normal", "Language: English, Chinese", [None]),
         ("Normal", "0:02  Hello there.", [True, None]),
         ("Normal", "1:02:03  你好，世界。", [True, None]),
@@ -57,7 +57,7 @@ def test_empty_transcript_and_characters_xml_cannot_hold():
     data = render_docx(make_transcript(Segment(0.0, 1.0, "a\x00b\x1bc\nd", None)), title="\x07")
     assert [text for _, text, _ in paragraphs(data)] == [
         "Transcript",  # the title had nothing printable left
-        "1:02:05 · 44.1 kHz · stereo · mp3 · 3.1 MB",
+        "1:02:05 · 44.1 kHz · stereo · MP3 · 3.1 MB",
         "Language: unknown",
         "0:00  abc d",
     ]
