@@ -1,11 +1,15 @@
 """The Streamlit page: widgets, options, calls into `asr`, and results. No model or audio logic here.
 
 Transcription runs in a background job (`asr.TranscriptionJob`), so the page stays responsive: a fragment
-polls the job twice a second to draw progress and the segments that are done, and Cancel stops it
-within a second or two. Results live in `st.session_state`, one card per input in the inputs' order; a new
-run of an input replaces its card, but an error or a cancel never replaces a finished result. While there are
-results or a run, the browser asks before the page is left or reloaded (`leave_guard`). A job stops by itself
-when its page has been disconnected for a few seconds (a closed tab), see `page_is_connected`.
+polls the job once a second to draw progress and the segments that are done (a job waiting for its turn every
+two seconds), and Cancel stops it within a second or two. Each poll reruns only its fragment and draws a
+handful of elements, and Streamlit's full garbage collection after every rerun is off (`.streamlit/config.toml`,
+`launchers/start.py`): it held the GIL long enough to stall the run. Even so a poll costs the server's event
+loop tens of milliseconds of GIL on a busy machine (py-spy, docs/performance.md), hence the intervals. Results live
+in `st.session_state`, one card per input in the inputs' order; a new run of an input replaces its card, but
+an error or a cancel never replaces a finished result. While there are results or a run, the browser asks
+before the page is left or reloaded (`leave_guard`). A job stops by itself when its page has been
+disconnected for a few seconds (a closed tab), see `page_is_connected`.
 """
 
 from __future__ import annotations
@@ -381,32 +385,64 @@ def progress_line(snapshot: asr.JobSnapshot) -> str:
     parts = [f"Processed {asr.format_clock(snapshot.processed_s)} / {asr.format_clock(snapshot.total_s)}"]
     if snapshot.speed:
         parts.append(f"{snapshot.speed:.1f}× real time")
-    if snapshot.remaining_s is not None:
-        parts.append(f"about {asr.format_clock(snapshot.remaining_s)} left")
+    remaining_s = snapshot.remaining_s
+    if remaining_s is not None:
+        parts.append(f"about {asr.format_clock(remaining_s)} left" if remaining_s >= 1 else "almost done")
     return " · ".join(parts)
 
 
-@st.fragment(run_every=0.5)
 def job_panel() -> None:
-    """Progress, Cancel, and the segments done so far; hands results over when the job ends."""
-    job: asr.TranscriptionJob = state.job
-    snapshot = job.snapshot()
+    """The running job's panel, or the waiting one's: each its own fragment, polled as often as it needs."""
+    if state.job.snapshot().status is asr.JobStatus.QUEUED:
+        queued_panel()
+    else:
+        running_panel()
+
+
+def _hand_over_if_ended(snapshot: asr.JobSnapshot) -> None:
+    """Put an ended job's results on their cards and redraw the whole page."""
     if snapshot.status in (asr.JobStatus.DONE, asr.JobStatus.CANCELLED):
         keep_results(snapshot.results)
         state.pop("job")
         st.rerun()
-    if snapshot.status is asr.JobStatus.QUEUED:
-        st.info("Waiting for another transcription to finish (the model is shared)…")
-    else:
-        fraction = snapshot.processed_s / snapshot.total_s if snapshot.total_s else 0.0
-        st.progress(min(fraction, 1.0), text=f"**{snapshot.current}** · {progress_line(snapshot)}")
-        for notice in snapshot.notices:
-            st.warning(notice, icon=":material/warning:")
-        for segment in snapshot.segments:
-            st.markdown(f"`{asr.format_clock(segment.start_s)}` {segment.text}")
+
+
+def _cancel_button() -> None:
     if st.button("Cancel", key="cancel", icon=":material/stop_circle:"):
-        job.cancel()
+        state.job.cancel()
         st.toast("Stopping…")
+
+
+@st.fragment(run_every=2.0)
+def queued_panel() -> None:
+    """A job waiting for the shared model: the reason, and Cancel; polled every two seconds, since nothing moves."""
+    snapshot = state.job.snapshot()
+    _hand_over_if_ended(snapshot)
+    if snapshot.status is not asr.JobStatus.QUEUED:
+        st.rerun()  # its turn has come: the whole page, so that the running panel takes this one's place
+    st.info(
+        "Waiting for another transcription to finish: the model is shared, so this one starts by itself as soon "
+        "as the other is done."
+    )
+    _cancel_button()
+
+
+@st.fragment(run_every=1.0)
+def running_panel() -> None:
+    """Progress, Cancel, and the segments done so far; hands results over when the job ends.
+
+    The segments are one block of text, not an element each: a poll draws the same few elements however
+    long the file is.
+    """
+    snapshot = state.job.snapshot()
+    _hand_over_if_ended(snapshot)
+    fraction = snapshot.processed_s / snapshot.total_s if snapshot.total_s else 0.0
+    st.progress(min(fraction, 1.0), text=f"**{snapshot.current}** · {progress_line(snapshot)}")
+    for notice in snapshot.notices:
+        st.warning(notice, icon=":material/warning:")
+    if snapshot.segments:
+        st.markdown("  \n".join(f"`{asr.format_clock(s.start_s)}` {s.text}" for s in snapshot.segments))
+    _cancel_button()
 
 
 def keep_results(results: tuple[asr.FileResult, ...]) -> None:
@@ -493,6 +529,7 @@ def show_result(card: Card) -> None:
             st.error(result.error)
             return
         transcript = result.transcript
+        assert transcript is not None  # a result without an error holds one (jobs.FileResult)
         if result.cancelled:
             st.warning("Cancelled: this is the part that was finished.")
         languages = ", ".join(transcript.languages) or "unknown"

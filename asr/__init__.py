@@ -15,8 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from . import netwatch
-from .audio import SAMPLE_RATE, AudioOverview, decode_audio, overview, read_source_info
-from .batch import AUDIO_SUFFIXES
+from .audio import AUDIO_SUFFIXES, SAMPLE_RATE, AudioOverview, decode_audio, overview, read_source_info
 from .bundle import build_zip
 from .errors import (
     AlignmentError,
@@ -48,6 +47,7 @@ from .options import (
     LANGUAGES,
     MAX_SPEAKERS,
     DecodeOptions,
+    GuardOptions,
     SpeakerOptions,
     TranscribeOptions,
     VadOptions,
@@ -105,6 +105,7 @@ __all__ = [
     "DownloadSnapshot",
     "EngineInfo",
     "FileResult",
+    "GuardOptions",
     "JobInput",
     "JobSnapshot",
     "JobStatus",

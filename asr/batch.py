@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from .audio import read_source_info
+from .audio import AUDIO_SUFFIXES, read_source_info
 from .errors import ASRError, OptionsError
 from .options import TranscribeOptions
 from .pipeline import Aligner, Engine, transcribe_all
@@ -34,11 +34,6 @@ from .writers import DEFAULT_LAYOUT, SubtitleLayout, save
 logger = logging.getLogger(__name__)
 
 MANIFEST_NAME = "asr-batch.jsonl"
-# What a folder is searched for (files and glob matches are taken as they are).
-AUDIO_SUFFIXES = frozenset(
-    {".wav", ".mp3", ".flac", ".ogg", ".oga", ".opus", ".m4a", ".aac", ".wma", ".aiff", ".aif"}
-    | {".webm", ".mp4", ".mov", ".mkv", ".m4v", ".avi"}
-)
 _PART_SUFFIX = ".part"  # temporary outputs: ".meeting.txt.1a2b3c4d.part" until renamed to "meeting.txt"
 
 
@@ -63,7 +58,7 @@ class BatchJob:
 
 
 @dataclass(frozen=True)
-class FileResult:
+class BatchResult:
     """What a runner hands back for one file: the transcript, or the message saying why there is none."""
 
     job: BatchJob
@@ -99,7 +94,7 @@ class BatchProgress:
         return f"{self.files_done}/{self.files_total} files · {audio} · {self.speed:.2f} h/h · {left} left"
 
 
-ProgressCallback = Callable[[BatchProgress], None]
+BatchProgressCallback = Callable[[BatchProgress], None]
 
 
 @dataclass(frozen=True)
@@ -129,7 +124,7 @@ class BatchSummary:
 class Runner(Protocol):
     """Transcribes jobs and yields each result as it is ready, in any order."""
 
-    def run(self, jobs: list[BatchJob]) -> Generator[FileResult, None, None]: ...
+    def run(self, jobs: list[BatchJob]) -> Generator[BatchResult, None, None]: ...
 
 
 # -- inputs ---------------------------------------------------------------------------------------------------------
@@ -170,7 +165,8 @@ def plan_jobs(files_and_outputs: Iterable[tuple[Path, dict[str, Path]]]) -> list
     Raises:
         OptionsError: two inputs would write the same output file.
     """
-    jobs, owners = [], {}
+    jobs: list[BatchJob] = []
+    owners: dict[Path, Path] = {}
     for file, outputs in files_and_outputs:
         for path in outputs.values():
             other = owners.setdefault(path, file)
@@ -307,21 +303,21 @@ class LocalRunner:
         self.options = options
         self.aligner = aligner
 
-    def run(self, jobs: list[BatchJob]) -> Generator[FileResult, None, None]:
+    def run(self, jobs: list[BatchJob]) -> Generator[BatchResult, None, None]:
         for job in jobs:
             try:
                 transcript = transcribe_all(job.file, engine=self.engine, options=self.options, aligner=self.aligner)
             except ASRError as e:
-                yield FileResult(job, None, str(e))
+                yield BatchResult(job, None, str(e))
                 continue
-            yield FileResult(job, transcript)
+            yield BatchResult(job, transcript)
 
 
 def run_batch(
     jobs: list[BatchJob],
     runner: Runner,
     manifest: Manifest,
-    progress: ProgressCallback | None = None,
+    progress: BatchProgressCallback | None = None,
     layout: SubtitleLayout = DEFAULT_LAYOUT,
 ) -> BatchSummary:
     """Transcribe every job not already done, write its outputs and record it in the manifest.
@@ -342,7 +338,8 @@ def run_batch(
     unreadable = [job for job in todo if job.problem is not None]
     readable = [job for job in todo if job.problem is None]
     total_s = sum(job.duration_s for job in todo)
-    done, retried, audio_s, failed = 0, 0, 0.0, []
+    done, retried, audio_s = 0, 0, 0.0
+    failed: list[tuple[Path, str]] = []  # (input, its one-line message)
 
     def report() -> None:
         if progress is not None:
@@ -350,7 +347,7 @@ def run_batch(
             progress(BatchProgress(finished, len(todo), audio_s, total_s, time.monotonic() - started))
 
     report()
-    unread = [FileResult(job, None, job.problem) for job in unreadable]
+    unread = [BatchResult(job, None, job.problem) for job in unreadable]
     with contextlib.closing(runner.run(readable)) as running:  # closed on Ctrl-C too: a runner stops its workers
         for result in itertools.chain(unread, running):
             error = _finish(result, manifest, layout)
@@ -365,7 +362,7 @@ def run_batch(
     return BatchSummary(done, len(jobs) - len(todo), tuple(failed), retried, audio_s, time.monotonic() - started)
 
 
-def _finish(result: FileResult, manifest: Manifest, layout: SubtitleLayout) -> str | None:
+def _finish(result: BatchResult, manifest: Manifest, layout: SubtitleLayout) -> str | None:
     """Write the file's outputs and record it in the manifest; returns why it failed, or None."""
     job, transcript, error = result.job, result.transcript, result.error
     if transcript is not None:

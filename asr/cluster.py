@@ -23,8 +23,9 @@ from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
-from .batch import BatchJob, FileResult, unreadable_message
+from .batch import BatchJob, BatchResult, unreadable_message
 from .errors import ASRError, OptionsError
 from .options import TranscribeOptions
 from .pipeline import transcribe_all
@@ -197,7 +198,7 @@ class RayRunner:
         self.model, self.options, self.device, self.dtype = model, options, device, dtype
         self.aligner = aligner  # the forced aligner's repo id or folder, for word timestamps
         self.n_workers, self.threads, self.gpus = workers, threads_per_worker, gpus_per_worker
-        self.workers: list[object] = []  # the live actors, by slot
+        self.workers: list[Any] = []  # Ray actor handles (Ray publishes no types for them)  # the live actors, by slot
         self.replaced = 0  # workers that died and were started again
 
     def _check_resources(self, ray: ModuleType) -> None:
@@ -210,7 +211,7 @@ class RayRunner:
                 f"this Ray cluster ({cpus:g} CPUs, {gpus:g} GPUs). Ask for fewer workers, threads or GPUs."
             )
 
-    def _start_worker(self, ray: ModuleType) -> object:
+    def _start_worker(self, ray: ModuleType) -> Any:
         actor = ray.remote(_Worker).options(num_cpus=self.threads, num_gpus=self.gpus)
         # Ray sets OMP_NUM_THREADS to the actor's num_cpus, so torch uses that many threads.
         return actor.remote(self.model, self.device, self.dtype, self.options, self.aligner)
@@ -222,7 +223,7 @@ class RayRunner:
         if problems:
             raise ASRError(" ".join(sorted(problems)))
 
-    def run(self, jobs: list[BatchJob]) -> Generator[FileResult, None, None]:
+    def run(self, jobs: list[BatchJob]) -> Generator[BatchResult, None, None]:
         """Keep every worker busy, yield each result as it comes, send a lost worker's files once more."""
         ray = import_ray()
         pending: deque[tuple[BatchJob, bool]] = deque((job, False) for job in jobs)
@@ -230,7 +231,7 @@ class RayRunner:
         try:
             self._start_workers(ray)
 
-            def feed(slot: int) -> list[FileResult]:
+            def feed(slot: int) -> list[BatchResult]:
                 """Send files to the worker in `slot` until it holds its share; returns those that could not be read."""
                 unreadable = []
                 while pending and sum(s.slot == slot for s in sent.values()) < QUEUED_PER_WORKER:
@@ -238,7 +239,7 @@ class RayRunner:
                     try:
                         data = job.file.read_bytes()
                     except OSError as e:
-                        unreadable.append(FileResult(job, None, unreadable_message(e)))
+                        unreadable.append(BatchResult(job, None, unreadable_message(e)))
                         continue
                     worker = self.workers[slot]
                     ref = worker.transcribe.remote(ray.put(data))  # through the object store: no shared disk needed
@@ -255,21 +256,21 @@ class RayRunner:
                 except ray.exceptions.RayActorError:
                     yield from self._lost(ray, item, pending)
                 else:
-                    yield FileResult(item.job, transcript, error, retried=item.second_try)
+                    yield BatchResult(item.job, transcript, error, retried=item.second_try)
                 yield from feed(item.slot)
         finally:
             for worker in self.workers:
                 ray.kill(worker)
             self.workers = []
 
-    def _lost(self, ray: ModuleType, item: _Sent, pending: deque[tuple[BatchJob, bool]]) -> Iterator[FileResult]:
+    def _lost(self, ray: ModuleType, item: _Sent, pending: deque[tuple[BatchJob, bool]]) -> Iterator[BatchResult]:
         """The worker holding `item` died: start a new one in its slot (once) and send the file again (once)."""
         if self.workers[item.slot] is item.worker:
             logger.warning("A worker died; starting a new one and sending its files again")
             self.workers[item.slot] = self._start_worker(ray)
             self.replaced += 1
         if item.second_try:
-            yield FileResult(
+            yield BatchResult(
                 item.job,
                 None,
                 "Its worker died twice while it was being transcribed (out of memory, or the machine went "

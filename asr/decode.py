@@ -18,11 +18,16 @@ token for token) and the fallback (the repetition-penalty retry).
 from __future__ import annotations
 
 import threading
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 from transformers import StaticCache
+from transformers.modeling_layers import GradientCheckpointingLayer
+
+from .progress import EngineProgress
 
 SYNC_EVERY = 8  # steps between looks at the host; cancel is seen within this many steps
 GRAPH_BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
@@ -38,12 +43,15 @@ def greedy_decode(
     pad_id: int,
     stop: threading.Event | None = None,
     graphs: StepGraphs | None = None,
+    progress: EngineProgress | None = None,
 ) -> torch.Tensor:
     """Generate greedily for a left-padded batch; return the new tokens, shape (batch, steps run), on the CPU.
 
     Row r stops at its first end-of-text token (kept) or after `budgets[r]` tokens; after that its
     places hold `pad_id`, as in `generate`'s output. The loop ends when every row has stopped (seen at
     the next look at the host) or when `stop` is set (seen at step 0, SYNC_EVERY, 2 x SYNC_EVERY, ...).
+    `progress` hears of the prefill's layers (`prefill_progress`) and of every step; the step count is
+    the host's own, so reporting it costs no look at the device.
     """
     rows = inputs["input_ids"].shape[0]
     if graphs is not None:
@@ -54,16 +62,18 @@ def greedy_decode(
     device = input_ids.device
     # As generate: positions count only real tokens, so a left-padded row starts at 0 like an unpadded one.
     positions = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 0)
+    step: _Step
     if graphs is not None:
         step = graphs.prepare(model, batch, prompt_length + longest)
     else:
         step = _EagerStep(model, StaticCache(config=model.config, max_cache_len=prompt_length + longest))
-    logits = model(
-        **inputs, position_ids=positions, past_key_values=step.cache, use_cache=True, logits_to_keep=1
-    ).logits
+    with prefill_progress(model, progress):
+        logits = model(
+            **inputs, position_ids=positions, past_key_values=step.cache, use_cache=True, logits_to_keep=1
+        ).logits
     next_token = logits[:, -1].argmax(-1)
     del logits
-    step.start(mask, positions[:, -1:] + 1, step.cache.layers[0].max_cache_len)
+    step.start(mask, positions[:, -1:] + 1)
 
     eos = torch.tensor(sorted(eos_ids), dtype=torch.long, device=device)
     budget = torch.tensor(list(budgets), device=device)
@@ -74,6 +84,8 @@ def greedy_decode(
         token = torch.where(done, pad_id, next_token)
         tokens[:, index] = token
         done |= torch.isin(token, eos) | (budget <= index + 1)
+        if progress is not None:
+            progress(1.0, index + 1)
         if index + 1 == longest:
             break
         if index % SYNC_EVERY == 0 and ((stop is not None and stop.is_set()) or bool(done.all())):
@@ -81,6 +93,34 @@ def greedy_decode(
             break
         next_token = step(token)
     return tokens[:rows, :steps_run].cpu()
+
+
+@contextmanager
+def prefill_progress(model: torch.nn.Module, progress: EngineProgress | None) -> Iterator[None]:
+    """Report the share of the prefill done each time one of its layers ends (audio encoder's, then decoder's).
+
+    The prefill is one forward pass, seconds long on a CPU for a batch of long chunks; its layers are where
+    it can be seen to move. Only the first pass through the layers counts: in `generate` the decoder's
+    layers run again for every step, and those steps are reported as steps.
+    """
+    if progress is None:
+        yield
+        return
+    layers = [module for module in model.modules() if isinstance(module, GradientCheckpointingLayer)]
+    done = 0
+
+    def layer_done(*_: object) -> None:
+        nonlocal done
+        if done < len(layers):
+            done += 1
+            progress(done / len(layers), 0)
+
+    handles = [layer.register_forward_hook(layer_done) for layer in layers]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 def _pad_rows(
@@ -92,17 +132,32 @@ def _pad_rows(
     return padded, [*budgets, *[budgets[-1]] * extra]
 
 
+class _Step(Protocol):
+    """One-token decode steps over a prefilled cache: eager forward calls, or a CUDA graph's replays."""
+
+    @property
+    def cache(self) -> StaticCache: ...
+
+    def start(self, prompt_mask: torch.Tensor, next_position: torch.Tensor) -> None: ...
+
+    def __call__(self, token: torch.Tensor) -> torch.Tensor: ...
+
+
 class _EagerStep:
     """One-token steps through the model's forward (CPU, MPS, or CUDA without graphs)."""
 
     def __init__(self, model: torch.nn.Module, cache: StaticCache) -> None:
         self._model = model
-        self.cache = cache
+        self._cache = cache
 
-    def start(self, prompt_mask: torch.Tensor, next_position: torch.Tensor, cache_length: int) -> None:
+    @property
+    def cache(self) -> StaticCache:
+        return self._cache
+
+    def start(self, prompt_mask: torch.Tensor, next_position: torch.Tensor) -> None:
         """Take the batch's padding mask (extended to the cache's length) and its first decode position."""
         batch, prompt_length = prompt_mask.shape
-        padding = prompt_mask.new_ones(batch, cache_length - prompt_length)
+        padding = prompt_mask.new_ones(batch, self._cache.layers[0].max_cache_len - prompt_length)
         self._mask = torch.cat([prompt_mask, padding], dim=1).bool()  # bool: what the mask code wants each step
         self._position = next_position
 
@@ -160,17 +215,25 @@ class StepGraphs:
         return self
 
     @property
-    def cache(self) -> StaticCache:
-        return self._current.cache
+    def _prepared(self) -> _Graph:
+        if self._current is None:
+            raise RuntimeError("StepGraphs.prepare() must be called before the graphs step")
+        return self._current
 
-    def start(self, prompt_mask: torch.Tensor, next_position: torch.Tensor, cache_length: int) -> None:
-        current = self._current
+    @property
+    def cache(self) -> StaticCache:
+        return self._prepared.cache
+
+    def start(self, prompt_mask: torch.Tensor, next_position: torch.Tensor) -> None:
+        """Copy the batch's padding mask and first decode position into the graph's buffers (the graph's
+        mask already spans its cache's length)."""
+        current = self._prepared
         current.mask.fill_(True)
         current.mask[:, : prompt_mask.shape[1]] = prompt_mask.bool()
         current.position.copy_(next_position)
 
     def __call__(self, token: torch.Tensor) -> torch.Tensor:
-        current = self._current
+        current = self._prepared
         current.token.copy_(token[:, None])
         current.graph.replay()
         current.position.add_(1)

@@ -22,7 +22,7 @@ from safetensors import SafetensorError
 from transformers import AutoProcessor, Qwen3ASRForConditionalGeneration, StoppingCriteria, StoppingCriteriaList
 
 from .audio import SAMPLE_RATE
-from .decode import StepGraphs, greedy_decode
+from .decode import StepGraphs, greedy_decode, prefill_progress
 from .device import (
     check_placement,
     default_batch_size,
@@ -34,6 +34,7 @@ from .device import (
 from .errors import DeviceMemoryError, ModelLoadError, OptionsError
 from .hub import locate_model
 from .model_output import eos_token_ids, parse_generated
+from .progress import EngineProgress
 from .results import ChunkText
 
 logger = logging.getLogger(__name__)
@@ -67,6 +68,18 @@ class _StopWhenSet(StoppingCriteria):
 
     def __call__(self, input_ids: torch.LongTensor, scores, **kwargs) -> torch.BoolTensor:
         return torch.full((input_ids.shape[0],), self._event.is_set(), dtype=torch.bool, device=input_ids.device)
+
+
+class _ReportSteps(StoppingCriteria):
+    """Tells `progress` of each of `generate`'s decode steps; never stops it."""
+
+    def __init__(self, prompt_length: int, progress: EngineProgress) -> None:
+        self._prompt_length = prompt_length
+        self._progress = progress
+
+    def __call__(self, input_ids: torch.LongTensor, scores, **kwargs) -> torch.BoolTensor:
+        self._progress(1.0, input_ids.shape[1] - self._prompt_length)
+        return torch.zeros((input_ids.shape[0],), dtype=torch.bool, device=input_ids.device)
 
 
 class QwenEngine:
@@ -221,13 +234,18 @@ class QwenEngine:
         max_new_tokens: Sequence[int],
         repetition_penalty: float | None,
         stop: threading.Event | None,
+        progress: EngineProgress | None,
     ) -> torch.Tensor:
         """transformers' `generate`: the reference for our loop, and the repetition-penalty retry."""
-        extra = {"repetition_penalty": repetition_penalty} if repetition_penalty else {}
-        if stop is not None:
-            extra["stopping_criteria"] = StoppingCriteriaList([_StopWhenSet(stop)])
-        generated = self._model.generate(**inputs, max_new_tokens=max(max_new_tokens), do_sample=False, **extra)
-        return generated[:, inputs["input_ids"].shape[1] :].cpu()
+        extra: dict[str, object] = {"repetition_penalty": repetition_penalty} if repetition_penalty else {}
+        prompt_length = inputs["input_ids"].shape[1]
+        criteria: list[StoppingCriteria] = [_StopWhenSet(stop)] if stop is not None else []
+        criteria += [_ReportSteps(prompt_length, progress)] if progress is not None else []
+        if criteria:
+            extra["stopping_criteria"] = StoppingCriteriaList(criteria)
+        with prefill_progress(self._model, progress):
+            generated = self._model.generate(**inputs, max_new_tokens=max(max_new_tokens), do_sample=False, **extra)
+        return generated[:, prompt_length:].cpu()
 
     def transcribe_chunks(
         self,
@@ -238,6 +256,7 @@ class QwenEngine:
         max_new_tokens: Sequence[int],
         repetition_penalty: float | None = None,
         stop: threading.Event | None = None,
+        progress: EngineProgress | None = None,
     ) -> list[ChunkText]:
         """Transcribe a batch of mono float32 16 kHz chunks with greedy decoding.
 
@@ -250,6 +269,8 @@ class QwenEngine:
             repetition_penalty: used when a chunk is decoded again after a loop.
             stop: when set from another thread, generation ends at its next step (a CPU batch can take
                 20 s); the texts are then cut short, and the caller is expected to discard them.
+            progress: called (from this thread) as the work goes on: with the share of the prefill done
+                (audio encoder and decoder, layer by layer), then with the number of decode steps done.
 
         Returns:
             One `ChunkText` per chunk, in the order given.
@@ -264,7 +285,7 @@ class QwenEngine:
                 # Inside the lock: a fall-back to the CPU from another thread cannot move the model in between.
                 inputs = inputs.to(self._model.device, dtype=self._model.dtype)
                 if repetition_penalty or self._decoder == "generate":
-                    new_tokens = self._generate(inputs, max_new_tokens, repetition_penalty, stop)
+                    new_tokens = self._generate(inputs, max_new_tokens, repetition_penalty, stop, progress)
                 else:
                     new_tokens = greedy_decode(
                         self._model,
@@ -274,6 +295,7 @@ class QwenEngine:
                         pad_id=self._pad_id(),
                         stop=stop,
                         graphs=self._graphs if self._model.device.type == "cuda" else None,
+                        progress=progress,
                     )
         except (torch.OutOfMemoryError, MemoryError) as e:
             raise DeviceMemoryError(

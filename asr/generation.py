@@ -13,6 +13,7 @@ from typing import Protocol
 import numpy as np
 
 from .errors import AlignmentError, DeviceMemoryError
+from .progress import EngineProgress
 from .results import AlignedToken, ChunkText
 
 logger = logging.getLogger(__name__)
@@ -23,9 +24,16 @@ NoticeCallback = Callable[[str], None]  # a sentence for the user
 class Engine(Protocol):
     """What the pipeline needs from a speech model: `engine.QwenEngine`, or a fake in orchestration tests."""
 
-    name: str
-    default_batch_size: int
-    device: str  # where the model runs ("cpu", "cuda:0", "mps"); the speaker model runs there too
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def default_batch_size(self) -> int: ...
+
+    @property
+    def device(self) -> str:
+        """Where the model runs ("cpu", "cuda:0", "mps"); the speaker model runs there too."""
+        ...
 
     def transcribe_chunks(
         self,
@@ -36,6 +44,7 @@ class Engine(Protocol):
         max_new_tokens: Sequence[int],
         repetition_penalty: float | None = None,
         stop: threading.Event | None = None,
+        progress: EngineProgress | None = None,
     ) -> list[ChunkText]: ...
 
     def fall_back_to_cpu(self) -> str | None: ...
@@ -44,7 +53,8 @@ class Engine(Protocol):
 class Aligner(Protocol):
     """What the pipeline needs from a forced aligner: `aligner.QwenAligner`, or a fake in tests."""
 
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def supports(self, language: str | None) -> bool: ...
 
@@ -62,6 +72,7 @@ class GenerationRequest:
     language: str | None
     context: str
     stop: threading.Event | None
+    progress: EngineProgress | None = None  # told of the engine's prefill and steps (`asr.progress`)
 
     def part(self, start: int, stop: int | None = None) -> GenerationRequest:
         """The same request for chunks [start, stop) only."""
@@ -75,6 +86,7 @@ class GenerationRequest:
             max_new_tokens=self.budgets,
             repetition_penalty=repetition_penalty,
             stop=self.stop,
+            progress=self.progress,
         )
 
 
@@ -112,13 +124,17 @@ def align(aligner: Aligner | None, waves: list[np.ndarray], texts: list[ChunkTex
     aligned: list[list[AlignedToken] | None] = [None] * len(texts)
     if aligner is None:
         return aligned
-    todo = [i for i, text in enumerate(texts) if text.text and aligner.supports(text.language)]
-    groups = [todo] if todo else []
+    languages = {  # the chunks it can time, with their languages
+        i: text.language
+        for i, text in enumerate(texts)
+        if text.text and text.language is not None and aligner.supports(text.language)
+    }
+    groups = [list(languages)] if languages else []
     while groups:
         group = groups.pop()
         try:
             rows = aligner.align(
-                [waves[i] for i in group], [texts[i].text for i in group], [texts[i].language for i in group]
+                [waves[i] for i in group], [texts[i].text for i in group], [languages[i] for i in group]
             )
         except AlignmentError as e:
             logger.warning("%s", e)

@@ -1,8 +1,9 @@
 """Guards against two ways the model writes text nobody said: decoding loops and context echoes.
 
-**Decoding loops.** A text counts as a loop when its tail is one unit (up to `LOOP_MAX_UNIT_CHARS`
-characters) repeated at least `LOOP_MIN_REPEATS` times over at least `LOOP_MIN_CHARS` characters
-("the the the ..."). The pipeline decodes such a chunk once more with a repetition penalty and flags it.
+**Decoding loops.** A text counts as a loop when its tail is one unit (up to `loop_max_unit_chars`
+characters) repeated at least `loop_min_repeats` times over at least `loop_min_chars` characters
+("the the the ..."); the thresholds are `options.GuardOptions`, recorded in a run's JSON. The pipeline
+decodes such a chunk once more with a repetition penalty and flags it.
 
 **Context echoes.** A chunk whose text only repeats the names and terms the user gave is dropped.
 
@@ -17,14 +18,14 @@ TXT, SRT, VTT and DOCX leave it out (the JSON still holds the context that was e
 "Mostly the context" means all of these, on normalised text (NFKC, case folded, Chinese in
 Simplified form, only letters and digits):
 
-- at least `MIN_SEGMENT_COVERED` of the segment's characters sit in a run of n characters that
+- at least `echo_min_segment_covered` of the segment's characters sit in a run of n characters that
   also occurs in the context: n is 2 when the context holds Chinese, Japanese or Korean characters
   (each is most of a word) and 3 otherwise (letters pair up by chance: "er", "th"). Runs, not
   single characters, so shared letters do not count; and order does not matter, so
   "Kubernetes, Stella" echoes "Stella, Kubernetes";
-- at least `MIN_CONTEXT_COVERED` of the context's characters come back the same way, so a segment
+- at least `echo_min_context_covered` of the context's characters come back the same way, so a segment
   that says one of several terms ("We moved to Kubernetes.") is kept;
-- the segment is at most `MAX_LENGTH_RATIO` times as long as the context: speech that merely uses
+- the segment is at most `echo_max_length_ratio` times as long as the context: speech that merely uses
   every term is longer than the terms.
 
 A chunk whose whole text really is the context and nothing else (someone reads the list of terms
@@ -36,23 +37,19 @@ from __future__ import annotations
 import unicodedata
 
 from .chinese import convert_text
+from .options import GuardOptions
 
-LOOP_MAX_UNIT_CHARS = 50
-LOOP_MIN_REPEATS = 4
-LOOP_MIN_CHARS = 40
-MIN_SEGMENT_COVERED = 0.8
-MIN_CONTEXT_COVERED = 0.5
-MAX_LENGTH_RATIO = 1.5
+_DEFAULTS = GuardOptions()
 
 
-def is_repetition_loop(text: str) -> bool:
+def is_repetition_loop(text: str, guards: GuardOptions = _DEFAULTS) -> bool:
     """True when the end of `text` is one short unit repeated over and over ("the the the ...")."""
-    for unit_chars in range(1, min(LOOP_MAX_UNIT_CHARS, len(text) // LOOP_MIN_REPEATS) + 1):
+    for unit_chars in range(1, min(guards.loop_max_unit_chars, len(text) // guards.loop_min_repeats) + 1):
         unit = text[-unit_chars:]
         repeats, end = 1, len(text) - unit_chars
         while end >= unit_chars and text[end - unit_chars : end] == unit:
             repeats, end = repeats + 1, end - unit_chars
-        if repeats >= LOOP_MIN_REPEATS and repeats * unit_chars >= LOOP_MIN_CHARS:
+        if repeats >= guards.loop_min_repeats and repeats * unit_chars >= guards.loop_min_chars:
             return True
     return False
 
@@ -77,17 +74,18 @@ def _covered(text: str, runs: set[str], n: int) -> int:
     return sum(covered)
 
 
-def is_context_echo(text: str, context: str) -> bool:
+def is_context_echo(text: str, context: str, guards: GuardOptions = _DEFAULTS) -> bool:
     """Whether `text` is mostly `context` (see the module docstring for what "mostly" means).
 
     Args:
         text: one segment's text.
         context: the names and terms the model was given; "" never matches.
+        guards: the thresholds (`echo_*`).
     """
     said, given = _normalise(text), _normalise(context)
     n = 2 if any(unicodedata.east_asian_width(char) in ("W", "F") for char in given) else 3
-    if len(said) < n or len(given) < n or len(said) > MAX_LENGTH_RATIO * len(given):
+    if len(said) < n or len(given) < n or len(said) > guards.echo_max_length_ratio * len(given):
         return False
-    return _covered(said, _runs(given, n), n) >= MIN_SEGMENT_COVERED * len(said) and _covered(
+    return _covered(said, _runs(given, n), n) >= guards.echo_min_segment_covered * len(said) and _covered(
         given, _runs(said, n), n
-    ) >= MIN_CONTEXT_COVERED * len(given)
+    ) >= guards.echo_min_context_covered * len(given)

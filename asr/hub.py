@@ -171,7 +171,9 @@ def _stoppable(tqdm_class: type | None, cancel: threading.Event):
     """
     from huggingface_hub.utils import tqdm as hf_tqdm
 
-    class _Stoppable(tqdm_class or hf_tqdm):
+    base: type = tqdm_class or hf_tqdm
+
+    class _Stoppable(base):  # a base chosen at run time
         def update(self, n=1):
             if cancel.is_set():
                 raise _Cancelled
@@ -183,13 +185,14 @@ def _stoppable(tqdm_class: type | None, cancel: threading.Event):
 def _could_not_reach(error: BaseException) -> bool:
     """Whether `error` (or an error under it) means the host could not be found or reached at all."""
     seen: set[int] = set()
-    while error is not None and id(error) not in seen:
-        seen.add(id(error))
-        if isinstance(error, socket.gaierror | TimeoutError) or type(error).__name__ == "ConnectTimeout":
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, socket.gaierror | TimeoutError) or type(current).__name__ == "ConnectTimeout":
             return True
-        if isinstance(error, OSError) and error.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
+        if isinstance(current, OSError) and current.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
             return True
-        error = error.__cause__ or error.__context__
+        current = current.__cause__ or current.__context__
     return False
 
 

@@ -70,6 +70,7 @@ class JobSnapshot:
     processed_s: float = 0.0
     total_s: float = 0.0
     elapsed_s: float = 0.0  # since the current input started
+    reported_s: float = 0.0  # elapsed_s when processed_s was last reported
     segments: tuple[Segment, ...] = ()  # of the current input, so far
     info: TranscriptionInfo | None = None  # of the current input, once known
     notices: tuple[str, ...] = ()  # of the current input, as they happen
@@ -77,13 +78,21 @@ class JobSnapshot:
 
     @property
     def speed(self) -> float | None:
-        """Audio seconds processed per wall-clock second, once there is something to measure."""
-        return self.processed_s / self.elapsed_s if self.processed_s > 0 and self.elapsed_s > 0 else None
+        """Audio seconds processed per wall-clock second, as of the last progress report."""
+        return self.processed_s / self.reported_s if self.processed_s > 0 and self.reported_s > 0 else None
 
     @property
     def remaining_s(self) -> float | None:
+        """Seconds left at the speed so far, counted down since the last report.
+
+        Measured only at reports, an estimate that also divided by the time since then would grow between
+        every two reports; counted down instead, it falls steadily while the run keeps its pace, and a
+        report corrects it. Zero once the countdown has run out before the next report.
+        """
         speed = self.speed
-        return (self.total_s - self.processed_s) / speed if speed else None
+        if not speed:
+            return None
+        return max(0.0, (self.total_s - self.processed_s) / speed - (self.elapsed_s - self.reported_s))
 
 
 class TranscriptionJob:
@@ -144,7 +153,7 @@ class TranscriptionJob:
             self._state = replace(self._state, **changes)
 
     def _on_progress(self, processed_s: float, total_s: float) -> None:
-        self._update(processed_s=processed_s, total_s=total_s)
+        self._update(processed_s=processed_s, total_s=total_s, reported_s=time.monotonic() - self._started_at)
 
     def _on_notice(self, text: str) -> None:
         with self._lock:
@@ -152,9 +161,11 @@ class TranscriptionJob:
 
     def _watch(self) -> None:
         """Cancel the job once `still_wanted` has said no for `abandoned_after_s` without a break."""
+        still_wanted = self._still_wanted
+        assert still_wanted is not None  # only started with one
         unwanted_since: float | None = None
         while not self._ended.wait(_POLL_S):
-            if self._still_wanted():
+            if still_wanted():
                 unwanted_since = None
                 continue
             now = time.monotonic()
@@ -202,6 +213,7 @@ class TranscriptionJob:
                 current=item.name,
                 processed_s=0.0,
                 total_s=0.0,
+                reported_s=0.0,
                 segments=(),
                 info=None,
                 notices=(),

@@ -90,6 +90,38 @@ class VadOptions:
 
 
 @dataclass(frozen=True)
+class GuardOptions:
+    """When generated text counts as a decoding loop or as an echo of the context (`guards.py` says why).
+
+    Recorded with the other options in a transcript's JSON (``info.options.decode.guards``), so a run can be
+    reproduced from its output.
+
+    Attributes:
+        loop_max_unit_chars: the longest unit looked for repeating at the end of a chunk's text.
+        loop_min_repeats: a unit repeated at least this many times ...
+        loop_min_chars: ... over at least this many characters is a loop (decoded again, then flagged).
+        echo_min_segment_covered: the share of a chunk's characters that must come from the context ...
+        echo_min_context_covered: ... and the share of the context that must come back, for an echo;
+        echo_max_length_ratio: a chunk longer than this many times the context is speech, never an echo.
+    """
+
+    loop_max_unit_chars: int = 50
+    loop_min_repeats: int = 4
+    loop_min_chars: int = 40
+    echo_min_segment_covered: float = 0.8
+    echo_min_context_covered: float = 0.5
+    echo_max_length_ratio: float = 1.5
+
+    def validate(self) -> None:
+        if min(self.loop_max_unit_chars, self.loop_min_repeats, self.loop_min_chars) < 1:
+            raise OptionsError("The loop guard's unit length, repeats and characters must be 1 or more.")
+        if not (0 < self.echo_min_segment_covered <= 1 and 0 < self.echo_min_context_covered <= 1):
+            raise OptionsError("The echo guard's shares must be above 0 and at most 1.")
+        if self.echo_max_length_ratio <= 0:
+            raise OptionsError(f"echo_max_length_ratio must be positive, got {self.echo_max_length_ratio}.")
+
+
+@dataclass(frozen=True)
 class DecodeOptions:
     """How the model turns one chunk into text.
 
@@ -97,11 +129,12 @@ class DecodeOptions:
         language: full language name to force (see `normalize_language`), None to detect.
         context: names, jargon or earlier text the model should expect ("hotwords").
         batch_size: chunks per `generate` call; None picks one for the device.
-        tokens_per_s: token budget per second of chunk audio; fast speech in Chinese is
-            about 8 characters (tokens) a second, so 12 leaves room without letting a
-            loop run for long.
+        tokens_per_s: token budget per second of the speech VAD found in a chunk (pauses hold no
+            words); fast speech in Chinese is about 8 characters (tokens) a second, so 12 leaves
+            room without letting a loop run for long.
         min_new_tokens_budget: budget added to every chunk for the "language X<asr_text>" prefix.
         retry_repetition_penalty: used to decode a chunk again when its text loops.
+        guards: the loop and context-echo thresholds.
     """
 
     language: str | None = None
@@ -110,10 +143,11 @@ class DecodeOptions:
     tokens_per_s: float = 12.0
     min_new_tokens_budget: int = 16
     retry_repetition_penalty: float = 1.15
+    guards: GuardOptions = GuardOptions()
 
-    def max_new_tokens(self, duration_s: float) -> int:
-        """Token cap for a chunk of this many seconds."""
-        return self.min_new_tokens_budget + round(self.tokens_per_s * duration_s)
+    def max_new_tokens(self, speech_s: float) -> int:
+        """Token cap for a chunk with this many seconds of speech."""
+        return self.min_new_tokens_budget + round(self.tokens_per_s * speech_s)
 
     def validate(self) -> None:
         if self.language is not None and self.language != normalize_language(self.language):
@@ -124,6 +158,7 @@ class DecodeOptions:
             raise OptionsError("The token budget must be positive.")
         if self.retry_repetition_penalty < 1.0:
             raise OptionsError(f"Repetition penalty must be 1.0 or more, got {self.retry_repetition_penalty}.")
+        self.guards.validate()
 
 
 MAX_SPEAKERS = 8  # the auto count looks at 2..8 speakers; an exact count or a bound may not go past it

@@ -9,24 +9,23 @@ rest of the file is scanned and generated lazily, batch by batch, as the caller 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 
-from .audio import SAMPLE_RATE, decode_audio
+from .audio import SAMPLE_RATE, AudioSource, decode_audio
 from .chinese import convert_segment
 from .errors import TranscriptionCancelled
 from .generation import Aligner, Engine, GenerationRequest, NoticeCallback, align, generate_fitting
 from .guards import is_context_echo, is_repetition_loop
 from .options import DecodeOptions, TranscribeOptions
 from .placement import segments_of_chunk
+from .progress import RunProgress
 from .results import (
     Chunk,
     DecodedAudio,
@@ -45,8 +44,9 @@ from .vad import get_speech_spans
 
 logger = logging.getLogger(__name__)
 
-AudioSource = str | os.PathLike | bytes | BinaryIO | DecodedAudio | np.ndarray
-ProgressCallback = Callable[[float, float], None]  # (processed audio seconds, total audio seconds)
+# What `transcribe` takes: anything `decode_audio` reads, decoded audio, or 16 kHz mono samples.
+TranscribeInput = AudioSource | DecodedAudio | np.ndarray
+SecondsProgress = Callable[[float, float], None]  # (processed audio seconds, total audio seconds)
 
 NO_SPEECH_NOTE = "no speech detected"
 # VAD first scans this many first_chunk_s of the file (4 s -> 10 s: under 0.2 s), enough to hold the first chunk.
@@ -55,7 +55,7 @@ _VAD_LEAD_IN_SAMPLES = SAMPLE_RATE  # the rest's VAD starts 1 s before the first
 
 
 def _as_decoded(
-    audio: AudioSource, options: TranscribeOptions, workdir: Path, cancel: threading.Event | None
+    audio: TranscribeInput, options: TranscribeOptions, workdir: Path, cancel: threading.Event | None
 ) -> DecodedAudio:
     """Decode files and bytes; take arrays as mono float32 samples at 16 kHz, as they are."""
     if isinstance(audio, DecodedAudio):
@@ -124,31 +124,38 @@ def _transcribe_batch(
     decode: DecodeOptions,
     notice: NoticeCallback | None,
     cancel: threading.Event | None,
+    progress: RunProgress,
 ) -> list[Segment]:
     """Run one batch through the engine, retry loops once with a penalty, time the words, cut sentences.
 
     Each chunk's token budget follows its seconds of speech, not its length: pauses hold no words. A
-    cancel stops the batch's generation at its next step, and its cut-short texts are dropped.
+    cancel stops the batch's generation at its next step, and its cut-short texts are dropped. The
+    engine's progress inside the batch reaches the caller through `progress` (`asr/progress.py`).
     """
     waves, timelines = zip(*(chunk_waveform(samples, chunk) for chunk in chunks), strict=True)
-    budgets = [decode.max_new_tokens(chunk.speech_samples / SAMPLE_RATE) for chunk in chunks]
-    request = GenerationRequest(list(waves), budgets, decode.language, decode.context, cancel)
+    speech_s = [chunk.speech_samples / SAMPLE_RATE for chunk in chunks]
+    budgets = [decode.max_new_tokens(seconds) for seconds in speech_s]
+    inside = progress.batch(chunks[-1].end_sample, sum(map(len, waves)) / SAMPLE_RATE, speech_s, budgets)
+    request = GenerationRequest(list(waves), budgets, decode.language, decode.context, cancel, inside)
     results = generate_fitting(engine, request, notice)
+    if inside is not None:
+        inside.learn(results, speech_s)
     all_flags: list[list[SegmentFlag]] = []
     for index, result in enumerate(results):
         flags: list[SegmentFlag] = []
-        if is_repetition_loop(result.text):
-            (result,) = request.part(index, index + 1).run(engine, decode.retry_repetition_penalty)
+        if is_repetition_loop(result.text, decode.guards):
+            retry = replace(request.part(index, index + 1), progress=None)  # the batch's share is all reported
+            (result,) = retry.run(engine, decode.retry_repetition_penalty)
             results[index] = result
             flags.append(SegmentFlag.RETRIED)
-            if is_repetition_loop(result.text):
+            if is_repetition_loop(result.text, decode.guards):
                 flags.append(SegmentFlag.REPETITION_LOOP)
         if not result.finished:
             flags.append(SegmentFlag.TOKEN_CAP)
         all_flags.append(flags)
     if cancel is not None and cancel.is_set():
         raise TranscriptionCancelled("Transcription cancelled while generating.")
-    echoes = [is_context_echo(result.text, decode.context) for result in results]
+    echoes = [is_context_echo(result.text, decode.context, decode.guards) for result in results]
     to_align = [replace(result, text="") if echo else result for result, echo in zip(results, echoes, strict=True)]
     aligned = align(aligner, list(waves), to_align)
     segments = []
@@ -164,11 +171,11 @@ def _transcribe_batch(
 
 
 def transcribe(
-    audio: AudioSource,
+    audio: TranscribeInput,
     *,
     engine: Engine,
     options: TranscribeOptions | None = None,
-    progress: ProgressCallback | None = None,
+    progress: SecondsProgress | None = None,
     cancel: threading.Event | None = None,
     notice: NoticeCallback | None = None,
     aligner: Aligner | None = None,
@@ -180,7 +187,8 @@ def transcribe(
         audio: a path, bytes, a binary file object, `DecodedAudio`, or mono float32 samples at 16 kHz.
         engine: a loaded engine (e.g. `QwenEngine.load(...)`); shared, never modified.
         options: all settings; validated before any decoding or model work.
-        progress: called with (processed seconds, total seconds) after decoding and after each batch.
+        progress: called with (processed seconds, total seconds) after decoding, as each batch's prefill
+            and decode steps go on (`asr/progress.py`), and after each batch.
         cancel: set it from another thread to stop; decoding, speech detection and generation
             (at every decode step) all check it, so a run stops within a second or two; only the
             audio encoder and prefill of the current batch run to their end.
@@ -222,10 +230,11 @@ def transcribe(
             first = _first_chunk(samples, spans, options)
             rest_spans = [] if first is None else _spans_from(spans, first.end_sample)
         _check_cancel(cancel, 0)
+        run_progress = RunProgress(progress, len(samples))
         first_segments = (
             []
             if first is None
-            else _transcribe_batch(engine, aligner, samples, [first], options.decode, notice, cancel)
+            else _transcribe_batch(engine, aligner, samples, [first], options.decode, notice, cancel, run_progress)
         )
     except BaseException:
         cleanup.close()
@@ -240,7 +249,7 @@ def transcribe(
         notes=(NO_SPEECH_NOTE,) if first is None else (),
         speaker_turns=turns,
     )
-    run = _Run(engine, aligner, samples, options, progress, cancel, notice)
+    run = _Run(engine, aligner, samples, options, run_progress, cancel, notice)
     segments = run.rest(first, first_segments, rest_spans, cleanup)
     weakref.finalize(segments, cleanup.close)  # also when the caller drops the iterator unstarted
     labelled = segments if options.speakers is None else label_segments(segments, turns)
@@ -256,13 +265,12 @@ class _Run:
     aligner: Aligner | None
     samples: np.ndarray
     options: TranscribeOptions
-    progress: ProgressCallback | None
+    progress: RunProgress
     cancel: threading.Event | None
     notice: NoticeCallback | None
 
     def _report(self, processed_sample: int) -> None:
-        if self.progress is not None:
-            self.progress(processed_sample / SAMPLE_RATE, len(self.samples) / SAMPLE_RATE)
+        self.progress.at(processed_sample)
 
     def rest(
         self,
@@ -287,7 +295,14 @@ class _Run:
                     _check_cancel(self.cancel, done)
                     batch = chunks[position : position + batch_size]
                     segments = _transcribe_batch(
-                        self.engine, self.aligner, self.samples, batch, self.options.decode, self.notice, self.cancel
+                        self.engine,
+                        self.aligner,
+                        self.samples,
+                        batch,
+                        self.options.decode,
+                        self.notice,
+                        self.cancel,
+                        self.progress,
                     )
                     yield from segments
                     done += len(segments)
@@ -298,11 +313,11 @@ class _Run:
 
 
 def transcribe_all(
-    audio: AudioSource,
+    audio: TranscribeInput,
     *,
     engine: Engine,
     options: TranscribeOptions | None = None,
-    progress: ProgressCallback | None = None,
+    progress: SecondsProgress | None = None,
     cancel: threading.Event | None = None,
     notice: NoticeCallback | None = None,
     aligner: Aligner | None = None,

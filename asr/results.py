@@ -111,10 +111,11 @@ class SpeechSpan:
 
 @dataclass(frozen=True)
 class Chunk:
-    """A contiguous slice of the waveform sent to the model as one request.
+    """A slice of the waveform, [start_sample, end_sample), sent to the model as one request.
 
-    The slice starts at ``start_sample``; that offset is what maps the chunk's
-    text back onto the original timeline.
+    The model hears only its speech spans, with long pauses between them shortened
+    (`segment.chunk_waveform`); `placement.ChunkTimeline` maps times in that audio back
+    onto the original timeline.
     """
 
     start_sample: int

@@ -428,9 +428,9 @@ def main(argv: list[str] | None = None) -> None:
     print("|---" * 16 + "|")
     for v in variants:
         t, bf, fp, acc = table[v], table["bf16"], table["fp32"], accuracy[v]
-        r = rss.get(v)
-        memory = (f"{r['rss_loaded_gb']:.2f} GB | {r['peak_load_gb']:.2f} GB | {r['peak_infer_gb']:.2f} GB"
-                  if r else "- | - | -")  # fmt: skip
+        measured = rss.get(v)
+        memory = (f"{measured['rss_loaded_gb']:.2f} GB | {measured['peak_load_gb']:.2f} GB "
+                  f"| {measured['peak_infer_gb']:.2f} GB" if measured else "- | - | -")  # fmt: skip
         print(f"| {v} | {t['b1_step_s'] * 1e3:.0f} ms | {_ratio(bf['b1_step_s'], t['b1_step_s'])} / "
               f"{_ratio(fp['b1_step_s'], t['b1_step_s'])} | {t['b8_step_s'] * 1e3:.0f} ms | "
               f"{_ratio(bf['b8_step_s'], t['b8_step_s'])} / {_ratio(fp['b8_step_s'], t['b8_step_s'])} | "

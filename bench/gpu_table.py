@@ -8,9 +8,11 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 
-def _load(folder: Path, name: str) -> list | dict | None:
+def _load(folder: Path, name: str) -> Any:
+    """A --json file's content (None when the stage did not run)."""
     path = folder / name
     return json.loads(path.read_text()) if path.is_file() else None
 

@@ -115,8 +115,8 @@ def run_ours(speech: SyntheticSpeech, args: argparse.Namespace) -> RunResult:
 
     clock = Stopwatch()
     decoder = {LOOP_IMPL: "loop", GENERATE_IMPL: "generate"}.get(args.worker, "auto")  # "ours": the default
-    graphs = {"cuda_graphs": True} if args.cuda_graphs and decoder == "loop" else {}
-    engine = QwenEngine.load(str(args.checkpoint), device=args.device, decoder=decoder, **graphs)
+    graphs = bool(args.cuda_graphs) and decoder == "loop"
+    engine = QwenEngine.load(str(args.checkpoint), device=args.device, decoder=decoder, cuda_graphs=graphs)
     aligner = None
     if args.worker == WORDS_IMPL:
         from asr.aligner import QwenAligner

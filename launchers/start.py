@@ -131,8 +131,8 @@ def server_command(python: Path, port: int, app: str = APP) -> list[str]:
     """The command that serves ``app`` on 127.0.0.1:``port``; run it with the project folder as working directory.
 
     ``.streamlit/config.toml`` holds the same settings; they are repeated here so that they hold whatever config
-    file Streamlit finds (a user's ``~/.streamlit/config.toml`` cannot turn telemetry on or open the port to the
-    network).
+    file Streamlit finds (a user's ``~/.streamlit/config.toml`` cannot turn telemetry on, open the port to the
+    network, or bring back the garbage collection after every rerun that stalls transcription).
     """
     return [
         str(python),
@@ -152,6 +152,10 @@ def server_command(python: Path, port: int, app: str = APP) -> list[str]:
         "none",
         "--server.enableXsrfProtection",
         "true",
+        # Streamlit's full collection after every rerun holds the GIL for about 0.25 s with the model loaded;
+        # the progress fragment reruns twice a second per tab, so it starved the transcription (issue 15).
+        "--runner.postScriptGC",
+        "false",
     ]
 
 
@@ -198,7 +202,9 @@ def start_server(
     that Ctrl-C reaches only this launcher, which then stops the server with CTRL_BREAK (Streamlit's clean exit).
     """
     child_env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONIOENCODING": "utf-8", **(env or {})}
-    flags = subprocess.CREATE_NEW_PROCESS_GROUP if os.name == "nt" else 0
+    flags = 0
+    if sys.platform == "win32":
+        flags = subprocess.CREATE_NEW_PROCESS_GROUP
     process = subprocess.Popen(
         server_command(python, port, app),
         cwd=cwd,
@@ -260,7 +266,7 @@ def stop_server(process: subprocess.Popen, timeout_s: float = STOP_TIMEOUT_S) ->
     """Ask the server to stop like Ctrl-C does, wait up to ``timeout_s``, then force it; return its exit code."""
     if process.poll() is None:
         try:
-            if os.name == "nt":
+            if sys.platform == "win32":
                 process.send_signal(signal.CTRL_BREAK_EVENT)
             else:
                 process.send_signal(signal.SIGINT)
@@ -419,9 +425,8 @@ def set_up_environment(venv: Path = VENV_DIR, requirements: Path = REQUIREMENTS)
 
 def _can_open_browser() -> bool:
     """False on a Linux machine without a desktop: Python would start a text browser inside this terminal."""
-    if sys.platform.startswith("linux"):
-        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
-    return True
+    on_linux = sys.platform.startswith("linux")
+    return not on_linux or bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
 def _start_timeout_s() -> float:

@@ -111,7 +111,7 @@ def pyav_bytes(container_format: str, tracks: list[Track], *, video_s: float | N
                 stream = output.add_stream(track.codec, rate=track.rate, options=dict(track.options))
                 stream.layout = track.layout
                 streams.append(stream)
-            if video is not None:
+            if video is not None and video_s is not None:
                 _write_video(output, video, video_s)
             for track, stream in zip(tracks, streams, strict=True):
                 _write_audio(output, stream, track)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import importlib.util
 from pathlib import Path
+from typing import cast
 
 from grimp import ImportGraph
 from importlinter import Contract, ContractCheck, fields, output
@@ -25,13 +26,15 @@ class ScriptImportsContract(Contract):
     packages = fields.ListField(subfield=fields.StringField())
 
     def check(self, graph: ImportGraph, verbose: bool) -> ContractCheck:
-        tree = ast.parse(Path(str(self.script)).read_text(encoding="utf-8"))
-        packages = set(self.packages)
+        tree = ast.parse(Path(cast(str, self.script)).read_text(encoding="utf-8"))
+        packages = set(cast(list[str], self.packages))
         found = [f"line {line}: {name}" for line, name in _first_party_imports(tree, packages) if name not in packages]
         return ContractCheck(kept=not found, metadata={"found": found})
 
     def render_broken_contract(self, check: ContractCheck) -> None:
-        output.print_error(f"{self.script} imports modules of {', '.join(self.packages)} instead of the package:")
+        output.print_error(
+            f"{self.script} imports modules of {', '.join(cast(list[str], self.packages))} instead of the package:"
+        )
         output.new_line()
         for line in check.metadata["found"]:
             output.indent_cursor()

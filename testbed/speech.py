@@ -39,7 +39,7 @@ def espeak_wav(text: str, voice: str = "en-us", speed_wpm: int = 160) -> bytes:
 
 def speak(text: str, voice: str = "en-us", speed_wpm: int = 160) -> np.ndarray:
     """Mono float32 samples at 16 kHz of espeak-ng saying `text`."""
-    with av.open(io.BytesIO(espeak_wav(text, voice, speed_wpm))) as container:
+    with av.open(io.BytesIO(espeak_wav(text, voice, speed_wpm)), "r") as container:
         resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
         parts = [
             out.to_ndarray().reshape(-1) for frame in container.decode(audio=0) for out in resampler.resample(frame)

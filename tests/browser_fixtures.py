@@ -1,8 +1,8 @@
 """Fixtures for the browser tests (registered by conftest.py): a real app server and a real headless Chromium.
 
-The server is started exactly as the launcher starts it (`launchers.start.server_command`), on a free port of
-127.0.0.1, and polled at `/_stcore/health` (Streamlit's own `e2e_playwright/conftest.py` does the same). The
-browser is Debian's `chromium` driven by Playwright, with a fake microphone that plays espeak-ng speech.
+The server is started exactly as the launcher starts it (`testbed.app_server.serve_app`, shared with
+bench/page.py). The browser is Debian's `chromium` driven by Playwright, with a fake microphone that plays
+espeak-ng speech.
 
 Screenshots go to a temporary folder; with ``UPDATE_SCREENSHOTS=1`` they replace ``docs/screenshots/*.png``
 (so an ordinary test run leaves the repository untouched).
@@ -12,53 +12,27 @@ from __future__ import annotations
 
 import io
 import os
-import subprocess
-import sys
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
 import numpy as np
 import pytest
 import soundfile as sf
 from hub_mirror import HubMirror, _Handler
-from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
+from playwright.sync_api import Browser, Page, Playwright, ViewportSize, expect, sync_playwright
 
 from asr.audio import SAMPLE_RATE
-from asr.tempfiles import PREFIX as TEMP_PREFIX
-from launchers import start
+from testbed.app_server import CHROMIUM, CHROMIUM_ARGS, ROOT, AppServer, serve_app
+from testbed.app_server import SCRUBBED_ENV as _SCRUBBED
 from testbed.speech import SENTENCES, speech_with_pauses
 
-ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = "/usr/bin/chromium"
-VIEWPORT = {"width": 1400, "height": 900}
+__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "ROOT", "_SCRUBBED", "AppServer", "serve_app"]  # the test modules' imports
+
+VIEWPORT: ViewportSize = {"width": 1400, "height": 900}
 SCREENSHOT_DIR = ROOT / "docs" / "screenshots"
-STARTUP_TIMEOUT_S = 60
-EXPECT_TIMEOUT_MS = 30_000  # the first page of a server waits for the model to load (torch import included)
-# Headless Chromium that starts no connection of its own: no component updates, sync, first-run or background fetches.
-CHROMIUM_ARGS = (
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-)
-# Settings of the outer environment that must not reach the server: the tests choose the model, the hub and the cache.
-_SCRUBBED = (
-    "QWEN3_ASR_MODEL",
-    "HF_ENDPOINT",
-    "HF_HUB_OFFLINE",
-    "TRANSFORMERS_OFFLINE",
-    "HF_TOKEN",
-    "HF_HOME",
-    "HF_HUB_CACHE",
-    "HF_HUB_DISABLE_PROGRESS_BARS",
-    "HF_HUB_ENABLE_HF_TRANSFER",
-    "TQDM_DISABLE",
-)
+EXPECT_TIMEOUT_MS = 60_000  # the first page waits for torch and the model to load: slow on a busy machine
 # Records, from the first byte of the page on, which of these elements ever appeared and the texts of progress bars
 # and alerts, so a test can assert on a state that came and went between two polls (a traceback, a short progress
 # bar, a "waiting for another transcription" message).
@@ -83,60 +57,6 @@ new MutationObserver(() => {
 # -- the app server ------------------------------------------------------------------------------------------------
 
 
-@dataclass
-class AppServer:
-    """A running `streamlit run app.py` as the launcher starts it."""
-
-    url: str
-    process: subprocess.Popen
-    log: Path
-    temp: Path  # the server's TMPDIR: its runs' private work folders appear here while they run
-
-    def output(self) -> str:
-        return self.log.read_text(encoding="utf-8", errors="replace")
-
-
-@contextmanager
-def serve_app(folder: Path, **env_changes: str) -> Iterator[AppServer]:
-    """Start the app with `env_changes` added to a scrubbed environment; stop it on exit and check what it left.
-
-    `folder` gets the server's output (server.log) and its own temp folder (TMPDIR), so the privacy panel's
-    count of leftover temporary audio sees only this server's folders, not those of tests running beside it.
-    """
-    port = start.find_free_port()
-    log, temp = folder / "server.log", folder / "tmp"
-    temp.mkdir(parents=True, exist_ok=True)
-    env = {key: value for key, value in os.environ.items() if key not in _SCRUBBED}
-    env.update(
-        TMPDIR=str(temp),
-        PYTHONUNBUFFERED="1",
-        HF_HUB_DISABLE_TELEMETRY="1",
-        NO_PROXY="127.0.0.1,localhost",
-        no_proxy="127.0.0.1,localhost",
-        **env_changes,
-    )
-    with log.open("w", encoding="utf-8") as sink:
-        process = subprocess.Popen(
-            start.server_command(Path(sys.executable), port),
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
-    server = AppServer(start.page_url(port), process, log, temp)
-    try:
-        try:
-            start.wait_until_healthy(start.health_url(port), process, timeout_s=STARTUP_TIMEOUT_S)
-        except start.LauncherError as error:
-            pytest.fail(f"{error}\nServer output:\n{server.output()}")
-        yield server
-    finally:
-        start.stop_server(process)
-    assert "Traceback" not in server.output(), f"the server logged a traceback:\n{server.output()}"
-    assert not list(temp.glob(f"{TEMP_PREFIX}*")), "temporary audio was left behind"
-
-
 @pytest.fixture(scope="module")
 def app_server(tiny_model_dir, tiny_aligner_dir, tmp_path_factory) -> Iterator[AppServer]:
     """The app on the tiny checkpoints (QWEN3_ASR_MODEL, QWEN3_ASR_ALIGNER), with an empty hub cache of its own."""
@@ -159,7 +79,9 @@ class _HeldHandler(_Handler):
 
     mirror: HeldHubMirror
 
-    def _send(self, status: int, headers: dict[str, str], body: bytes, send_body: bool) -> None:
+    def _send(
+        self, status: int, headers: dict[str, str], body: bytes, send_body: bool, stop_after: int | None = None
+    ) -> None:
         if not (send_body and status in (200, 206) and self.path.split("?")[0].endswith(".safetensors")):
             super()._send(status, headers, body, send_body)
             return
@@ -178,7 +100,7 @@ class HeldHubMirror(HubMirror):
         super().__init__(repos)
         self.released = threading.Event()
 
-    def start(self) -> HeldHubMirror:
+    def start(self) -> Self:
         from http.server import ThreadingHTTPServer
 
         handler = type("_BoundHeldHandler", (_HeldHandler,), {"mirror": self})

@@ -75,12 +75,14 @@ def _write(
     with av.open(str(path), "w", format=container_format) as output:
         if audio:
             stream = output.add_stream(codec, rate=rate, options=codec_options or {})
+            assert isinstance(stream, av.audio.stream.AudioStream)
             stream.layout = layout
             if sample_format:
                 stream.format = sample_format
         if video:
             _write_video(output, duration_s)
         if audio:
+            assert isinstance(stream, av.audio.stream.AudioStream)
             context = stream.codec_context
             resampler = av.AudioResampler(
                 format=context.format.name, layout=layout, rate=rate, frame_size=context.frame_size or 1024

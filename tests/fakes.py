@@ -33,7 +33,9 @@ class FakeEngine:
         self.cpu_fallback = cpu_fallback  # whether fall_back_to_cpu succeeds (a GPU engine) or not (already on CPU)
         self.on_cpu = False  # after a fallback, max_rows no longer applies: the CPU has room
 
-    def transcribe_chunks(self, chunks, *, language, context, max_new_tokens, repetition_penalty=None, stop=None):
+    def transcribe_chunks(
+        self, chunks, *, language, context, max_new_tokens, repetition_penalty=None, stop=None, progress=None
+    ):
         if self.gate is not None and len(self.calls) >= self.free_calls:
             assert self.gate.wait(10), "the test never opened the gate"
         if self.max_rows is not None and len(chunks) > self.max_rows and not self.on_cpu:

@@ -34,6 +34,7 @@ import threading
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Self
 from urllib.parse import unquote, urlsplit
 
 LFS_SUFFIXES = (".safetensors", ".bin", ".pt", ".onnx", ".gguf")
@@ -89,7 +90,7 @@ class HubMirror:
 
     # -- life cycle -------------------------------------------------------------------------------
 
-    def start(self) -> HubMirror:
+    def start(self) -> Self:
         handler = type("_BoundHandler", (_Handler,), {"mirror": self})
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
@@ -102,10 +103,11 @@ class HubMirror:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
-            self._thread.join(timeout=5)
+            if self._thread is not None:
+                self._thread.join(timeout=5)
             self._server = None
 
-    def __enter__(self) -> HubMirror:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc_info) -> None:
@@ -180,11 +182,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(failure[0], None, f"Mirror failure injected for {path}", send_body)
             return
         if match := re.fullmatch(r"/api/models/([^/]+/[^/]+)/revision/([^/]+)", path):
-            self._repo_info(*match.groups(), send_body)
+            self._repo_info(match[1], match[2], send_body)
         elif match := re.fullmatch(r"/api/models/([^/]+/[^/]+)/tree/([^/]+)(/.*)?", path):
-            self._tree(*match.groups(), send_body)
+            self._tree(match[1], match[2], match[3], send_body)
         elif match := re.fullmatch(r"/([^/]+/[^/]+)/resolve/([^/]+)/(.+)", path):
-            self._file(*match.groups(), send_body)
+            self._file(match[1], match[2], match[3], send_body)
         else:
             self._error(404, None, f"Not served by this mirror: {path}", send_body)
 

@@ -31,6 +31,7 @@ fi
 .venv/bin/ruff check asr tests testbed bench launchers app.py
 .venv/bin/ruff format --check asr tests testbed bench launchers app.py
 .venv/bin/lint-imports --no-logo  # the module map in pyproject.toml (docs/architecture.md)
+.venv/bin/mypy  # the type checker; what it checks is in pyproject.toml ([tool.mypy])
 
 set +e
 .venv/bin/python -m pytest "$@"

@@ -66,6 +66,7 @@ def test_upload_transcribe_shows_text_segments_and_downloads(app, meeting_wav):
     app.button(key="transcribe").click().run()
     _finish(app)
     ((_, result),) = _results(app)
+    assert result.transcript is not None, result.error
     assert result.name == "meeting.wav" and len(result.transcript.segments) == 2
     assert app.code[0].value == result.transcript.text
     labels = [b.proto.label for b in app.get("download_button")]
@@ -81,6 +82,7 @@ def test_language_and_context_reach_the_engine(app, meeting_wav):
     app.button(key="transcribe").click().run()
     _finish(app)
     ((_, result),) = _results(app)
+    assert result.transcript is not None, result.error
     assert result.transcript.info.options.decode.language == "German"
     assert result.transcript.info.options.decode.context == "Stella, Kubernetes"
     assert result.transcript.languages == ("German",)
@@ -92,6 +94,7 @@ def test_recording_is_transcribed(app):
     app.button(key="transcribe").click().run()
     _finish(app)
     ((_, result),) = _results(app)
+    assert result.transcript is not None, result.error
     assert result.name == "Recording 1.wav" and result.transcript.segments
 
 
@@ -165,7 +168,7 @@ def test_missing_model_offers_a_download_and_downloads_nothing_by_itself(monkeyp
 def test_a_move_to_the_cpu_after_out_of_memory_is_shown_with_the_result(app, meeting_wav, monkeypatch):
     """No GPU here, so the engine's generate is made to run out of memory until `fall_back_to_cpu` is called."""
     engine = asr.QwenEngine
-    real_transcribe, moved = engine.transcribe_chunks, []
+    real_transcribe, moved = engine.transcribe_chunks, list[bool]()
 
     def full_gpu(self, chunks, **kwargs):
         if not moved:
@@ -184,6 +187,7 @@ def test_a_move_to_the_cpu_after_out_of_memory_is_shown_with_the_result(app, mee
     app.button(key="transcribe").click().run()
     _finish(app)
     ((_, result),) = _results(app)
+    assert result.transcript is not None, result.error
     assert result.transcript.segments and not result.error
     assert [w.value for w in app.warning] == [notice]
 
@@ -202,6 +206,7 @@ def test_word_timestamps_switch_times_words_and_says_so_on_the_card(
     at.button(key="transcribe").click().run()
     _finish(at)
     ((_, result),) = _results(at)
+    assert result.transcript is not None, result.error
     segments = result.transcript.segments
     assert segments and all(s.words and SegmentFlag.APPROXIMATE_TIMES not in s.flags for s in segments)
     assert result.transcript.info.aligner == str(tiny_aligner_dir)
@@ -222,6 +227,7 @@ def test_word_timestamps_without_the_aligner_offer_its_download(app, monkeypatch
     app.button(key="transcribe").click().run()
     _finish(app)
     ((_, result),) = _results(app)
+    assert result.transcript is not None, result.error
     assert all(SegmentFlag.APPROXIMATE_TIMES in s.flags for s in result.transcript.segments)
     assert any("times estimated from the speech" in note for note in app.dataframe[-1].value["Note"])
 
@@ -246,8 +252,8 @@ def test_download_all_offers_one_zip_once_several_files_are_done(app, meeting_wa
     _finish(app)
     (button,) = [b for b in app.get("download_button") if b.proto.id.endswith("-download-all")]
     assert [s.value for s in app.subheader] == ["call.wav", "meeting.wav"]  # the inputs' order
-    cards = {card.result.name: card for card in app.session_state.cards.values()}
-    cards = [cards["call.wav"], cards["meeting.wav"]]
+    by_name = {card.result.name: card for card in app.session_state.cards.values()}
+    cards = [by_name["call.wav"], by_name["meeting.wav"]]
     assert button.proto.label == "Download all (2 files, every format, .zip)"
     with zipfile.ZipFile(io.BytesIO(deferred["transcripts.zip"]())) as archive:
         bases = ["call", "meeting"]
@@ -262,6 +268,7 @@ def test_chinese_script_choice_reaches_the_options(app, meeting_wav):
     app.button(key="transcribe").click().run()
     _finish(app)
     ((_, result),) = _results(app)
+    assert result.transcript is not None, result.error
     assert result.transcript.info.options.chinese_script == "traditional-hk"
 
 

@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -397,11 +398,12 @@ def test_permission_error_on_open_is_explained(encode_speech, monkeypatch) -> No
 def test_empty_input(kind: str, tmp_path: Path) -> None:
     path = tmp_path / "empty.mp3"
     path.write_bytes(b"")
-    source = {"path": path, "bytes": b"", "file object": io.BytesIO()}[kind]
+    sources: dict[str, Path | bytes | io.BytesIO] = {"path": path, "bytes": b"", "file object": io.BytesIO()}
+    source = sources[kind]
     with pytest.raises(AudioDecodeError, match=r"is empty \(0 bytes\)"):
         decode_audio(source)
     with pytest.raises(AudioDecodeError, match=r"is empty \(0 bytes\)"):
-        read_source_info(source.getvalue() if kind == "file object" else source)
+        read_source_info(source.getvalue() if isinstance(source, io.BytesIO) else source)
 
 
 NOT_AUDIO = {
@@ -499,7 +501,7 @@ def test_unreadable_rest_of_a_container_keeps_what_decoded(encode_speech, caplog
 
         stats = pyav.DecodeStats()
         with caplog.at_level(logging.WARNING, logger="asr.audio"):
-            frames = list(pyav.decoded_frames(FailsHalfWay(), stream, stats))
+            frames = list(pyav.decoded_frames(FailsHalfWay(), stream, stats))  # type: ignore[arg-type]  # a stand-in
             pyav.log_damage(stats)
 
     assert stats.read_error == "Invalid data found when processing input"
@@ -528,7 +530,7 @@ def test_zero_samples(tmp_path: Path) -> None:
 
 def test_wrong_source_type_is_a_type_error() -> None:
     with pytest.raises(TypeError, match="path, bytes or a binary file object"):
-        decode_audio(np.zeros(16_000, dtype=np.float32))
+        decode_audio(np.zeros(16_000, dtype=np.float32))  # type: ignore[arg-type]  # the wrong type on purpose
 
 
 def test_nothing_about_the_input_is_logged(tmp_path: Path, encode_speech, caplog) -> None:
@@ -565,13 +567,15 @@ def test_declared_length_over_the_limit_is_refused_before_decoding(soundfile: bo
 
 def test_undeclared_length_is_refused_while_decoding(speech_16k: np.ndarray) -> None:
     data = _webm_without_duration(speech_16k)
-    with av.open(io.BytesIO(data)) as container:
+    with av.open(io.BytesIO(data), "r") as container:
         assert container.duration is None  # what the test relies on
 
     with pytest.raises(AudioDecodeError, match=r"more than the limit of 1\.5 s") as caught:
         decode_audio(data, max_duration_s=1.5)
 
-    length = float(re.search(r"is ([\d.]+) s long", str(caught.value)).group(1))
+    said = re.search(r"is ([\d.]+) s long", str(caught.value))
+    assert said is not None
+    length = float(said[1])
     assert length == pytest.approx(len(speech_16k) / SAMPLE_RATE, abs=0.1)
 
 
@@ -615,8 +619,10 @@ def test_source_info_matches_decoding(spec: Spec, encode_speech) -> None:
 
 def test_source_info_fields(encode_speech, speech_16k: np.ndarray) -> None:
     path = WAV_44K_STEREO.make(encode_speech)
-    assert read_source_info(path) == SourceInfo(
-        duration_s=pytest.approx(len(speech_16k) / SAMPLE_RATE, abs=1e-4),
+    facts = read_source_info(path)
+    assert facts.duration_s == pytest.approx(len(speech_16k) / SAMPLE_RATE, abs=1e-4)
+    assert facts == SourceInfo(
+        duration_s=facts.duration_s,
         sample_rate=44_100,
         channels=2,
         codec="pcm_s16le",
@@ -662,9 +668,14 @@ def test_overview_of_a_long_file_finds_its_loud_part_and_leaves_nothing_behind(t
         file.seek(44 + 300 * SAMPLE_RATE * 2)
         tone = (0.8 * 32767 * np.sin(np.arange(SAMPLE_RATE) * 2 * np.pi * 440 / SAMPLE_RATE)).astype("<i2")
         file.write(tone.tobytes())
-    mapped = []  # the files whose samples were memory-mapped instead of held in RAM
+    mapped: list[str] = []  # the files whose samples were memory-mapped instead of held in RAM
     real_memmap = np.memmap
-    monkeypatch.setattr(np, "memmap", lambda name, **kw: mapped.append(name) or real_memmap(name, **kw))
+
+    def recorded_memmap(name: str, **kwargs: Any) -> np.memmap:
+        mapped.append(name)
+        return real_memmap(name, **kwargs)
+
+    monkeypatch.setattr(np, "memmap", recorded_memmap)
     facts = audio.overview(str(path), points=400)
     assert len(mapped) == 1 and Path(mapped[0]).is_relative_to(tmp_path / "tmp")
     assert facts.source.duration_s == pytest.approx(720.0) and len(facts.levels) == len(facts.seconds) >= 400

@@ -215,6 +215,7 @@ def test_killed_driver_resumes_without_duplicates_or_half_files(tiny_model_dir, 
     env = {**os.environ, "TMPDIR": str(tmp_path / "tmp")}
     driver = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 240
+    assert driver.stderr is not None
     while not (out / MANIFEST_NAME).exists() or len(manifest_lines(out)) < 2:
         assert driver.poll() is None, driver.stderr.read().decode()[-3000:]
         assert time.monotonic() < deadline, "the driver wrote no manifest lines in time"

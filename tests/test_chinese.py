@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass
 
 import pytest
 from fakes import FakeEngine
@@ -13,7 +12,7 @@ import asr
 from asr.chinese import OPENCC_CONFIGS, convert_segment
 from asr.cli import main
 from asr.options import CHINESE_SCRIPTS
-from asr.results import Segment, SegmentFlag
+from asr.results import Segment, SegmentFlag, Word
 from asr.writers import render_json
 from testbed.speech import SENTENCES, speak
 
@@ -59,25 +58,12 @@ def test_other_languages_pass_untouched(language, text, script):
     assert convert_segment(segment, script) is segment
 
 
-@dataclass(frozen=True)
-class _Word:
-    start_s: float
-    text: str
-
-
-@dataclass(frozen=True)
-class _SegmentWithWords(Segment):
-    """A segment with a word list, as word timestamps will add: the conversion must keep and convert it."""
-
-    words: tuple[_Word, ...] = ()
-
-
 def test_words_and_every_other_field_are_kept():
-    words = (_Word(0.0, "头"), _Word(0.5, "发"), _Word(0.9, "发现"))  # 发 is 髮 after 头, 發 in 发现
-    segment = _SegmentWithWords(0.0, 1.0, "头发发现", "Chinese", (SegmentFlag.RETRIED,), words)
+    words = (Word(0.0, 0.5, "头"), Word(0.5, 0.9, "发"), Word(0.9, 1.0, "发现"))  # 发 is 髮 after 头, 發 in 发现
+    segment = Segment(0.0, 1.0, "头发发现", "Chinese", (SegmentFlag.RETRIED,), words)
     converted = convert_segment(segment, "traditional")
-    expected_words = (_Word(0.0, "頭"), _Word(0.5, "髮"), _Word(0.9, "發現"))
-    assert converted == _SegmentWithWords(0.0, 1.0, "頭髮發現", "Chinese", (SegmentFlag.RETRIED,), expected_words)
+    expected_words = (Word(0.0, 0.5, "頭"), Word(0.5, 0.9, "髮"), Word(0.9, 1.0, "發現"))
+    assert converted == Segment(0.0, 1.0, "頭髮發現", "Chinese", (SegmentFlag.RETRIED,), expected_words)
 
 
 def test_every_script_choice_has_a_converter():

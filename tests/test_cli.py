@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -21,7 +22,7 @@ def speak_clip() -> np.ndarray:
     return np.concatenate([silence(0.5), speak(SENTENCES[0]), silence(0.5)])
 
 
-FORMATS = {  # file name -> (container, codec, extra encoder arguments)
+FORMATS: dict[str, tuple[str, str, dict[str, Any]]] = {  # file name -> (container, codec, extra encoder arguments)
     "cli.wav": ("wav", "pcm_s16le", {}),
     "cli.mp3": ("mp3", "libmp3lame", {}),
     "cli.flac": ("flac", "flac", {}),

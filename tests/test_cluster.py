@@ -37,7 +37,7 @@ def cluster():
     """A local cluster for the module; its temporary folder (Ray's session folder) is gone afterwards."""
     with connected("local", num_cpus=2) as folder:
         yield folder
-    assert not folder.exists(), "the local cluster's temporary folder was left behind"
+    assert folder is not None and not folder.exists(), "the local cluster's temporary folder was left behind"
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +102,7 @@ def test_workers_temporary_files_stay_in_the_clusters_folder(cluster):
 @pytest.mark.slow
 def test_killed_worker_is_replaced_and_its_file_redone(cluster, tiny_model_dir, clips, in_process, tmp_path):
     runner = _runner(tiny_model_dir)
-    killed = []
+    killed: list[object] = []
 
     def kill_a_busy_worker(progress) -> None:
         if progress.files_done == 1 and not killed:  # every worker has files in hand now
@@ -147,6 +147,7 @@ def test_cli_ray_local_stops_on_ctrl_c_and_resumes(tiny_model_dir, tmp_path):
     command += ["--model", str(tiny_model_dir), "--device", "cpu", "--format", "all", "--output-dir", str(out)]
     driver = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 240
+    assert driver.stderr is not None
     while not (out / "asr-batch.jsonl").exists() or len(manifest_lines(out)) < 2:
         assert driver.poll() is None, driver.stderr.read()[-3000:]
         assert time.monotonic() < deadline, "the driver wrote no manifest lines in time"

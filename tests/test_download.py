@@ -336,7 +336,9 @@ def test_dropped_connection_resumes_where_it_stopped(mirror, env, checkpoint):
     assert result.returncode == 0, result.stderr
     (first, resumed) = [header for path, header in mirror.ranges if path == weights]
     assert first is None  # the whole file was asked for, and the mirror hung up half way ...
-    offset = int(re.fullmatch(r"bytes=(\d+)-", resumed).group(1))  # ... then only the rest
+    asked = re.fullmatch(r"bytes=(\d+)-", resumed)
+    assert asked is not None
+    offset = int(asked[1])  # ... then only the rest
     assert 0 < offset <= size // 2 and offset % (1 << 16) == 0
     assert mirror.sent_bytes[weights] == size // 2 + (size - offset)  # less than the file twice
     assert (snapshot_of(env, mirror) / "model.safetensors").read_bytes() == (

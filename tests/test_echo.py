@@ -10,8 +10,9 @@ import pytest
 from fakes import FakeEngine
 
 import asr
-from asr.guards import is_context_echo
-from asr.results import SegmentFlag
+from asr.guards import is_context_echo, is_repetition_loop
+from asr.options import DecodeOptions, TranscribeOptions
+from asr.results import SegmentFlag, SourceInfo, Transcript, TranscriptionInfo
 from asr.writers import render_json, render_srt
 from testbed.speech import SENTENCES, silence, speak, speech_with_pauses
 
@@ -115,3 +116,31 @@ def test_the_tiny_model_keeps_every_segment(engine, golden_clip, other_clip):
     guarded = asr.transcribe_all(samples, engine=engine, options=options)
     assert guarded.segments and all(s.text and SegmentFlag.CONTEXT_ECHO not in s.flags for s in guarded.segments)
     assert len(guarded.segments) == len(plain.segments)
+
+
+def test_the_guards_thresholds_are_options_recorded_in_the_json():
+    """The loop and echo thresholds decide, and the JSON records the ones a run used."""
+    lenient = asr.GuardOptions(loop_min_repeats=3, loop_min_chars=9, echo_min_context_covered=0.2)
+    assert is_repetition_loop("no no no no ", lenient) and not is_repetition_loop("no no no no ")
+    one_term = "We moved to Kubernetes."
+    context = "Stella Nakamura, Kubernetes"
+    assert not is_context_echo("Kubernetes", context) and is_context_echo("Kubernetes", context, lenient)
+    assert not is_context_echo(one_term, context, lenient)  # speech that uses a term is never an echo
+    options = TranscribeOptions(decode=DecodeOptions(guards=lenient))
+    source = SourceInfo(1.0, 16_000, 1, "pcm_s16le", "wav")
+    transcript = Transcript((), TranscriptionInfo(source, 1.0, None, options, model="m"))
+    recorded = json.loads(render_json(transcript))["info"]["options"]["decode"]["guards"]
+    assert recorded == dataclasses.asdict(lenient) and recorded["loop_min_repeats"] == 3
+
+
+@pytest.mark.parametrize(
+    "guards",
+    [
+        asr.GuardOptions(loop_min_repeats=0),
+        asr.GuardOptions(echo_min_segment_covered=1.5),
+        asr.GuardOptions(echo_max_length_ratio=0),
+    ],
+)
+def test_bad_thresholds_are_refused(guards):
+    with pytest.raises(asr.OptionsError):
+        TranscribeOptions(decode=DecodeOptions(guards=guards)).validate()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-import time
+from typing import Any
 
 import pytest
 import torch
@@ -206,9 +206,27 @@ def test_a_model_split_with_cpu_or_disk_is_refused_with_what_went_where():
     check_placement(None, "m")  # loaded without device_map
     check_placement({"": 0}, "m")  # all on one GPU
     check_placement({"model.audio_tower": 0, "model.language_model": 1, "lm_head": 1}, "m")  # two GPUs
-    split = {"model.audio_tower": 0, "model.language_model.layers.0": 0, "model.language_model.layers.1": "cpu"}
+    split: dict[str, int | str] = {
+        "model.audio_tower": 0,
+        "model.language_model.layers.0": 0,
+        "model.language_model.layers.1": "cpu",
+    }
     with pytest.raises(asr.ModelLoadError, match=r"2 part\(s\) on 0.*1 part\(s\) on cpu.*--device cpu"):
         check_placement({**split, "lm_head": "disk"}, "m")
+
+
+class _AnnouncingLock:
+    """A lock that sets `waiting` when a caller starts to wait for it."""
+
+    def __init__(self, lock: threading.Lock) -> None:
+        self.lock, self.waiting = lock, threading.Event()
+
+    def __enter__(self) -> bool:
+        self.waiting.set()
+        return self.lock.__enter__()
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.lock.__exit__(*exc_info)
 
 
 def test_inputs_move_to_the_model_device_only_inside_the_lock(tiny_model_dir, golden_clip):
@@ -217,15 +235,17 @@ def test_inputs_move_to_the_model_device_only_inside_the_lock(tiny_model_dir, go
     own: a round trip through float32 turns float32 buffers (rotary frequencies) into bfloat16, and the
     session's engine must give the same text to every later test."""
     engine = QwenEngine.load(str(tiny_model_dir), device="cpu")
+    lock = _AnnouncingLock(engine._lock)
+    engine._lock = lock  # type: ignore[assignment]  # the same lock, telling when a caller waits for it
     results = []
-    with engine._lock:
+    with lock.lock:
         worker = threading.Thread(
             target=lambda: results.append(
                 engine.transcribe_chunks([golden_clip], language="English", context="", max_new_tokens=[4])
             )
         )
         worker.start()
-        time.sleep(0.5)  # the worker has prepared its inputs and waits for the lock
+        assert lock.waiting.wait(60)  # the worker has prepared its inputs and waits for the lock
         engine._model.to(torch.float32)
     worker.join(timeout=60)
     assert results and results[0][0].num_tokens == 4
@@ -246,7 +266,8 @@ class _RecordingEngine:
     """The engine, with the batch size of each call recorded."""
 
     def __init__(self, engine: QwenEngine) -> None:
-        self.engine, self.batches = engine, []
+        self.engine, self.batches = engine, list[int]()
+        self.name, self.default_batch_size = engine.name, engine.default_batch_size
 
     def transcribe_chunks(self, chunks, **kwargs):
         self.batches.append(len(chunks))
@@ -277,7 +298,7 @@ def test_gpu_out_of_memory_halves_the_batch_then_falls_back_to_the_cpu(tiny_mode
     before = torch.cuda.memory_allocated()
     engine.transcribe_chunks(waves[:2], max_new_tokens=budgets[:2], language="English", context="")
     two_rows = torch.cuda.max_memory_allocated() - before
-    recording, notices = _RecordingEngine(engine), []
+    recording, notices = _RecordingEngine(engine), list[str]()
     try:
         _limit_gpu_memory_to(2 * two_rows)  # room for a few rows, far from 16
         halved = generate_fitting(recording, request, notices.append)

@@ -14,11 +14,18 @@ import soundfile as sf
 from fakes import FakeEngine
 
 import asr
-from asr import tempfiles
-from asr.jobs import JobInput, JobSnapshot, JobStatus, TranscriptionJob
+from asr import jobs, tempfiles
+from asr.jobs import FileResult, JobInput, JobSnapshot, JobStatus, TranscriptionJob
+from asr.results import Transcript
 from testbed.speech import SENTENCES, silence, speech_with_pauses
 
 GRACE_S = 1.0  # the tests' `abandoned_after_s`: a blip must be shorter, a closed page lasts longer
+
+
+def _transcript(result: FileResult) -> Transcript:
+    """The result's transcript, which a finished file has."""
+    assert result.transcript is not None, result.error
+    return result.transcript
 
 
 def _wav_bytes(samples: np.ndarray) -> bytes:
@@ -59,9 +66,9 @@ def test_files_run_in_order_and_a_bad_one_fails_alone(three_sentences):
     assert snapshot.status is JobStatus.DONE and snapshot.current is None
     assert [r.name for r in snapshot.results] == ["a.wav", "notes.txt", "b.wav"]
     first, bad, last = snapshot.results
-    assert len(first.transcript.segments) == 3 and first.error is None
-    assert bad.transcript is None and "not an audio or video file" in bad.error
-    assert last.transcript.segments == first.transcript.segments
+    assert len(_transcript(first).segments) == 3 and first.error is None
+    assert bad.transcript is None and "not an audio or video file" in (bad.error or "")
+    assert _transcript(last).segments == _transcript(first).segments
 
 
 def test_progress_and_segments_are_visible_while_running(three_sentences):
@@ -76,7 +83,7 @@ def test_progress_and_segments_are_visible_while_running(three_sentences):
     gate.set()
     assert job.wait(30)
     done = job.snapshot()
-    assert done.results[0].transcript.info.duration_s == pytest.approx(done.total_s)
+    assert _transcript(done.results[0]).info.duration_s == pytest.approx(done.total_s)
     assert done.processed_s == done.total_s > 0
 
 
@@ -92,7 +99,7 @@ def test_a_move_to_the_cpu_is_shown_while_running_and_kept_with_the_result(three
     gate.set()
     assert job.wait(30)
     (result,) = job.snapshot().results
-    assert result.notices == (notice,) and len(result.transcript.segments) == 3
+    assert result.notices == (notice,) and len(_transcript(result).segments) == 3
 
 
 def test_cancel_keeps_finished_segments_as_a_partial_result(three_sentences):
@@ -111,16 +118,34 @@ def test_cancel_keeps_finished_segments_as_a_partial_result(three_sentences):
     snapshot = job.snapshot()
     assert snapshot.status is JobStatus.CANCELLED
     (result,) = snapshot.results  # b.wav never started
-    assert result.cancelled and 1 <= len(result.transcript.segments) < 3
+    assert result.cancelled and 1 <= len(_transcript(result).segments) < 3
 
 
-def test_jobs_of_two_sessions_take_turns(three_sentences):
+class _WatchedTurn:
+    """The shared turn, telling when a job asked for it and was refused (the other job holds it)."""
+
+    def __init__(self, turn: threading.Lock) -> None:
+        self._turn, self.refused = turn, threading.Event()
+
+    def acquire(self, timeout: float = -1) -> bool:
+        got = self._turn.acquire(timeout=timeout)
+        if not got:
+            self.refused.set()
+        return got
+
+    def release(self) -> None:
+        self._turn.release()
+
+
+def test_jobs_of_two_sessions_take_turns(three_sentences, monkeypatch):
+    turn = _WatchedTurn(jobs._TURN)
+    monkeypatch.setattr(jobs, "_TURN", turn)
     gate = threading.Event()
     first = _running_job_held_by(gate, three_sentences)
     second = TranscriptionJob(
         [JobInput("b.wav", three_sentences)], engine=FakeEngine(), options=asr.TranscribeOptions()
     ).start()
-    time.sleep(0.2)
+    assert turn.refused.wait(30)  # the second job asked for the model while the first held it
     assert second.snapshot().status is JobStatus.QUEUED  # shown to its user as waiting
     gate.set()
     assert first.wait(30) and second.wait(30)
@@ -197,12 +222,16 @@ def test_silence_gives_a_result_with_the_no_speech_note():
     ).start()
     assert job.wait(30)
     (result,) = job.snapshot().results
-    assert result.transcript.segments == () and result.transcript.info.notes == (asr.NO_SPEECH_NOTE,)
+    assert _transcript(result).segments == () and _transcript(result).info.notes == (asr.NO_SPEECH_NOTE,)
 
 
 def test_speed_and_time_left_estimates():
-    snapshot = JobSnapshot(JobStatus.RUNNING, processed_s=60.0, total_s=150.0, elapsed_s=25.0)
+    snapshot = JobSnapshot(JobStatus.RUNNING, processed_s=60.0, total_s=150.0, elapsed_s=25.0, reported_s=25.0)
     assert snapshot.speed == pytest.approx(2.4) and snapshot.remaining_s == pytest.approx(37.5)
+    later = JobSnapshot(JobStatus.RUNNING, processed_s=60.0, total_s=150.0, elapsed_s=30.0, reported_s=25.0)
+    assert later.speed == pytest.approx(2.4) and later.remaining_s == pytest.approx(32.5)  # counted down
+    overdue = JobSnapshot(JobStatus.RUNNING, processed_s=60.0, total_s=150.0, elapsed_s=90.0, reported_s=25.0)
+    assert overdue.remaining_s == 0.0
     assert JobSnapshot(JobStatus.RUNNING).speed is None and JobSnapshot(JobStatus.RUNNING).remaining_s is None
 
 

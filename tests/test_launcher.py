@@ -190,8 +190,11 @@ def new_session_config(port: int):
     from streamlit.proto.BackMsg_pb2 import BackMsg
     from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
     from websockets.sync.client import connect
+    from websockets.typing import Subprotocol
 
-    with connect(f"ws://127.0.0.1:{port}/_stcore/stream", subprotocols=["streamlit"], proxy=None) as websocket:
+    with connect(
+        f"ws://127.0.0.1:{port}/_stcore/stream", subprotocols=[Subprotocol("streamlit")], proxy=None
+    ) as websocket:
         rerun = BackMsg()
         rerun.rerun_script.query_string = ""
         websocket.send(rerun.SerializeToString())
@@ -345,7 +348,9 @@ def _fake_bin(tmp_path: Path, programs: dict[str, str]) -> dict[str, str]:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     for tool in ("bash", "dirname"):
-        (bin_dir / tool).symlink_to(shutil.which(tool))
+        found = shutil.which(tool)
+        assert found is not None, f"{tool} is not installed"
+        (bin_dir / tool).symlink_to(found)
     for name, script in programs.items():
         path = bin_dir / name
         path.write_text(f"#!{shutil.which('bash')}\n{script}\n")
@@ -387,6 +392,7 @@ def test_server_command_repeats_the_settings_that_matter() -> None:
         "--browser.gatherUsageStats": "false",
         "--server.fileWatcherType": "none",
         "--server.enableXsrfProtection": "true",
+        "--runner.postScriptGC": "false",  # a full collection per rerun stalled transcription (issue 15)
     }
     assert start.page_url(8765) == "http://127.0.0.1:8765/"
     assert start.health_url(8765) == "http://127.0.0.1:8765/_stcore/health"
@@ -407,6 +413,7 @@ def test_wait_until_healthy_explains_a_server_that_dies_or_never_answers() -> No
         stderr=subprocess.STDOUT,
         text=True,
     )
+    assert dying.stdout is not None
     tail = start.OutputTail(dying.stdout)
     dying.wait(10)
     tail.join(5)
@@ -420,6 +427,7 @@ def test_wait_until_healthy_explains_a_server_that_dies_or_never_answers() -> No
         text=True,
     )
     try:
+        assert silent.stdout is not None
         tail = start.OutputTail(silent.stdout)
         with pytest.raises(start.LauncherError, match=r"(?s)did not answer .* within 1 s.*loading\.\.\."):
             start.wait_until_healthy(start.health_url(start.find_free_port()), silent, timeout_s=1, output=tail)
@@ -489,4 +497,5 @@ def test_streamlit_config_keys_exist_and_keep_the_app_private() -> None:
     assert keys["server.maxUploadSize"] == 2048
     assert keys["browser.gatherUsageStats"] is False
     assert keys["client.toolbarMode"] == "minimal"
+    assert keys["runner.postScriptGC"] is False
     assert not any("font" in key.lower() for key in keys), "a web font would be fetched from the internet"

@@ -225,7 +225,7 @@ def meeting_mp3(interview_mp3: bytes, tmp_path_factory: pytest.TempPathFactory) 
 def expected_txt(engine, meeting_mp3: Path) -> str:
     """The plain text of `meeting_mp3` transcribed here, outside any namespace, by the same tiny checkpoint."""
     txt = asr.WRITERS["txt"](asr.transcribe_all(meeting_mp3, engine=engine))
-    assert txt.strip(), "the tiny checkpoint gave no text: nothing to compare"
+    assert isinstance(txt, str) and txt.strip(), "the tiny checkpoint gave no text: nothing to compare"
     return txt
 
 

@@ -30,9 +30,9 @@ def test_segments_come_in_time_order_in_batches(four_sentences):
     samples, spans = four_sentences
     engine = FakeEngine()
     options = asr.TranscribeOptions(decode=asr.DecodeOptions(language="English", context="Stella", batch_size=2))
-    segments, info = asr.transcribe(samples, engine=engine, options=options)
+    lazy, info = asr.transcribe(samples, engine=engine, options=options)
     assert len(engine.calls) == 1  # only the first chunk runs before iteration
-    segments = list(segments)
+    segments = list(lazy)
     assert [len(call["lengths"]) for call in engine.calls] == [1, 2, 1]
     assert [s.text for s in segments] == [f"chunk of {n} samples" for call in engine.calls for n in call["lengths"]]
     starts = [s.start_s for s in segments]
@@ -206,11 +206,11 @@ def test_mandarin_speech_with_forced_chinese(engine):
 def test_first_chunk_is_short_and_cut_in_a_pause():
     samples, spans = speech_with_pauses(SENTENCES[:3], (0.5, 0.5))  # about 13 s that VAD keeps as one chunk
     engine = FakeEngine()
-    segments, _ = asr.transcribe(samples, engine=engine)
+    lazy, _ = asr.transcribe(samples, engine=engine)
     first_call = engine.calls[0]["lengths"]
     limit = asr.TranscribeOptions().first_chunk_s * asr.SAMPLE_RATE
     assert len(first_call) == 1 and first_call[0] <= limit  # alone, and short: fast first words
-    segments = list(segments)
+    segments = list(lazy)
     assert len(segments) == 2
     cut_s = segments[0].end_s
     pauses = [(end / asr.SAMPLE_RATE, start / asr.SAMPLE_RATE) for (_, end), (start, _) in itertools.pairwise(spans)]
@@ -259,10 +259,10 @@ def test_the_first_words_come_before_the_rest_of_a_long_file_is_scanned(monkeypa
 
     monkeypatch.setattr(pipeline, "get_speech_spans", counting_vad)
     options = asr.TranscribeOptions()
-    segments, _ = asr.transcribe(samples, engine=FakeEngine(), options=options)
+    lazy, _ = asr.transcribe(samples, engine=FakeEngine(), options=options)
     head = round(2.5 * options.first_chunk_s * asr.SAMPLE_RATE)
     assert scanned == [head]  # the first words are out; the rest of the file is not scanned yet
-    segments = list(segments)
+    segments = list(lazy)
     assert len(scanned) == 2 and len(samples) - head < scanned[1] < len(samples)  # the rest, once
     covered = [(s.start_s * asr.SAMPLE_RATE, s.end_s * asr.SAMPLE_RATE) for s in segments]
     assert all(a[1] <= b[0] for a, b in itertools.pairwise(covered))

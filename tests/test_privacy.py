@@ -88,6 +88,9 @@ class _FailingEngine:
             raise RuntimeError("simulated failure in the middle of a run")
         return self._engine.transcribe_chunks(chunks, **kwargs)
 
+    def fall_back_to_cpu(self) -> str | None:
+        return None
+
 
 @pytest.fixture
 def temp_root(tmp_path, monkeypatch):

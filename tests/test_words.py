@@ -36,7 +36,9 @@ def test_cjk_is_one_token_per_character_and_punctuation_stays_behind():
     text = "你好，世界。"
     tokens = split_tokens(text)
     assert tokens == ["你", "好", "世", "界"]
-    timed = timed_text(text, token_starts(text, tokens), [(0.0, 0.1)] * 4, (0.0, 1.0))
+    starts = token_starts(text, tokens)
+    assert starts is not None
+    timed = timed_text(text, starts, [(0.0, 0.1)] * 4, (0.0, 1.0))
     assert [w.text for w in timed.words] == ["你", "好，", "世", "界。"]
     assert "".join(w.text for w in timed.words) == text
 
@@ -44,7 +46,9 @@ def test_cjk_is_one_token_per_character_and_punctuation_stays_behind():
 def test_aligned_times_are_clamped_into_the_chunk_ordered_and_never_overlap():
     text = "one two three four"
     wild = [(5.0, 4.0), (-3.0, 12.0), (11.0, 11.5), (10.2, 10.1)]
-    timed = timed_text(text, token_starts(text, text.split()), wild, (10.0, 11.0))
+    starts = token_starts(text, text.split())
+    assert starts is not None
+    timed = timed_text(text, starts, wild, (10.0, 11.0))
     for word in timed.words:
         assert 10.0 <= word.start_s <= word.end_s <= 11.0
     for before, after in zip(timed.words, timed.words[1:], strict=False):
@@ -54,7 +58,9 @@ def test_aligned_times_are_clamped_into_the_chunk_ordered_and_never_overlap():
 def test_estimated_times_cover_speech_only_never_the_pause():
     text = "abcd efgh ijkl mnop"  # equal lengths: the halfway point falls between the second and third word
     spans = [(1.0, 2.0), (5.0, 6.0)]  # 3 s of silence between
-    _, times = estimate_times(text, spans)
+    estimate = estimate_times(text, spans)
+    assert estimate is not None
+    _, times = estimate
     for start, end in times:
         assert not 2.0 < start < 5.0 and not 2.0 < end < 5.0
     assert times[0][0] == 1.0 and times[-1][1] == 6.0

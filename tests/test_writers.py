@@ -17,7 +17,7 @@ import pytest
 from asr.cues import SubtitleLayout
 from asr.docx_writer import render_docx
 from asr.errors import ASRError, OptionsError
-from asr.options import DecodeOptions, TranscribeOptions, VadOptions
+from asr.options import DecodeOptions, GuardOptions, TranscribeOptions, VadOptions
 from asr.results import Segment, SegmentFlag, SourceInfo, Transcript, TranscriptionInfo, Word
 from asr.writers import FORMATS, WRITERS, render_json, render_srt, render_txt, render_vtt, save
 
@@ -211,7 +211,15 @@ def test_json_golden():
         "batch_size": 4,
         "tokens_per_s": 12.0,
         "min_new_tokens_budget": 16,
-        "retry_repetition_penalty": 1.15
+        "retry_repetition_penalty": 1.15,
+        "guards": {
+          "loop_max_unit_chars": 50,
+          "loop_min_repeats": 4,
+          "loop_min_chars": 40,
+          "echo_min_segment_covered": 0.8,
+          "echo_min_context_covered": 0.5,
+          "echo_max_length_ratio": 1.5
+        }
       },
       "max_chunk_s": 24.0,
       "first_chunk_s": 4.0,
@@ -232,8 +240,10 @@ def test_json_round_trips_and_rebuilds_the_options():
     assert document["segments"][0]["flags"] == ["token_cap"]
     assert [SegmentFlag(flag) for flag in document["segments"][0]["flags"]] == [SegmentFlag.TOKEN_CAP]
     saved = document["info"]["options"]
+    decode = saved.pop("decode")
+    guards = GuardOptions(**decode.pop("guards"))
     rebuilt = TranscribeOptions(
-        vad=VadOptions(**saved.pop("vad")), decode=DecodeOptions(**saved.pop("decode")), **saved
+        vad=VadOptions(**saved.pop("vad")), decode=DecodeOptions(**decode, guards=guards), **saved
     )
     assert rebuilt == options
 
@@ -395,7 +405,8 @@ def test_save_writes_utf8(tmp_path: Path, fmt: str):
     transcript = two_segments()
     path = tmp_path / f"out.{fmt}"
     assert save(transcript, fmt, path) == path
-    assert path.read_bytes() == WRITERS[fmt](transcript).encode("utf-8")
+    content = WRITERS[fmt](transcript)
+    assert isinstance(content, str) and path.read_bytes() == content.encode("utf-8")
     assert "你好" in path.read_text(encoding="utf-8")
 
 

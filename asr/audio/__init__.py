@@ -37,9 +37,10 @@ Why it is built this way:
 from .decoder import decode_audio, read_source_info
 from .overview import AudioOverview, overview
 from .samples import SAMPLE_RATE, SPILL_AFTER_S
-from .source import AudioSource
+from .source import AUDIO_SUFFIXES, AudioSource
 
 __all__ = [
+    "AUDIO_SUFFIXES",
     "SAMPLE_RATE",
     "SPILL_AFTER_S",
     "AudioOverview",

@@ -7,12 +7,14 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import av
 import numpy as np
 import soundfile as sf
 
+from ..errors import AudioDecodeError
 from ..results import DecodedAudio, SourceInfo
-from .messages import too_long_error
-from .samples import SAMPLE_RATE, collect, mix, resample_to_16k
+from .messages import damaged_rate_error, error_reason, too_long_error
+from .samples import SAMPLE_RATE, collect, mix, plausible_rate, resample_to_16k
 from .source import Source
 
 logger = logging.getLogger(__name__)
@@ -60,7 +62,12 @@ def decode_with_soundfile(
         except sf.SoundFileError:  # libsndfile failed part way: FFmpeg may do better, and explains errors well
             logger.debug("libsndfile failed while reading; decoding with PyAV instead")
             return None
+        except av.FFmpegError as e:  # the resampler refused these samples (its MemoryError included)
+            raise AudioDecodeError(
+                f"Decoding {src.label} failed ({error_reason(e)}). The file may be damaged; try exporting it again."
+            ) from e
         if samples is None:  # resampling rounded a length right at the limit up past it
+            assert max_duration_s is not None  # collect gives None only when a limit was passed
             raise too_long_error(src, declared / rate, max_duration_s)
         if sound_file.tell() < declared:  # a read failed quietly (libsndfile cannot report a file object's errors)
             logger.debug("libsndfile read less than the declared length; decoding with PyAV instead")
@@ -109,4 +116,7 @@ def _open_soundfile(src: Source) -> sf.SoundFile | None:
     if (sound_file.format, sound_file.subtype) not in _SOUNDFILE_CODECS or sound_file.frames <= 0:
         sound_file.close()
         return None
+    if not plausible_rate(sound_file.samplerate):
+        sound_file.close()
+        raise damaged_rate_error(src, sound_file.samplerate)
     return sound_file

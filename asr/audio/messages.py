@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..errors import AudioDecodeError
+from ..results import format_clock
 
 if TYPE_CHECKING:
     from .source import Source
@@ -20,6 +21,14 @@ def too_long_error(src: Source, length_s: float | None, max_duration_s: float) -
     return AudioDecodeError(f"{src.subject} is {length}. Split it into shorter parts or raise the limit.")
 
 
+def damaged_rate_error(src: Source, rate: int) -> AudioDecodeError:
+    """The message for a header whose sample rate no recording has."""
+    return AudioDecodeError(
+        f"{src.subject} has a damaged header: it gives a sample rate of {rate:,} Hz, which no recording has, so it "
+        "is probably truncated or damaged. Try exporting or downloading it again."
+    )
+
+
 def not_audio_error(src: Source, kind: str | None) -> AudioDecodeError:
     """The message for an input that is not audio at all."""
     looks = f" (it looks like {kind})" if kind else ""
@@ -32,8 +41,5 @@ def error_reason(error: BaseException) -> str:
 
 
 def format_duration(seconds: float) -> str:
-    """Seconds as "42.5 s" or "1:02:03"."""
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    whole = round(seconds)
-    return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
+    """Seconds as "42.5 s" under a minute (a limit like 1.5 s must stay readable), else as a clock "1:02:03"."""
+    return f"{seconds:.1f} s" if seconds < 60 else format_clock(seconds)

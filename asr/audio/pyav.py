@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,8 +13,8 @@ import numpy as np
 
 from ..errors import AudioDecodeError
 from ..results import DecodedAudio, SourceInfo
-from .messages import error_reason, not_audio_error, too_long_error
-from .samples import SAMPLE_RATE, collect, mix, resample_to_16k
+from .messages import damaged_rate_error, error_reason, not_audio_error, too_long_error
+from .samples import SAMPLE_RATE, collect, mix, plausible_rate, resample_to_16k
 from .source import Source, recognise_non_media
 
 logger = logging.getLogger(__name__)
@@ -104,7 +104,7 @@ def _open_container(src: Source) -> av.container.InputContainer:
     if isinstance(target, str):  # FFmpeg reads "x:..." as protocol x (http:, concat:, ...); a path is a file
         target = "file:" + target
     try:
-        return av.open(target, metadata_errors="ignore")
+        return av.open(target, "r", metadata_errors="ignore")
     except (av.FFmpegError, OSError) as e:
         kind = recognise_non_media(src.head)
         if kind is not None:
@@ -123,6 +123,9 @@ def _first_audio_stream(container: av.container.InputContainer, src: Source) -> 
             raise AudioDecodeError(
                 f"{src.subject} uses an audio codec this app cannot decode. Convert it to WAV or MP3 first."
             )
+        rate = stream.codec_context.sample_rate
+        if rate and not plausible_rate(rate):  # 0: the codec tells its rate only once it decodes
+            raise damaged_rate_error(src, rate)
         return stream
     kind = recognise_non_media(src.head) or _image_kind(container)
     if kind is None and container.streams.video:
@@ -144,7 +147,7 @@ def _declared_duration_s(container: av.container.InputContainer, stream: av.audi
 
 def decoded_frames(
     container: av.container.InputContainer, stream: av.audio.stream.AudioStream, stats: DecodeStats
-) -> Iterator[av.AudioFrame]:
+) -> Generator[av.AudioFrame, None, None]:
     """Every frame FFmpeg can decode from the stream; a packet it rejects becomes silence of its length."""
     packets = container.demux(stream)  # ends with empty packets that flush the decoder
     while True:

@@ -21,10 +21,19 @@ logger = logging.getLogger(__name__)
 SAMPLE_RATE = 16_000  # Hz; what Qwen3-ASR's feature extractor expects
 
 
+# Source rates outside these are a damaged header, not a recording: a WAV that says 1 Hz turns 32 kB into 16000 s
+# (a gigabyte of samples at 16 kHz), and FFmpeg's resampler cannot allocate its filters for 2**31 Hz.
+MIN_SOURCE_RATE = 1_000
+MAX_SOURCE_RATE = 768_000
 SPILL_AFTER_S = 10 * 60  # decoded audio longer than this is kept on disk (memory-mapped) when allowed
 
 
 _RESAMPLE_GROUP_SAMPLES = 1 << 16  # decoded samples batched per resampler call (cf. faster-whisper _group_frames)
+
+
+def plausible_rate(rate: int) -> bool:
+    """Whether a source's sample rate can be a recording's (see `MIN_SOURCE_RATE`)."""
+    return MIN_SOURCE_RATE <= rate <= MAX_SOURCE_RATE
 
 
 def mix(channels: np.ndarray) -> np.ndarray:
@@ -56,6 +65,7 @@ def resample_to_16k(blocks: Iterable[tuple[np.ndarray, int]]) -> Iterator[np.nda
             frame = av.AudioFrame.from_ndarray(samples[np.newaxis, :], format="flt", layout="mono")
             frame.sample_rate, frame.pts, frame.time_base = rate, position, Fraction(1, rate)
             position += len(samples)
+        assert resampler is not None  # pushed only at a rate that needs resampling
         return [out.to_ndarray().reshape(-1) for out in resampler.resample(frame)]
 
     for samples, block_rate in blocks:

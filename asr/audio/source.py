@@ -13,9 +13,17 @@ from typing import BinaryIO
 from ..errors import AudioDecodeError, OptionsError
 from .messages import FORMATS_HINT
 
-AudioSource = str | os.PathLike | bytes | BinaryIO  # what decode_audio and read_source_info accept
+# What decode_audio and read_source_info accept: a path, the bytes, or a binary file object.
+FileObject = BinaryIO | io.RawIOBase | io.BufferedIOBase  # e.g. open(path, "rb"), io.BytesIO, an upload
+AudioSource = str | os.PathLike[str] | bytes | bytearray | memoryview | FileObject
 
 
+# The file names of the recordings and videos the decoder is known to read: what a folder is searched for
+# (`batch.find_inputs`) and what the page names (it takes any file, and the decoder says what it cannot read).
+AUDIO_SUFFIXES = frozenset(
+    {".wav", ".mp3", ".flac", ".ogg", ".oga", ".opus", ".m4a", ".aac", ".wma", ".aiff", ".aif"}
+    | {".webm", ".mp4", ".mov", ".mkv", ".m4v", ".avi"}
+)
 _HEAD_BYTES = 4096  # first bytes kept to recognise the format; enough for text detection
 
 
@@ -38,7 +46,7 @@ _NON_MEDIA_SIGNATURES = (
 class Source:
     """A checked, non-empty input: a path or a seekable file object at its start, and a label for messages."""
 
-    target: str | BinaryIO
+    target: str | FileObject
     label: str  # the path the user gave, quoted, or "this file" for bytes; for messages, never for the log
     size_bytes: int | None
     head: bytes  # the first bytes, to recognise the format; never logged
@@ -48,7 +56,7 @@ class Source:
         """The label at the start of a sentence."""
         return self.label[:1].upper() + self.label[1:]
 
-    def rewound(self) -> str | BinaryIO:
+    def rewound(self) -> str | FileObject:
         """The target, positioned at its start (each reader starts from the beginning)."""
         if not isinstance(self.target, str):
             self.target.seek(0)
@@ -109,7 +117,7 @@ def _source_from_path(path: str) -> Source:
     return Source(path, label, info.st_size, head)
 
 
-def _source_from_file_object(file: BinaryIO, start: int | None) -> Source:
+def _source_from_file_object(file: FileObject, start: int | None) -> Source:
     """A file object: used in place when seekable and at its start, else read into memory from where it is."""
     try:
         if start != 0:
@@ -128,7 +136,7 @@ def _source_from_file_object(file: BinaryIO, start: int | None) -> Source:
     return Source(file, "this file", size, head)
 
 
-def _position(file: BinaryIO) -> int | None:
+def _position(file: FileObject) -> int | None:
     """Where a seekable file object stands; None for streams that cannot seek."""
     seekable = getattr(file, "seekable", None)
     if not (seekable() if callable(seekable) else hasattr(file, "seek") and hasattr(file, "tell")):

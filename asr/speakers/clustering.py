@@ -58,7 +58,7 @@ def _merge_close(vectors: np.ndarray, labels: np.ndarray, keep_at_least: int) ->
 
 def _cut(tree: np.ndarray, vectors: np.ndarray, clusters: int) -> np.ndarray:
     """The guarded labels of the tree cut into `clusters` clusters."""
-    from scipy.cluster.hierarchy import fcluster  # type: ignore[import-untyped]
+    from scipy.cluster.hierarchy import fcluster
 
     return _guard(vectors, fcluster(tree, t=clusters, criterion="maxclust"))
 
@@ -79,8 +79,8 @@ def _exact(tree: np.ndarray, vectors: np.ndarray, count: int) -> np.ndarray:
 
 def cluster_speakers(vectors: np.ndarray, options: SpeakerOptions) -> np.ndarray:
     """One label per row of unit-length `vectors`, numbered 0..k-1 in order of first appearance."""
-    from scipy.cluster.hierarchy import linkage  # type: ignore[import-untyped]  # loaded only when speakers are on
-    from sklearn.metrics import silhouette_score  # type: ignore[import-untyped]
+    from scipy.cluster.hierarchy import linkage  # loaded only when speakers are on
+    from sklearn.metrics import silhouette_score
 
     if len(vectors) == 0:
         return np.zeros(0, np.int64)
