@@ -73,8 +73,8 @@ def speaker_column(original: asr.Transcript, edited: asr.Transcript) -> dict[str
     """The Speaker column: a choice among the run's speakers, each shown by its current name."""
     ids = [speaker.id for speaker in original.speakers or ()]
 
-    def name_of(speaker_id: str) -> str:
-        return edited.speaker_name(speaker_id) or _merged_name(edited, original, speaker_id)
+    def name_of(speaker_id: str | int | float | bool) -> str:
+        return edited.speaker_name(str(speaker_id)) or _merged_name(edited, original, str(speaker_id))
 
     column = st.column_config.SelectboxColumn(
         "Speaker", options=ids, format_func=name_of, required=True, help="Move this sentence to another speaker"
@@ -121,9 +121,14 @@ def speaker_panels(result_id: int, audio: bytes | None, transcript: asr.Transcri
                 st.caption(f":orange[Another speaker is already called {name.strip()!r}; merge them instead.]")
     if len(speakers) > 1:
         names = {speaker.id: speaker.name for speaker in speakers}
+        ids = list(names)
+
+        def shown(speaker_id: str) -> str:
+            return names[speaker_id]
+
         left, middle, right = st.columns([2, 2, 1], vertical_alignment="bottom")
-        source = left.selectbox("Merge", list(names), format_func=names.get, key=f"merge-from-{result_id}")
-        target = middle.selectbox("into", list(names), format_func=names.get, index=1, key=f"merge-into-{result_id}")
+        source = left.selectbox("Merge", ids, format_func=shown, key=f"merge-from-{result_id}")
+        target = middle.selectbox("into", ids, format_func=shown, index=1, key=f"merge-into-{result_id}")
         if right.button("Merge", key=f"merge-{result_id}", disabled=source == target, width="stretch"):
             state.setdefault(f"merges-{result_id}", []).append((source, target))
             st.rerun()

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import io
+import re
 
 import pytest
 import soundfile as sf
 from playwright.sync_api import expect
-from test_browser import add_file, download, expect_result, transcribe
+from test_browser import add_file, choose, download, expect_result, transcribe
 
 from testbed.conversations import conversation
 
@@ -21,15 +22,12 @@ def test_a_rename_reaches_the_downloaded_vtt(app_server, open_page, screenshot) 
     expect(page.get_by_test_id("stFileUploader")).to_be_visible()
     sidebar = page.get_by_test_id("stSidebar")
     sidebar.get_by_text("Speakers", exact=True).last.click()
-    count = sidebar.get_by_role("combobox", name="How many speakers")
-    expect(count).to_be_visible()
-    count.click()
-    page.get_by_role("option", name="2", exact=True).click()
-    expect(sidebar.get_by_text("2", exact=True)).to_be_visible()
+    expect(sidebar.get_by_role("combobox", name="How many speakers")).to_be_visible()
+    choose(page, sidebar, "How many speakers", re.compile(r"^2$"))
     add_file(page, "talk.wav", "audio/wav", buffer.getvalue())
     transcribe(page)
     expect_result(page, "talk.wav", timeout_ms=240_000)
-    names = page.get_by_role("textbox", name="Name")
+    names = page.get_by_role("textbox", name="Name", exact=True)
     expect(names).to_have_count(2)
     expect(names.first).to_have_value("Speaker 1")
     names.first.fill("Alice")
