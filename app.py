@@ -27,6 +27,14 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 import asr
 import live_page
+from page_speakers import (
+    speaker_cell,
+    speaker_column,
+    speaker_panels,
+    speakers_choice,
+    speakers_made_with,
+    with_speaker_edits,
+)
 
 MODEL = os.environ.get(asr.MODEL_ENV) or asr.DEFAULT_MODEL  # env read once, here
 ALIGNER = os.environ.get(asr.ALIGNER_ENV) or asr.DEFAULT_ALIGNER
@@ -158,10 +166,12 @@ def sidebar(engine: asr.QwenEngine | None) -> tuple[asr.TranscribeOptions, asr.Q
             help="For Chinese and Cantonese: keep the model's characters, or convert them (OpenCC).",
         )
         aligner = word_timestamps_choice()
+        speakers = speakers_choice()
         privacy_panel()
         leave_guard()  # here, not in the main area, where its (empty) element would add a gap
     decode = asr.DecodeOptions(language=None if language == AUTO else language, context=context.strip())
-    return asr.TranscribeOptions(decode=decode, chinese_script=CHINESE_SCRIPT_CHOICES[script]), aligner
+    script_choice = CHINESE_SCRIPT_CHOICES[script]
+    return asr.TranscribeOptions(decode=decode, chinese_script=script_choice, speakers=speakers), aligner
 
 
 def model_choice() -> None:
@@ -483,7 +493,7 @@ def made_with(
     if options.chinese_script != "auto":
         label = next(label for label, value in CHINESE_SCRIPT_CHOICES.items() if value == options.chinese_script)
         parts.append(label)
-    return tuple(parts)
+    return (*parts, *speakers_made_with(options.speakers))
 
 
 def edited_transcript(result_id: int, transcript: asr.Transcript) -> asr.Transcript:
@@ -497,7 +507,7 @@ def edited_transcript(result_id: int, transcript: asr.Transcript) -> asr.Transcr
     for index, segment in enumerate(transcript.segments):
         text = str(edits.get(index, {}).get("Text", segment.text))
         segments.append(segment if text == segment.text else dataclasses.replace(segment, text=text, words=()))
-    return dataclasses.replace(transcript, segments=tuple(segments))
+    return with_speaker_edits(result_id, dataclasses.replace(transcript, segments=tuple(segments)))
 
 
 def clicked_start(result_id: int, transcript: asr.Transcript) -> float | None:
@@ -557,11 +567,13 @@ def show_result(card: Card) -> None:
                 "Play": False,
                 "Start": asr.format_clock(s.start_s),
                 "End": asr.format_clock(s.end_s),
+                **(speaker_cell(s) if transcript.speakers else {}),
                 "Text": s.text,
                 "Note": note,
             }
             for s, note in zip(transcript.segments, notes, strict=True)
         ]
+        edited = edited_transcript(result_id, transcript)
         st.caption(
             "Tick Play to hear a sentence from its start. Fix a word in the table: the copy block and every download "
             "follow your edits, and each sentence keeps its times."
@@ -577,10 +589,11 @@ def show_result(card: Card) -> None:
                 ),
                 "Text": st.column_config.TextColumn(width="large"),
                 "Note": st.column_config.TextColumn(width="medium"),
+                **(speaker_column(transcript, edited) if transcript.speakers else {}),
             },
         )
-        edited = edited_transcript(result_id, transcript)
-        st.code(edited.text, language=None, wrap_lines=True)
+        speaker_panels(result_id, result.audio, edited)
+        st.code(asr.render(edited, "txt") if edited.speakers else edited.text, language=None, wrap_lines=True)
         stem = Path(result.name).stem or "transcript"
         for column, fmt in zip(st.columns(len(asr.FORMATS)), asr.FORMATS, strict=True):
             column.download_button(

@@ -44,13 +44,24 @@ from .hub import (
 )
 from .jobs import DownloadJob, DownloadSnapshot, FileResult, JobInput, JobSnapshot, JobStatus, TranscriptionJob
 from .live import LiveEvent, LiveEventType, LiveOptions, LiveSession, LiveSessionBusy
-from .options import LANGUAGES, DecodeOptions, GuardOptions, TranscribeOptions, VadOptions, normalize_language
+from .options import (
+    LANGUAGES,
+    MAX_SPEAKERS,
+    DecodeOptions,
+    GuardOptions,
+    SpeakerOptions,
+    TranscribeOptions,
+    VadOptions,
+    normalize_language,
+)
 from .pipeline import NO_SPEECH_NOTE, transcribe, transcribe_all
 from .results import (
     DecodedAudio,
     Segment,
     SegmentFlag,
     SourceInfo,
+    Speaker,
+    SpeakerTurn,
     Transcript,
     TranscriptionInfo,
     Word,
@@ -58,6 +69,7 @@ from .results import (
     format_clock,
     format_size,
 )
+from .speakers import load_speaker_model, merge_speakers, move_segment, rename_speaker
 from .tempfiles import KEEP_ENV, leftover_workdirs
 from .writers import DEFAULT_LAYOUT, FORMATS, WRITERS, SubtitleLayout, render, save
 
@@ -75,6 +87,7 @@ __all__ = [
     "KEEP_ENV",
     "LANGUAGES",
     "LARGE_MODEL",
+    "MAX_SPEAKERS",
     "MODEL_ENV",
     "MODEL_SIZES",
     "NO_SPEECH_NOTE",
@@ -110,6 +123,9 @@ __all__ = [
     "Segment",
     "SegmentFlag",
     "SourceInfo",
+    "Speaker",
+    "SpeakerOptions",
+    "SpeakerTurn",
     "SubtitleLayout",
     "TranscribeOptions",
     "Transcript",
@@ -128,11 +144,15 @@ __all__ = [
     "format_size",
     "is_repo_id",
     "leftover_workdirs",
+    "load_speaker_model",
     "locate_model",
+    "merge_speakers",
+    "move_segment",
     "netwatch",
     "normalize_language",
     "overview",
     "read_source_info",
+    "rename_speaker",
     "render",
     "save",
     "transcribe",

@@ -21,7 +21,15 @@ from . import batch, hub, writers
 from .audio import read_source_info
 from .bundle import output_bases
 from .errors import ASRError, ModelNotFoundError, OptionsError
-from .options import CHINESE_SCRIPTS, LANGUAGES, DecodeOptions, TranscribeOptions, normalize_language
+from .options import (
+    CHINESE_SCRIPTS,
+    LANGUAGES,
+    MAX_SPEAKERS,
+    DecodeOptions,
+    SpeakerOptions,
+    TranscribeOptions,
+    normalize_language,
+)
 from .pipeline import transcribe
 from .results import Transcript, format_clock
 from .tempfiles import remove_stale_workdirs
@@ -153,6 +161,16 @@ def _add_transcription_arguments(parser: argparse.ArgumentParser, *, files: bool
         metavar="ID_OR_DIR",
         help=f"forced aligner repo id or folder (default: ${hub.ALIGNER_ENV} or {hub.DEFAULT_ALIGNER})",
     )
+    parser.add_argument(
+        "--speakers",
+        metavar="auto|N",
+        help=f"label who speaks: auto finds the count (1 to {MAX_SPEAKERS}), N forces it (default: off)",
+    )
+    parser.add_argument("--min-speakers", type=int, metavar="N", help="with --speakers auto: at least N speakers")
+    parser.add_argument("--max-speakers", type=int, metavar="N", help="with --speakers auto: at most N speakers")
+    parser.add_argument(
+        "--speaker-names", default="", metavar="NAMES", help='names in order of first appearance, e.g. "Alice,Bob"'
+    )
     parser.add_argument("--max-line-width", type=int, default=DEFAULT_LAYOUT.max_line_width, help="subtitle columns")
     parser.add_argument("--max-line-count", type=int, default=DEFAULT_LAYOUT.max_line_count, help="lines per subtitle")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens (never audio or text)")
@@ -166,9 +184,19 @@ def _options(args: argparse.Namespace) -> TranscribeOptions:
         ),
         max_duration_s=args.max_duration,
         chinese_script=args.chinese_script,
+        speakers=_speaker_options(args),
     )
     options.validate()
     return options
+
+
+def _speaker_options(args: argparse.Namespace) -> SpeakerOptions | None:
+    """--speakers and its companions -> options; None when speakers are off (raises OptionsError)."""
+    if args.speakers is None:
+        if args.min_speakers is not None or args.max_speakers is not None or args.speaker_names:
+            raise OptionsError("--min-speakers, --max-speakers and --speaker-names need --speakers (e.g. auto).")
+        return None
+    return SpeakerOptions.parse(args.speakers, args.min_speakers, args.max_speakers, args.speaker_names)
 
 
 def _output_paths(files: list[Path], output_dir: Path, formats: tuple[str, ...]) -> list[dict[str, Path]]:

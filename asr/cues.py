@@ -10,7 +10,7 @@ count. The SRT and VTT writers (`writers.py`) only format what `layout_cues` ret
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import accumulate, pairwise
 
 from .errors import OptionsError
@@ -62,6 +62,8 @@ class Cue:
     end_ms: int
     lines: tuple[str, ...]
     from_words: bool = False  # timed by its words, so `_settle` may lengthen or shorten it
+    speaker: str | None = None  # its segment's `Speaker.id`: a cue never holds two speakers' words
+    turn_start: bool = False  # the first cue of a speaker's turn (SRT names the speaker there)
 
 
 @dataclass(frozen=True)
@@ -74,16 +76,19 @@ class _Break:
 
 
 def layout_cues(transcript: Transcript, layout: SubtitleLayout) -> list[Cue]:
-    """Every segment's cues, then timed so that none overlaps and each lasts between the layout's bounds."""
+    """Every segment's cues, then timed so that none overlaps and each lasts between the layout's bounds.
+
+    Cues are cut inside one segment, and a segment has one speaker, so no cue mixes two speakers.
+    """
     cues: list[Cue] = []
     for segment in transcript.segments:
         if not _clean_cue_text(segment.text):
             continue
         offsets = word_offsets(segment.text, segment.words)
-        if offsets is None:
-            cues += _cues_by_characters(segment, layout)
-        else:
-            cues += _cues_from_words(segment, offsets, layout)
+        made = _cues_by_characters(segment, layout) if offsets is None else _cues_from_words(segment, offsets, layout)
+        for cue in made:
+            new_turn = segment.speaker is not None and (not cues or cues[-1].speaker != segment.speaker)
+            cues.append(replace(cue, speaker=segment.speaker, turn_start=new_turn))
     return _settle(cues, layout)
 
 
@@ -174,7 +179,7 @@ def _settle(cues: list[Cue], layout: SubtitleLayout) -> list[Cue]:
         if index + 1 < len(cues):
             end = min(end, max(cues[index + 1].start_ms, cue.end_ms, start + 1))
         end = max(min(end, start + round(layout.max_cue_s * 1000)), start + 1)
-        settled.append(Cue(start, end, cue.lines, from_words=True))
+        settled.append(replace(cue, start_ms=start, end_ms=end))
     return settled
 
 

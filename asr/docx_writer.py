@@ -15,7 +15,7 @@ import io
 import re
 import zipfile
 
-from .results import Transcript, format_clock
+from .results import Transcript, format_clock, speaker_runs
 
 DEFAULT_TITLE = "Transcript"
 # Characters XML 1.0 forbids (C0 controls other than tab, newline and carriage return); lxml refuses
@@ -45,13 +45,18 @@ def render_docx(transcript: Transcript, title: str = DEFAULT_TITLE) -> bytes:
     document.add_heading(title, level=1)
     document.add_paragraph(transcript.info.source.summary())
     document.add_paragraph(f"Language: {', '.join(transcript.languages) or 'unknown'}")
-    for segment in transcript.segments:
-        text = " ".join(_xml_safe(segment.text).split())  # one paragraph: line breaks become spaces
-        if not text:
-            continue
-        paragraph = document.add_paragraph()
-        paragraph.add_run(format_clock(segment.start_s)).bold = True
-        paragraph.add_run(f"  {text}")
+    for speaker, segments in speaker_runs(transcript.segments):
+        name = transcript.speaker_name(speaker)
+        for segment in segments:
+            text = " ".join(_xml_safe(segment.text).split())  # one paragraph: line breaks become spaces
+            if not text:
+                continue
+            paragraph = document.add_paragraph()
+            paragraph.add_run(format_clock(segment.start_s)).bold = True
+            if name:  # the speaker's name, bold, opens each turn
+                paragraph.add_run(f"  {_xml_safe(name)}:").bold = True
+                name = None
+            paragraph.add_run(f"  {text}")
     buffer = io.BytesIO()
     document.save(buffer)
     return _without_zip_dates(buffer.getvalue())

@@ -173,6 +173,11 @@ class QwenEngine:
         logger.info("Loaded %s on %s (%s) in %.1f s", model, info.device, info.dtype, engine.info.load_s)
         return engine
 
+    @property
+    def device(self) -> str:
+        """Where the model runs now ("cpu", "cuda:0", "mps"); other models of a run (speakers) go there too."""
+        return self.info.device
+
     def _warm_up(self) -> None:
         """Run one second of silence through the model once, while the user still waits for loading.
 

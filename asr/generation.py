@@ -30,6 +30,11 @@ class Engine(Protocol):
     @property
     def default_batch_size(self) -> int: ...
 
+    @property
+    def device(self) -> str:
+        """Where the model runs ("cpu", "cuda:0", "mps"); the speaker model runs there too."""
+        ...
+
     def transcribe_chunks(
         self,
         chunks: Sequence[np.ndarray],

@@ -161,6 +161,60 @@ class DecodeOptions:
         self.guards.validate()
 
 
+MAX_SPEAKERS = 8  # the auto count looks at 2..8 speakers; an exact count or a bound may not go past it
+
+
+@dataclass(frozen=True)
+class SpeakerOptions:
+    """Who speaks when (`asr/speakers/`); `TranscribeOptions.speakers` is None when labels are off.
+
+    Attributes:
+        count: the exact number of speakers, or None to find it (the auto count, within the bounds).
+        min_speakers: the auto count finds at least this many.
+        max_speakers: the auto count finds at most this many.
+        names: shown names in order of first appearance ("Alice", "Bob"); the rest are "Speaker N".
+    """
+
+    count: int | None = None
+    min_speakers: int = 1
+    max_speakers: int = MAX_SPEAKERS
+    names: tuple[str, ...] = ()
+
+    def validate(self) -> None:
+        if self.count is not None and not 1 <= self.count <= MAX_SPEAKERS:
+            raise OptionsError(f"The speaker count must be 'auto' or 1 to {MAX_SPEAKERS}, got {self.count}.")
+        if not 1 <= self.min_speakers <= self.max_speakers <= MAX_SPEAKERS:
+            raise OptionsError(
+                f"Speaker bounds must satisfy 1 <= min <= max <= {MAX_SPEAKERS}, "
+                f"got min {self.min_speakers} and max {self.max_speakers}."
+            )
+        if self.count is not None and (self.min_speakers, self.max_speakers) != (1, MAX_SPEAKERS):
+            raise OptionsError("Give either an exact speaker count or min/max bounds, not both.")
+        if any(not name.strip() for name in self.names):
+            raise OptionsError("Speaker names must not be empty; separate them with commas, e.g. 'Alice,Bob'.")
+        if len(set(self.names)) != len(self.names):
+            raise OptionsError("Speaker names must be different from each other.")
+        if len(self.names) > MAX_SPEAKERS:
+            raise OptionsError(f"At most {MAX_SPEAKERS} speaker names, got {len(self.names)}.")
+
+    @classmethod
+    def parse(
+        cls, count: str = "auto", min_speakers: int | None = None, max_speakers: int | None = None, names: str = ""
+    ) -> SpeakerOptions:
+        """Options from the strings a person types: count "auto" or a number, names separated by commas."""
+        text = count.strip().lower()
+        if text != "auto" and not text.isdigit():
+            raise OptionsError(f"The speaker count must be 'auto' or a number from 1 to {MAX_SPEAKERS}, got {count!r}.")
+        options = cls(
+            count=None if text == "auto" else int(text),
+            min_speakers=1 if min_speakers is None else min_speakers,
+            max_speakers=MAX_SPEAKERS if max_speakers is None else max_speakers,
+            names=tuple(name.strip() for name in names.split(",")) if names.strip() else (),
+        )
+        options.validate()
+        return options
+
+
 @dataclass(frozen=True)
 class TranscribeOptions:
     """Everything one transcription run uses; `TranscriptionInfo.options` records it.
@@ -175,6 +229,7 @@ class TranscribeOptions:
         max_duration_s: longer inputs are refused before any model work; None for no limit.
         chinese_script: how Chinese and Cantonese text is written: one of `CHINESE_SCRIPTS`
             ("traditional" is Taiwan's standard, "traditional-hk" Hong Kong's; "auto" as the model writes it).
+        speakers: label who speaks when (`SpeakerOptions`); None leaves speakers off.
     """
 
     vad: VadOptions = field(default_factory=VadOptions)
@@ -183,11 +238,14 @@ class TranscribeOptions:
     first_chunk_s: float = 4.0
     max_duration_s: float | None = None
     chinese_script: str = AUTO_SCRIPT
+    speakers: SpeakerOptions | None = None
 
     def validate(self) -> None:
         """Raise `OptionsError` for any value we cannot use, before decoding or loading anything."""
         self.vad.validate()
         self.decode.validate()
+        if self.speakers is not None:
+            self.speakers.validate()
         if not 2.0 <= self.max_chunk_s <= 30.0:
             raise OptionsError(f"max_chunk_s must be between 2 and 30 seconds, got {self.max_chunk_s}.")
         if not 2.0 <= self.first_chunk_s <= self.max_chunk_s:

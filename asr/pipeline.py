@@ -32,11 +32,13 @@ from .results import (
     Segment,
     SegmentFlag,
     SourceInfo,
+    SpeakerTurn,
     SpeechSpan,
     Transcript,
     TranscriptionInfo,
 )
 from .segment import chunk_waveform, collect_chunks
+from .speakers import SpeakerEmbedder, find_speaker_turns, label_segments, load_speaker_model
 from .tempfiles import private_workdir
 from .vad import get_speech_spans
 
@@ -177,6 +179,7 @@ def transcribe(
     cancel: threading.Event | None = None,
     notice: NoticeCallback | None = None,
     aligner: Aligner | None = None,
+    speaker_model: SpeakerEmbedder | None = None,
 ) -> tuple[Iterator[Segment], TranscriptionInfo]:
     """Transcribe speech; segments come lazily, in time order, as batches finish.
 
@@ -194,6 +197,9 @@ def transcribe(
         aligner: a loaded forced aligner (`QwenAligner.load(...)`) for word times; without one (or for
             a language it does not cover, or a chunk it fails on) word times are estimated from the
             speech found in the chunk, and the segments say so (`SegmentFlag.APPROXIMATE_TIMES`).
+        speaker_model: with `options.speakers` set, the speaker embedder; None loads CAM++ once on the
+            engine's device. With speakers on, the whole file is scanned and its speaker turns found before
+            the first chunk is transcribed, so the first words wait for that (docs/speakers.md).
 
     Returns:
         (segments, info): a lazy iterator of `Segment`s and the facts known once the first chunk is
@@ -214,7 +220,15 @@ def transcribe(
         samples = decoded.samples
         if progress is not None:
             progress(0.0, len(samples) / SAMPLE_RATE)  # the total is known now; the first words come next
-        first, rest_spans = _plan_first_chunk(samples, options, cancel)
+        turns: tuple[SpeakerTurn, ...] = ()
+        if options.speakers is None:
+            first, rest_spans = _plan_first_chunk(samples, options, cancel)
+        else:
+            spans = get_speech_spans(samples, options.vad, cancel=cancel)
+            model = speaker_model or load_speaker_model(engine.device)
+            turns = find_speaker_turns(samples, spans, options.speakers, model, cancel=cancel)
+            first = _first_chunk(samples, spans, options)
+            rest_spans = [] if first is None else _spans_from(spans, first.end_sample)
         _check_cancel(cancel, 0)
         run_progress = RunProgress(progress, len(samples))
         first_segments = (
@@ -233,12 +247,14 @@ def transcribe(
         model=engine.name,
         aligner=None if aligner is None else aligner.name,
         notes=(NO_SPEECH_NOTE,) if first is None else (),
+        speaker_turns=turns,
     )
     run = _Run(engine, aligner, samples, options, run_progress, cancel, notice)
     segments = run.rest(first, first_segments, rest_spans, cleanup)
     weakref.finalize(segments, cleanup.close)  # also when the caller drops the iterator unstarted
+    labelled = segments if options.speakers is None else label_segments(segments, turns)
     # Chinese in the script the user chose (chinese.py), apart from the batching above.
-    return (convert_segment(segment, options.chinese_script) for segment in segments), info
+    return (convert_segment(segment, options.chinese_script) for segment in labelled), info
 
 
 @dataclass(frozen=True)
@@ -305,9 +321,17 @@ def transcribe_all(
     cancel: threading.Event | None = None,
     notice: NoticeCallback | None = None,
     aligner: Aligner | None = None,
+    speaker_model: SpeakerEmbedder | None = None,
 ) -> Transcript:
     """Like `transcribe`, but runs to the end and returns the whole `Transcript`."""
     segments, info = transcribe(
-        audio, engine=engine, options=options, progress=progress, cancel=cancel, notice=notice, aligner=aligner
+        audio,
+        engine=engine,
+        options=options,
+        progress=progress,
+        cancel=cancel,
+        notice=notice,
+        aligner=aligner,
+        speaker_model=speaker_model,
     )
     return Transcript(segments=tuple(segments), info=info)

@@ -168,6 +168,24 @@ class Word:
     start_s: float
     end_s: float
     text: str
+    speaker: str | None = None  # the `Speaker.id` whose turn overlaps the word most; None: speakers off
+
+
+@dataclass(frozen=True)
+class Speaker:
+    """One voice in the recording: a stable id ("S1", numbered by first appearance) and the name shown."""
+
+    id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class SpeakerTurn:
+    """A stretch of the original timeline where one speaker talks, found from the audio alone."""
+
+    start_s: float
+    end_s: float
+    speaker: str  # a `Speaker.id`
 
 
 @dataclass(frozen=True)
@@ -186,6 +204,7 @@ class Segment:
     language: str | None  # full language name, e.g. "English"; None when unknown
     flags: tuple[SegmentFlag, ...] = ()
     words: tuple[Word, ...] = ()
+    speaker: str | None = None  # the `Speaker.id` of most of its words (or of its time); None: speakers off
 
 
 @dataclass(frozen=True)
@@ -199,19 +218,55 @@ class TranscriptionInfo:
     model: str  # the model id or folder that produced the text
     aligner: str | None = None  # the forced aligner id or folder that timed the words; None: times estimated
     notes: tuple[str, ...] = ()  # e.g. "no speech detected"
+    speaker_turns: tuple[SpeakerTurn, ...] = ()  # who speaks when, in time order; () when speakers are off
+
+
+def speaker_runs(segments: tuple[Segment, ...]) -> list[tuple[str | None, list[Segment]]]:
+    """Consecutive segments of one speaker, in order: the turns as TXT and DOCX write them."""
+    runs: list[tuple[str | None, list[Segment]]] = []
+    for segment in segments:
+        if runs and runs[-1][0] == segment.speaker:
+            runs[-1][1].append(segment)
+        else:
+            runs.append((segment.speaker, [segment]))
+    return runs
+
+
+def default_speaker_name(speaker_id: str) -> str:
+    """ "S2" -> "Speaker 2": the name a speaker has until the user gives one."""
+    return f"Speaker {speaker_id.removeprefix('S')}"
 
 
 @dataclass(frozen=True)
 class Transcript:
-    """A finished transcription: every segment, in time order, and its info."""
+    """A finished transcription: every segment, in time order, and its info.
+
+    ``speakers`` lists every speaker of the turns in order of first appearance; when not given, their
+    names are the ones the options gave (`SpeakerOptions.names`, in that order), then "Speaker N".
+    """
 
     segments: tuple[Segment, ...]
     info: TranscriptionInfo
+    speakers: tuple[Speaker, ...] | None = None
     languages: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
         seen = dict.fromkeys(s.language for s in self.segments if s.language)
         object.__setattr__(self, "languages", tuple(seen))
+        if self.speakers is None:
+            ids = dict.fromkeys(turn.speaker for turn in self.info.speaker_turns)
+            ids.update(dict.fromkeys(s.speaker for s in self.segments if s.speaker))
+            given = self.info.options.speakers.names if self.info.options.speakers else ()
+            names = [*given, *(default_speaker_name(i) for i in list(ids)[len(given) :])]
+            object.__setattr__(self, "speakers", tuple(Speaker(i, n) for i, n in zip(ids, names, strict=False)))
+
+    @property
+    def speaker_turns(self) -> tuple[SpeakerTurn, ...]:
+        return self.info.speaker_turns
+
+    def speaker_name(self, speaker_id: str | None) -> str | None:
+        """The shown name of a speaker id (None for None or an id no longer listed)."""
+        return next((s.name for s in self.speakers or () if s.id == speaker_id), None)
 
     @property
     def text(self) -> str:

@@ -25,7 +25,7 @@ from typing import Any
 from .cues import DEFAULT_LAYOUT, Cue, SubtitleLayout, layout_cues
 from .docx_writer import render_docx
 from .errors import ASRError, OptionsError
-from .results import SegmentFlag, Transcript
+from .results import SegmentFlag, Transcript, speaker_runs
 
 __all__ = [
     "DEFAULT_LAYOUT",
@@ -48,7 +48,7 @@ _VTT_HEADER = "WEBVTT\n\n"
 
 
 def render_txt(transcript: Transcript) -> str:
-    """Render the plain text: one segment per line.
+    """Render the plain text: one segment per line; with speakers, one paragraph per turn after ``Name:``.
 
     Args:
         transcript: the finished transcription.
@@ -56,8 +56,15 @@ def render_txt(transcript: Transcript) -> str:
     Returns:
         `Transcript.text` with a trailing newline, or ``""`` when there is no text.
     """
-    text = transcript.text
-    return f"{text}\n" if text else ""
+    if not transcript.speakers:
+        text = transcript.text
+        return f"{text}\n" if text else ""
+    paragraphs = []
+    for speaker, segments in speaker_runs(tuple(s for s in transcript.segments if s.text)):
+        said = " ".join(" ".join(segment.text.split()) for segment in segments)
+        name = transcript.speaker_name(speaker)
+        paragraphs.append(f"{name}: {said}" if name else said)
+    return "\n\n".join(paragraphs) + "\n" if paragraphs else ""
 
 
 def render_srt(transcript: Transcript, layout: SubtitleLayout = DEFAULT_LAYOUT) -> str:
@@ -70,10 +77,12 @@ def render_srt(transcript: Transcript, layout: SubtitleLayout = DEFAULT_LAYOUT) 
     Returns:
         The cues, each followed by a blank line; ``""`` when there is no text.
     """
-    return "".join(
-        f"{number}\n{_format_cue(cue, _SRT_DECIMAL_MARKER)}\n\n"
-        for number, cue in enumerate(layout_cues(transcript, layout), 1)
-    )
+    parts = []
+    for number, cue in enumerate(layout_cues(transcript, layout), 1):
+        name = transcript.speaker_name(cue.speaker) if cue.turn_start else None
+        opening = f"{name}: " if name else ""  # "Name: " opens the first cue of each turn
+        parts.append(f"{number}\n{_format_cue(cue, _SRT_DECIMAL_MARKER, opening=opening)}\n\n")
+    return "".join(parts)
 
 
 def render_vtt(transcript: Transcript, layout: SubtitleLayout = DEFAULT_LAYOUT) -> str:
@@ -86,9 +95,12 @@ def render_vtt(transcript: Transcript, layout: SubtitleLayout = DEFAULT_LAYOUT) 
     Returns:
         The header and the cues, each followed by a blank line; only the header when there is no text.
     """
-    return _VTT_HEADER + "".join(
-        f"{_format_cue(cue, _VTT_DECIMAL_MARKER, escape=_escape_vtt)}\n\n" for cue in layout_cues(transcript, layout)
-    )
+    parts = []
+    for cue in layout_cues(transcript, layout):
+        name = transcript.speaker_name(cue.speaker)
+        opening = f"<v {_escape_vtt(name)}>" if name else ""  # on every cue: players show each cue's speaker
+        parts.append(f"{_format_cue(cue, _VTT_DECIMAL_MARKER, escape=_escape_vtt, opening=opening)}\n\n")
+    return _VTT_HEADER + "".join(parts)
 
 
 def render_json(transcript: Transcript) -> str:
@@ -114,12 +126,23 @@ def render_json(transcript: Transcript) -> str:
                 "language": segment.language,
                 "flags": [flag.value for flag in segment.flags],
                 "approximate_times": SegmentFlag.APPROXIMATE_TIMES in segment.flags,
+                "speaker": segment.speaker,
                 "words": [
-                    {"start_s": _round_s(word.start_s), "end_s": _round_s(word.end_s), "text": word.text}
+                    {
+                        "start_s": _round_s(word.start_s),
+                        "end_s": _round_s(word.end_s),
+                        "text": word.text,
+                        "speaker": word.speaker,
+                    }
                     for word in segment.words
                 ],
             }
             for segment in transcript.segments
+        ],
+        "speakers": [{"id": speaker.id, "name": speaker.name} for speaker in transcript.speakers or ()],
+        "speaker_turns": [
+            {"start_s": _round_s(turn.start_s), "end_s": _round_s(turn.end_s), "speaker": turn.speaker}
+            for turn in transcript.speaker_turns
         ],
         "info": {
             "source": {**dataclasses.asdict(info.source), "duration_s": _round_s(info.source.duration_s)},
@@ -234,10 +257,11 @@ def _format_timestamp(ms: int, decimal_marker: str) -> str:
     return f"{hours:02d}:{minutes:02d}:{seconds:02d}{decimal_marker}{ms:03d}"
 
 
-def _format_cue(cue: Cue, decimal_marker: str, escape: Callable[[str], str] = str) -> str:
-    """The timing line and text lines of one cue, without the trailing blank line."""
+def _format_cue(cue: Cue, decimal_marker: str, escape: Callable[[str], str] = str, opening: str = "") -> str:
+    """The timing line and text lines of one cue (`opening` before its first line), without the blank line."""
     timing = f"{_format_timestamp(cue.start_ms, decimal_marker)} --> {_format_timestamp(cue.end_ms, decimal_marker)}"
-    return "\n".join([timing, *(escape(line) for line in cue.lines)])
+    lines = [escape(line) for line in cue.lines]
+    return "\n".join([timing, opening + lines[0], *lines[1:]])
 
 
 def _escape_vtt(line: str) -> str:

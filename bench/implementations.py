@@ -36,6 +36,12 @@ WORDS_IMPL = "ours-words"  # our pipeline with word timestamps (a full-size rand
 WORDS_IMPLS = ("ours", WORDS_IMPL)  # --word-timestamps: both, in the same run, to report the aligner's cost
 
 
+SPEAKERS_IMPL = "ours-speakers"  # our pipeline with speaker labels (the real CAM++ weights, auto count)
+
+
+SPEAKERS_IMPLS = ("ours", SPEAKERS_IMPL)  # --speakers: both, in the same run, to report the labels' cost
+
+
 WORDS_LANGUAGE = "English"  # forced in both, so that the aligner times every chunk (it needs a language it covers)
 
 
@@ -69,6 +75,10 @@ class RecordingEngine:
     @property
     def default_batch_size(self) -> int:
         return self.engine.default_batch_size
+
+    @property
+    def device(self) -> str:
+        return self.engine.device
 
     def transcribe_chunks(self, chunks: Sequence[np.ndarray], **kwargs: Any) -> Any:
         lengths = [len(chunk) for chunk in chunks]
@@ -112,6 +122,9 @@ def run_ours(speech: SyntheticSpeech, args: argparse.Namespace) -> RunResult:
         from asr.aligner import QwenAligner
 
         aligner = QwenAligner.load(str(aligner_folder(args.cache_dir)), device=args.device)
+    speakers = asr.SpeakerOptions() if args.worker == SPEAKERS_IMPL else None
+    if speakers is not None:
+        asr.load_speaker_model(engine.device)  # loaded with the engine, as the app's cache does
     get_speech_spans(np.zeros(SAMPLE_RATE, np.float32), asr.VadOptions())  # loads Silero once, as the app does
     timer = ForwardTimer(engine._model, cuda=args.device == "cuda")  # the engine keeps its model private
     loaded = Loaded(clock.wall_s(), rss_now_mb(), engine.info.dtype, timer)
@@ -123,7 +136,7 @@ def run_ours(speech: SyntheticSpeech, args: argparse.Namespace) -> RunResult:
     recording = RecordingEngine(engine, words_per_token=WORDS_PER_TOKEN if args.word_timestamps else None)
 
     clock = Stopwatch()
-    options = asr.TranscribeOptions(decode=decode)
+    options = asr.TranscribeOptions(decode=decode, speakers=speakers)
     segments, _ = asr.transcribe(speech.samples, engine=recording, options=options, aligner=aligner)
     first_text_s = clock.wall_s()  # the first chunk is generated before transcribe() returns
     texts = [segment.text for segment in segments]

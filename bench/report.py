@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bench.implementations import DECODER_IMPLS, GENERATE_IMPL, IMPLS, LOOP_IMPL, WORDS_IMPL, WORDS_IMPLS
+from bench.implementations import DECODER_IMPLS, GENERATE_IMPL, IMPLS, LOOP_IMPL
 from bench.measurement import RunResult
 
 
@@ -100,15 +100,19 @@ def decoder_ratios(runs: list[RunResult]) -> str:
     return "\n".join(lines)
 
 
-def word_timestamp_cost(runs: list[RunResult]) -> str:
-    """With word timestamps / without, per input: wall time and peak memory (best rounds)."""
-    lines = ["| input | wall with / without word timestamps | peak RSS with / without |", "|---|---|---|"]
-    for audio_s, best in _best_rounds(runs, WORDS_IMPLS):
-        words, plain = best[WORDS_IMPL], best["ours"]
+def feature_cost(runs: list[RunResult], impls: tuple[str, str], feature: str) -> str:
+    """With a feature (`impls[1]`) / without (`impls[0]`), per input: wall time, first text, peak memory."""
+    lines = [
+        f"| input | wall with / without {feature} | first text with / without | peak RSS with / without |",
+        "|---|---|---|---|",
+    ]
+    for audio_s, best in _best_rounds(runs, impls):
+        added, plain = best[impls[1]], best[impls[0]]
         lines.append(
-            f"| {format_duration(audio_s)} | {words.wall_s:.1f} / {plain.wall_s:.1f} s "
-            f"= {words.wall_s / plain.wall_s:.2f} "
-            f"| {words.peak_rss_mb / 1024:.2f} / {plain.peak_rss_mb / 1024:.2f} GB |"
+            f"| {format_duration(audio_s)} | {added.wall_s:.1f} / {plain.wall_s:.1f} s "
+            f"= {added.wall_s / plain.wall_s:.2f} "
+            f"| {added.first_text_s:.1f} / {plain.first_text_s:.1f} s "
+            f"| {added.peak_rss_mb / 1024:.2f} / {plain.peak_rss_mb / 1024:.2f} GB |"
         )
     return "\n".join(lines)
 

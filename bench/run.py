@@ -73,6 +73,8 @@ from bench.implementations import (
     GENERATE_IMPL,
     IMPLS,
     LOOP_IMPL,
+    SPEAKERS_IMPL,
+    SPEAKERS_IMPLS,
     WORDS_IMPL,
     WORDS_IMPLS,
     WORDS_LANGUAGE,
@@ -81,7 +83,7 @@ from bench.implementations import (
 )
 from bench.inputs import build_speech
 from bench.measurement import RunResult
-from bench.report import InputRow, decoder_ratios, format_duration, runs_table, summarize, table, word_timestamp_cost
+from bench.report import InputRow, decoder_ratios, feature_cost, format_duration, runs_table, summarize, table
 from testbed.voiced import voiced_sentences
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -182,6 +184,9 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help=f"ours without and with word timestamps ({WORDS_IMPL}), language forced to {WORDS_LANGUAGE}",
     )
+    parser.add_argument(
+        "--speakers", action="store_true", help=f"ours without and with speaker labels ({SPEAKERS_IMPL}, auto count)"
+    )
     parser.add_argument("--voiced", type=Path, help="spoken sentences cache (.npz): read if there, else made here")
     parser.add_argument("--tokens-per-s", type=float, default=TOKENS_PER_S, help="debugging: fewer tokens")
     parser.add_argument("--max-audio", type=float, help="debugging: cap every input at this many seconds")
@@ -189,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache-dir", type=Path, default=BENCH_DIR / ".cache")
     parser.add_argument(
         "--worker",
-        choices=("build", "build-aligner", *IMPLS, LOOP_IMPL, GENERATE_IMPL, WORDS_IMPL),
+        choices=("build", "build-aligner", *IMPLS, LOOP_IMPL, GENERATE_IMPL, WORDS_IMPL, SPEAKERS_IMPL),
         help=argparse.SUPPRESS,
     )
     parser.add_argument("--checkpoint", type=Path, help=argparse.SUPPRESS)
@@ -213,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
         if not aligner_folder(args.cache_dir).is_dir():
             print("Writing the full-size random aligner (once) ...", file=sys.stderr, flush=True)
             _spawn(args, "build-aligner", ["--cache-dir", str(args.cache_dir)])
+    if args.speakers:
+        impls = SPEAKERS_IMPLS
     rows: list[InputRow] = []
     runs: list[RunResult] = []
     for audio_s, rounds in plan(args):
@@ -235,7 +242,9 @@ def main(argv: list[str] | None = None) -> int:
     if impls == DECODER_IMPLS:
         print("\n" + decoder_ratios(runs))
     if impls == WORDS_IMPLS:
-        print("\n" + word_timestamp_cost(runs))
+        print("\n" + feature_cost(runs, WORDS_IMPLS, "word timestamps"))
+    if impls == SPEAKERS_IMPLS:
+        print("\n" + feature_cost(runs, SPEAKERS_IMPLS, "speakers"))
     busiest = max(max(run.load_avg) for run in runs)
     if args.device == "cpu" and busiest > (os.cpu_count() or 1) + 0.5:
         print(

@@ -13,6 +13,7 @@ class FakeEngine:
 
     name = "fake"
     default_batch_size = 2
+    device = "cpu"
 
     def __init__(
         self,

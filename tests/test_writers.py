@@ -149,16 +149,19 @@ def test_json_golden():
       "language": "English",
       "flags": [],
       "approximate_times": false,
+      "speaker": null,
       "words": [
         {
           "start_s": 1.235,
           "end_s": 2.5,
-          "text": "Hello"
+          "text": "Hello",
+          "speaker": null
         },
         {
           "start_s": 2.6,
           "end_s": 4.0,
-          "text": "there."
+          "text": "there.",
+          "speaker": null
         }
       ]
     },
@@ -173,9 +176,12 @@ def test_json_golden():
         "approximate_times"
       ],
       "approximate_times": true,
+      "speaker": null,
       "words": []
     }
   ],
+  "speakers": [],
+  "speaker_turns": [],
   "info": {
     "source": {
       "duration_s": 3725.25,
@@ -218,7 +224,8 @@ def test_json_golden():
       "max_chunk_s": 24.0,
       "first_chunk_s": 4.0,
       "max_duration_s": 7200.0,
-      "chinese_script": "traditional"
+      "chinese_script": "traditional",
+      "speakers": null
     }
   }
 }

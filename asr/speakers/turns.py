@@ -1,0 +1,113 @@
+"""Speech spans -> windows -> embeddings -> labels -> speaker turns, from the audio alone (no text).
+
+Windows of `WINDOW_S` every `HOP_S` cover each VAD span. A shorter span is one window of its own, so
+"Okay." between two long turns gets its own vote; its frames are repeated to the full window length, so
+every window has one shape and they all run as a few batches (on the CPU a new input shape costs as much
+as a batch). Each 10 ms frame of speech takes the label of the
+window whose centre is nearest, and runs of one label are the turns.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..audio import SAMPLE_RATE
+from ..errors import TranscriptionCancelled
+from ..options import SpeakerOptions
+from ..results import SpeakerTurn, SpeechSpan
+from .clustering import cluster_speakers
+from .embedding import FRAME_SHIFT_S, SpeakerEmbedder, fbank
+
+WINDOW_S = 1.5
+HOP_S = 0.75
+MIN_WINDOW_S = 0.3  # shorter spans are too little voice to embed; they join the nearest window's speaker
+_WINDOW_FRAMES = round(WINDOW_S / FRAME_SHIFT_S)
+_HOP_FRAMES = round(HOP_S / FRAME_SHIFT_S)
+_MIN_FRAMES = round(MIN_WINDOW_S / FRAME_SHIFT_S)
+
+
+@dataclass(frozen=True)
+class _Window:
+    start_frame: int  # on the whole file's 10 ms grid
+    stop_frame: int
+
+    @property
+    def centre(self) -> float:
+        return (self.start_frame + self.stop_frame) / 2
+
+
+def _windows(span_frames: tuple[int, int]) -> list[_Window]:
+    start, stop = span_frames
+    if stop - start <= _WINDOW_FRAMES:
+        return [_Window(start, stop)] if stop - start >= _MIN_FRAMES else []
+    starts = list(range(start, stop - _WINDOW_FRAMES + 1, _HOP_FRAMES))
+    if starts[-1] + _WINDOW_FRAMES < stop:
+        starts.append(stop - _WINDOW_FRAMES)  # the last window ends with the span
+    return [_Window(s, s + _WINDOW_FRAMES) for s in starts]
+
+
+def _frames(span: SpeechSpan) -> tuple[int, int]:
+    samples_per_frame = FRAME_SHIFT_S * SAMPLE_RATE
+    return round(span.start_sample / samples_per_frame), round(span.end_sample / samples_per_frame)
+
+
+def find_speaker_turns(
+    samples: np.ndarray,
+    spans: Sequence[SpeechSpan],
+    options: SpeakerOptions,
+    embedder: SpeakerEmbedder,
+    *,
+    cancel: threading.Event | None = None,
+) -> tuple[SpeakerTurn, ...]:
+    """Who speaks when: turns on the original timeline, speakers "S1", "S2", ... by first appearance."""
+    windows: list[_Window] = []
+    features: list[np.ndarray] = []
+    for span in spans:
+        if cancel is not None and cancel.is_set():
+            raise TranscriptionCancelled("Transcription cancelled while finding speakers.")
+        start, stop = _frames(span)
+        found = _windows((start, stop))
+        if not found:
+            continue
+        # 25 ms frames every 10 ms: frame i covers samples [160 i, 160 i + 400)
+        feats = fbank(samples[span.start_sample : span.end_sample])
+        for window in found:
+            part = feats[window.start_frame - start : window.stop_frame - start]
+            if len(part) >= _MIN_FRAMES:
+                windows.append(window)
+                normalised = part - part.mean(axis=0)
+                features.append(np.resize(normalised, (_WINDOW_FRAMES, normalised.shape[1])))
+    if not spans:
+        return ()
+    labels = cluster_speakers(embedder.embed(features), options) if features else np.zeros(0, np.int64)
+    if len(labels) == 0:  # only very short bursts: one speaker
+        return tuple(_merge_runs([(*_frames(span), 0) for span in spans]))
+    centres = np.array([w.centre for w in windows])
+    runs: list[tuple[int, int, int]] = []
+    for span in spans:
+        start, stop = _frames(span)
+        frames = np.arange(start, stop) + 0.5
+        nearest = labels[np.abs(frames[:, None] - centres[None, :]).argmin(axis=1)]
+        changes = np.flatnonzero(np.diff(nearest)) + 1
+        for first, end in zip([0, *changes], [*changes, len(frames)], strict=True):
+            runs.append((start + first, start + end, int(nearest[first])))
+    return tuple(_merge_runs(runs))
+
+
+def _merge_runs(runs: list[tuple[int, int, int]]) -> list[SpeakerTurn]:
+    """Turns from (start frame, stop frame, label) runs in time order; a speaker's adjacent runs join."""
+    merged: list[list[int]] = []
+    for start, stop, label in runs:
+        if merged and merged[-1][2] == label and start - merged[-1][1] <= 0:
+            merged[-1][1] = stop
+        else:
+            merged.append([start, stop, label])
+    order = {label: number for number, label in enumerate(dict.fromkeys(run[2] for run in merged), start=1)}
+    return [
+        SpeakerTurn(round(start * FRAME_SHIFT_S, 2), round(stop * FRAME_SHIFT_S, 2), f"S{order[label]}")
+        for start, stop, label in merged
+    ]
