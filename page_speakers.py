@@ -12,6 +12,7 @@ import contextlib
 
 import numpy as np
 import streamlit as st
+from streamlit.elements.lib.column_types import ColumnConfig
 
 import asr
 
@@ -69,7 +70,7 @@ def speaker_cell(segment: asr.Segment) -> dict[str, str]:
     return {"Speaker": segment.speaker or ""}
 
 
-def speaker_column(original: asr.Transcript, edited: asr.Transcript) -> dict[str, object]:
+def speaker_column(original: asr.Transcript, edited: asr.Transcript) -> dict[str, ColumnConfig]:
     """The Speaker column: a choice among the run's speakers, each shown by its current name."""
     ids = [speaker.id for speaker in original.speakers or ()]
 

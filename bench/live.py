@@ -82,7 +82,7 @@ class WordedEngine:
 
     def __init__(self, engine) -> None:
         self._engine = engine
-        self.name, self.default_batch_size = engine.name, engine.default_batch_size
+        self.name, self.default_batch_size, self.device = engine.name, engine.default_batch_size, engine.device
 
     def transcribe_chunks(self, chunks, **kwargs):
         results = self._engine.transcribe_chunks(chunks, **kwargs)

@@ -274,7 +274,7 @@ class _RecordingEngine:
 
     def __init__(self, engine: QwenEngine) -> None:
         self.engine, self.batches = engine, list[int]()
-        self.name, self.default_batch_size = engine.name, engine.default_batch_size
+        self.name, self.default_batch_size, self.device = engine.name, engine.default_batch_size, engine.device
 
     def transcribe_chunks(self, chunks, **kwargs):
         self.batches.append(len(chunks))

@@ -37,7 +37,7 @@ class _SpyEngine:
 
     def __init__(self, engine) -> None:
         self._engine = engine
-        self.name, self.default_batch_size = engine.name, engine.default_batch_size
+        self.name, self.default_batch_size, self.device = engine.name, engine.default_batch_size, engine.device
         self.calls: list[tuple[int, str | None]] = []
 
     def transcribe_chunks(self, chunks, **kwargs):

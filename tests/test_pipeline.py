@@ -108,7 +108,7 @@ class _TimedBatches:
 
     def __init__(self, engine, cancel: threading.Event | None = None, after_s: float = 0.0) -> None:
         self.engine, self.cancel, self.after_s = engine, cancel, after_s
-        self.name, self.default_batch_size = engine.name, engine.default_batch_size
+        self.name, self.default_batch_size, self.device = engine.name, engine.default_batch_size, engine.device
         self.batch_s: list[float] = []
 
     def transcribe_chunks(self, chunks, **kwargs):

@@ -80,7 +80,7 @@ class _FailingEngine:
 
     def __init__(self, engine):
         self._engine, self.calls = engine, 0
-        self.name, self.default_batch_size = engine.name, 1
+        self.name, self.default_batch_size, self.device = engine.name, 1, engine.device
 
     def transcribe_chunks(self, chunks, **kwargs):
         self.calls += 1

@@ -22,7 +22,7 @@ class _RecordingEngine:
 
     def __init__(self, engine, reports: list[float]) -> None:
         self.engine, self.reports = engine, reports
-        self.name, self.default_batch_size = engine.name, engine.default_batch_size
+        self.name, self.default_batch_size, self.device = engine.name, engine.default_batch_size, engine.device
         self.batches: list[dict] = []
 
     def transcribe_chunks(self, chunks, *, progress=None, **kwargs):

@@ -97,8 +97,10 @@ def test_a_long_turn_is_cut_into_cues_of_one_speaker_and_named_once() -> None:
     long_one = _segment("S1", *words)
     transcript = Transcript((long_one, conversation().segments[1]), conversation().info)
     srt = render(transcript, "srt")
+    assert isinstance(srt, str)
     assert srt.count("Alice: ") == 1 and srt.count("Speaker 2: ") == 1 and srt.count(" --> ") > 2
-    assert render(transcript, "vtt").count("<v Alice>") == srt.count(" --> ") - 1
+    vtt = render(transcript, "vtt")
+    assert isinstance(vtt, str) and vtt.count("<v Alice>") == srt.count(" --> ") - 1
 
 
 def test_a_rename_reaches_every_format() -> None:
@@ -123,6 +125,7 @@ def test_moving_a_sentence_and_merging_speakers() -> None:
     moved = asr.move_segment(conversation(), 1, "S1")
     assert render(moved, "txt") == "Alice: Shall we start? Yes, please. Good. Thanks.\n"
     merged = asr.merge_speakers(conversation(), "S2", "S1")
+    assert merged.speakers is not None
     assert [s.id for s in merged.speakers] == ["S1"] and {t.speaker for t in merged.speaker_turns} == {"S1"}
     assert "Speaker 2" not in render(merged, "vtt") and json.loads(render(merged, "json"))["speakers"] == [
         {"id": "S1", "name": "Alice"}

@@ -89,6 +89,7 @@ def test_transcript_names_speakers_by_first_appearance_with_the_given_names_firs
         asr.SourceInfo(6, 16000, 1, "pcm", "wav"), 6.0, "English", options, "m", speaker_turns=TURNS
     )
     transcript = asr.Transcript((), info)
+    assert transcript.speakers is not None
     assert [(s.id, s.name) for s in transcript.speakers] == [("S1", "Alice"), ("S2", "Speaker 2")]
     assert transcript.speaker_name("S2") == "Speaker 2" and transcript.speaker_name(None) is None
 
@@ -98,6 +99,7 @@ def test_the_pipeline_labels_every_segment_and_records_the_turns() -> None:
     talk = conversation("two")
     options = TranscribeOptions(speakers=SpeakerOptions())
     transcript = asr.transcribe_all(talk.samples, engine=FakeEngine(), options=options)
+    assert transcript.speakers is not None
     assert len(transcript.speakers) == 2 and transcript.info.options.speakers == SpeakerOptions()
     assert {turn.speaker for turn in transcript.speaker_turns} == {"S1", "S2"}
     assert transcript.segments and all(s.speaker in {"S1", "S2"} for s in transcript.segments)
