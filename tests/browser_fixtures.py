@@ -251,28 +251,32 @@ def screenshot_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("screenshots")
 
 
-@pytest.fixture(scope="session")
-def screenshot(screenshot_dir: Path) -> Callable[..., Path]:
-    """``screenshot(page, "01-empty")``: the whole page at 1400 px wide, however long it is.
+def take_screenshot(page: Page, path: Path, full_page: bool = True) -> Path:
+    """The whole page at 1400 px wide, however long it is (or only the window, with ``full_page=False``).
 
     Streamlit scrolls inside its main area, not the document, so a plain full-page screenshot would stop at the
     window's edge: the window is made as tall as the content for the shot, then set back.
     """
+    if not full_page:
+        page.screenshot(path=path)
+        return path
+    height = page.evaluate(
+        "Math.max(...['stMain', 'stSidebarContent'].map("
+        "id => document.querySelector(`[data-testid=${id}]`)?.scrollHeight ?? 0))"
+    )
+    page.set_viewport_size({"width": VIEWPORT["width"], "height": max(VIEWPORT["height"], int(height))})
+    try:
+        page.screenshot(path=path, animations="disabled")
+    finally:
+        page.set_viewport_size(VIEWPORT)
+    return path
+
+
+@pytest.fixture(scope="session")
+def screenshot(screenshot_dir: Path) -> Callable[..., Path]:
+    """``screenshot(page, "01-empty")``: `take_screenshot` into `screenshot_dir`."""
 
     def take(page: Page, name: str, full_page: bool = True) -> Path:
-        path = screenshot_dir / f"{name}.png"
-        if not full_page:
-            page.screenshot(path=path)
-            return path
-        height = page.evaluate(
-            "Math.max(...['stMain', 'stSidebarContent'].map("
-            "id => document.querySelector(`[data-testid=${id}]`)?.scrollHeight ?? 0))"
-        )
-        page.set_viewport_size({"width": VIEWPORT["width"], "height": max(VIEWPORT["height"], int(height))})
-        try:
-            page.screenshot(path=path, animations="disabled")
-        finally:
-            page.set_viewport_size(VIEWPORT)
-        return path
+        return take_screenshot(page, screenshot_dir / f"{name}.png", full_page)
 
     return take
