@@ -12,7 +12,6 @@ import contextlib
 import logging
 import os
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 from typing import NoReturn
@@ -20,22 +19,26 @@ from typing import NoReturn
 from . import batch, hub, writers
 from .audio import read_source_info
 from .bundle import output_bases
-from .errors import ASRError, ModelNotFoundError, OptionsError
-from .options import (
-    CHINESE_SCRIPTS,
-    LANGUAGES,
-    MAX_SPEAKERS,
-    DecodeOptions,
-    SpeakerOptions,
-    TranscribeOptions,
-    normalize_language,
+from .cli_common import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    add_transcription_arguments,
+    aligner_wanted,
+    load_aligner,
+    load_models,
+    subtitle_layout,
+    transcribe_options,
+    write_stdout,
 )
+from .cli_live import add_live_parser, run_live
+from .cli_serve import add_serve_parser, run_serve
+from .errors import ASRError, OptionsError
+from .options import TranscribeOptions
 from .pipeline import transcribe
 from .results import Transcript, format_clock
 from .tempfiles import remove_stale_workdirs
-from .writers import DEFAULT_LAYOUT, SubtitleLayout
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 class _Parser(argparse.ArgumentParser):
@@ -56,11 +59,11 @@ def _build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("transcribe", help="transcribe audio or video files")
     run.add_argument("files", nargs="+", type=Path, metavar="FILE")
-    _add_transcription_arguments(run)
+    add_transcription_arguments(run)
 
     many = commands.add_parser("batch", help="transcribe many files or folders, resumably, here or on a Ray cluster")
     many.add_argument("inputs", nargs="+", metavar="INPUT", help="files, folders (searched recursively), glob patterns")
-    _add_transcription_arguments(many)
+    add_transcription_arguments(many)
     many.add_argument(
         "--ray",
         metavar="auto|local|ADDRESS",
@@ -71,15 +74,12 @@ def _build_parser() -> argparse.ArgumentParser:
     many.add_argument("--threads-per-worker", type=int, help="CPU threads of each actor (default: 1)")
     many.add_argument("--gpus-per-worker", type=float, help="GPUs of each actor, e.g. 1 or 0.5 (default: 0)")
 
-    live = commands.add_parser("live", help="dictate: text appears as you speak (the default microphone)")
-    live.add_argument("--from-file", type=Path, metavar="FILE", help="play FILE in real time instead of the mic")
-    live.add_argument("--speed", type=float, default=1.0, help="play --from-file this many times faster (default: 1)")
-    _add_transcription_arguments(live, files=False)
+    add_live_parser(commands)
 
     info = commands.add_parser("info", help="show duration, sample rate, channels, codec and container")
     info.add_argument("files", nargs="+", type=Path, metavar="FILE")
 
-    _add_serve_parser(commands)
+    add_serve_parser(commands)
 
     download = commands.add_parser("download", help="download a model (the only command that goes online)")
     download.add_argument("--model", default=hub.DEFAULT_MODEL, help=f"repo id (default: {hub.DEFAULT_MODEL})")
@@ -88,115 +88,6 @@ def _build_parser() -> argparse.ArgumentParser:
         help=f"{', '.join(hub.DOWNLOAD_SOURCES)} or a hub mirror's URL (default: $HF_ENDPOINT or huggingface.co)",
     )
     return parser
-
-
-def _add_serve_parser(commands) -> None:
-    """`serve`: the OpenAI-compatible endpoint (asr/server/, docs/server.md)."""
-    from .server import settings
-
-    serve = commands.add_parser("serve", help="answer OpenAI-style /v1/audio/transcriptions requests on this machine")
-    serve.add_argument("--host", default=settings.DEFAULT_HOST, help="address to listen on (default: %(default)s)")
-    serve.add_argument(
-        "--port", type=int, default=settings.DEFAULT_PORT, help="0 picks a free one (default: %(default)s)"
-    )
-    serve.add_argument("--model", help=f"repo id or folder (default: ${hub.MODEL_ENV} or {hub.DEFAULT_MODEL})")
-    serve.add_argument(
-        "--api-key", help=f"require this key as 'Authorization: Bearer KEY' (better: set ${settings.API_KEY_ENV})"
-    )
-    serve.add_argument("--max-upload-mb", type=float, default=settings.DEFAULT_MAX_UPLOAD_MB, help="request size limit")
-    serve.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
-    serve.add_argument("--dtype", default="auto", choices=["auto", "bfloat16", "float16", "float32"])
-    serve.add_argument(
-        "--aligner",
-        metavar="ID_OR_DIR",
-        help=f"forced aligner for word times (default: ${hub.ALIGNER_ENV} or {hub.DEFAULT_ALIGNER})",
-    )
-    serve.add_argument("-v", "--verbose", action="store_true", help="log each request (never audio, names or text)")
-
-
-def _run_serve(args: argparse.Namespace) -> int:
-    from .server.serve import serve
-    from .server.settings import API_KEY_ENV, ServerSettings
-
-    api_key = args.api_key or os.environ.get(API_KEY_ENV) or None
-    settings = ServerSettings(host=args.host, port=args.port, api_key=api_key, max_upload_mb=args.max_upload_mb)
-    model = args.model or os.environ.get(hub.MODEL_ENV) or hub.DEFAULT_MODEL
-    try:
-        aligner = args.aligner or os.environ.get(hub.ALIGNER_ENV)
-        serve(settings, model, device=args.device, dtype=args.dtype, aligner=aligner)
-    except OptionsError as e:
-        print(f"python -m asr: error: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    except ASRError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_FAILED
-    return EXIT_OK
-
-
-def _add_transcription_arguments(parser: argparse.ArgumentParser, *, files: bool = True) -> None:
-    """The model, language and output arguments that every transcribing command takes (`files`: and batching)."""
-    parser.add_argument("--model", help=f"repo id or folder (default: ${hub.MODEL_ENV} or {hub.DEFAULT_MODEL})")
-    parser.add_argument("--language", default="auto", help="auto, or a code or name: " + ", ".join(LANGUAGES))
-    parser.add_argument("--context", default="", help="names and jargon the speakers use")
-    parser.add_argument(
-        "--chinese-script", default="auto", choices=CHINESE_SCRIPTS, help="write Chinese and Cantonese in this script"
-    )
-    parser.add_argument("--format", default="txt", choices=[*writers.FORMATS, "all"])
-    parser.add_argument("--output-dir", type=Path, default=Path("."), help="where to write results; '-' for stdout")
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
-    parser.add_argument("--dtype", default="auto", choices=["auto", "bfloat16", "float16", "float32"])
-    if files:
-        parser.add_argument("--batch-size", type=int, help="chunks per model call (default: by device)")
-        parser.add_argument("--max-duration", type=float, metavar="SECONDS", help="refuse longer files (default: none)")
-    else:
-        parser.set_defaults(batch_size=None, max_duration=None)
-    parser.add_argument(
-        "--word-timestamps",
-        action="store_true",
-        help="time every word with the forced aligner (a second download: python -m asr download --model "
-        f"{hub.DEFAULT_ALIGNER}); subtitles then follow the voice",
-    )
-    parser.add_argument(
-        "--aligner",
-        metavar="ID_OR_DIR",
-        help=f"forced aligner repo id or folder (default: ${hub.ALIGNER_ENV} or {hub.DEFAULT_ALIGNER})",
-    )
-    parser.add_argument(
-        "--speakers",
-        metavar="auto|N",
-        help=f"label who speaks: auto finds the count (1 to {MAX_SPEAKERS}), N forces it (default: off)",
-    )
-    parser.add_argument("--min-speakers", type=int, metavar="N", help="with --speakers auto: at least N speakers")
-    parser.add_argument("--max-speakers", type=int, metavar="N", help="with --speakers auto: at most N speakers")
-    parser.add_argument(
-        "--speaker-names", default="", metavar="NAMES", help='names in order of first appearance, e.g. "Alice,Bob"'
-    )
-    parser.add_argument("--max-line-width", type=int, default=DEFAULT_LAYOUT.max_line_width, help="subtitle columns")
-    parser.add_argument("--max-line-count", type=int, default=DEFAULT_LAYOUT.max_line_count, help="lines per subtitle")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens (never audio or text)")
-
-
-def _options(args: argparse.Namespace) -> TranscribeOptions:
-    """Command-line strings -> validated options (raises OptionsError)."""
-    options = TranscribeOptions(
-        decode=DecodeOptions(
-            language=normalize_language(args.language), context=args.context, batch_size=args.batch_size
-        ),
-        max_duration_s=args.max_duration,
-        chinese_script=args.chinese_script,
-        speakers=_speaker_options(args),
-    )
-    options.validate()
-    return options
-
-
-def _speaker_options(args: argparse.Namespace) -> SpeakerOptions | None:
-    """--speakers and its companions -> options; None when speakers are off (raises OptionsError)."""
-    if args.speakers is None:
-        if args.min_speakers is not None or args.max_speakers is not None or args.speaker_names:
-            raise OptionsError("--min-speakers, --max-speakers and --speaker-names need --speakers (e.g. auto).")
-        return None
-    return SpeakerOptions.parse(args.speakers, args.min_speakers, args.max_speakers, args.speaker_names)
 
 
 def _output_paths(files: list[Path], output_dir: Path, formats: tuple[str, ...]) -> list[dict[str, Path]]:
@@ -234,49 +125,6 @@ def _print_notice(text: str) -> None:
     tqdm.write(f"note: {text}", file=sys.stderr)
 
 
-def _layout(args: argparse.Namespace) -> SubtitleLayout:
-    """Subtitle flags -> a validated layout (raises OptionsError)."""
-    layout = SubtitleLayout(max_line_width=args.max_line_width, max_line_count=args.max_line_count)
-    layout.validate()
-    if args.aligner and not args.word_timestamps:
-        raise OptionsError("--aligner chooses the aligner for --word-timestamps; add --word-timestamps.")
-    return layout
-
-
-def _aligner_wanted(args: argparse.Namespace) -> str | None:
-    """The forced aligner to load for --word-timestamps; None without the flag, or (with a note) when it is not
-    on this computer yet: word times are then estimated, and the transcripts say so."""
-    if not args.word_timestamps:
-        return None
-    aligner = args.aligner or os.environ.get(hub.ALIGNER_ENV) or hub.DEFAULT_ALIGNER
-    try:
-        hub.locate_model(aligner, env=hub.ALIGNER_ENV)
-    except ModelNotFoundError as e:
-        print(f"note: {e} Until then, word times are estimated from the speech found.", file=sys.stderr)
-        return None
-    return aligner
-
-
-def _load_aligner(args: argparse.Namespace, device: str):
-    """The loaded forced aligner for --word-timestamps, or None (see `_aligner_wanted`)."""
-    aligner = _aligner_wanted(args)
-    if aligner is None:
-        return None
-    from .aligner import QwenAligner
-
-    return QwenAligner.load(aligner, device=device)
-
-
-def _write_stdout(content: str | bytes) -> None:
-    """Text to stdout; DOCX bytes as they are (``--format docx --output-dir - > notes.docx``)."""
-    if isinstance(content, str):
-        sys.stdout.write(content)
-        return
-    sys.stdout.flush()  # text written before goes out first
-    sys.stdout.buffer.write(content)
-    sys.stdout.buffer.flush()
-
-
 def _report_missing(files: list[Path]) -> list[Path]:
     """The files that are not there, each reported with the decoder's own message before any model is looked
     for: a typo in a path is the quicker fix, and it should not wait behind a model download."""
@@ -292,21 +140,10 @@ def _report_missing(files: list[Path]) -> list[Path]:
     return missing
 
 
-def _load_models(args: argparse.Namespace):
-    """The engine and (for --word-timestamps) the aligner; loads torch, so only once the command line is good."""
-    from .engine import QwenEngine, show_loading_bars
-
-    show_loading_bars(args.verbose)
-    engine = QwenEngine.load(
-        args.model or os.environ.get(hub.MODEL_ENV) or hub.DEFAULT_MODEL, device=args.device, dtype=args.dtype
-    )
-    return engine, _load_aligner(args, args.device)
-
-
 def _run_transcribe(args: argparse.Namespace) -> int:
     try:
-        options = _options(args)
-        layout = _layout(args)
+        options = transcribe_options(args)
+        layout = subtitle_layout(args)
     except OptionsError as e:
         print(f"{_program()}: error: {e}", file=sys.stderr)
         return EXIT_USAGE
@@ -320,7 +157,7 @@ def _run_transcribe(args: argparse.Namespace) -> int:
         args.output_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_workdirs()  # what a crashed earlier run may have left
     try:
-        engine, aligner = _load_models(args)
+        engine, aligner = load_models(args)
     except ASRError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_FAILED
@@ -342,7 +179,7 @@ def _run_transcribe(args: argparse.Namespace) -> int:
             print(f"{file}: {note}", file=sys.stderr)
         for fmt, path in outputs.items():
             if to_stdout:
-                _write_stdout(writers.render(transcript, fmt, layout, name=file.name))
+                write_stdout(writers.render(transcript, fmt, layout, name=file.name))
             else:
                 writers.save(transcript, fmt, path, layout, name=file.name)
                 print(f"{file}: wrote {path}", file=sys.stderr)
@@ -387,7 +224,7 @@ def _batch_runner(args: argparse.Namespace, options: TranscribeOptions, model: s
 
         show_loading_bars(args.verbose)
         engine = QwenEngine.load(model, device=args.device, dtype=args.dtype)
-        return batch.LocalRunner(engine, options, _load_aligner(args, args.device))
+        return batch.LocalRunner(engine, options, load_aligner(args, args.device))
     from .cluster import RayRunner
 
     return RayRunner(
@@ -398,7 +235,7 @@ def _batch_runner(args: argparse.Namespace, options: TranscribeOptions, model: s
         workers=args.workers or 1,
         threads_per_worker=args.threads_per_worker or 1,
         gpus_per_worker=args.gpus_per_worker or 0.0,
-        aligner=_aligner_wanted(args),
+        aligner=aligner_wanted(args),
     )
 
 
@@ -416,8 +253,8 @@ def _check_batch_arguments(args: argparse.Namespace) -> None:
 def _run_batch(args: argparse.Namespace) -> int:
     try:
         _check_batch_arguments(args)
-        options = _options(args)
-        layout = _layout(args)
+        options = transcribe_options(args)
+        layout = subtitle_layout(args)
         formats = writers.FORMATS if args.format == "all" else (args.format,)
         jobs = _batch_jobs(batch.find_inputs(args.inputs), args.output_dir, formats)
     except OptionsError as e:
@@ -443,39 +280,6 @@ def _run_batch(args: argparse.Namespace) -> int:
     for line in summary.lines():
         print(line, file=sys.stderr)
     return EXIT_FAILED if summary.failed else EXIT_OK
-
-
-def _run_live(args: argparse.Namespace) -> int:
-    from .live import LiveOptions, LiveSession, terminal
-
-    try:
-        options = LiveOptions(transcribe=_options(args))
-        options.validate()
-        layout = _layout(args)
-        if args.speed <= 0:
-            raise OptionsError(f"--speed must be positive, got {args.speed}.")
-    except OptionsError as e:
-        print(f"python -m asr: error: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    formats = writers.FORMATS if args.format == "all" else (args.format,)
-    to_stdout = str(args.output_dir) == "-"
-    name = args.from_file.name if args.from_file else time.strftime("live-%Y%m%d-%H%M%S")
-    try:
-        pieces = terminal.file_pieces(args.from_file, args.speed) if args.from_file else terminal.open_microphone()
-        engine, aligner = _load_models(args)
-        session = LiveSession(engine, options=options, aligner=aligner)
-        if not args.from_file:
-            print("Listening; press Ctrl-C to stop.", file=sys.stderr)
-        transcript = terminal.run_session(session, pieces, terminal.Display(terminal.display_stream(to_stdout)))
-        output_dir = None if to_stdout else args.output_dir
-        for written in terminal.write_outputs(
-            transcript, session.events, formats, layout, name, output_dir, _write_stdout
-        ):
-            print(f"wrote {written}", file=sys.stderr)
-    except ASRError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_FAILED
-    return EXIT_OK
 
 
 def _run_info(args: argparse.Namespace) -> int:
@@ -513,10 +317,10 @@ def main(argv: list[str] | None = None) -> int:
     commands = {
         "transcribe": _run_transcribe,
         "batch": _run_batch,
-        "live": _run_live,
+        "live": run_live,
         "info": _run_info,
         "download": _run_download,
-        "serve": _run_serve,
+        "serve": run_serve,
     }
     try:
         return commands[args.command](args)

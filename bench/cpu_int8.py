@@ -56,229 +56,29 @@ ratios are printed so noise is visible. On a busy 2-core machine a step can jump
 from __future__ import annotations
 
 import argparse
-import contextlib
-import ctypes
-import gc
 import json
 import os
-import resource
 import statistics
-import subprocess
-import sys
 import time
-import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from asr.audio import SAMPLE_RATE
 from bench.checkpoints import checkpoint_folder, write_checkpoint
-from testbed.speech import SENTENCES, speak
+from bench.int8_measure import (
+    BENCH_DIR,
+    Timer,
+    first_token_logits,
+    measure_rss,
+    prompt,
+    rss_worker,
+    run_generate,
+    speech_clip,
+)
+from bench.int8_variants import ALL_VARIANTS, DEFAULT_VARIANTS, load_variant, torchao_available
 
-BENCH_DIR = Path(__file__).resolve().parent
-
-warnings.filterwarnings("ignore", message=r"(?s)torch\.ao\.quantization is deprecated")
-warnings.filterwarnings("ignore", message=r"torch\.quantize_per_tensor, torch\.quantize_per_channel")
-
-DEFAULT_VARIANTS = ("fp32", "bf16", "int8", "int8-lm")
-ALL_VARIANTS = (*DEFAULT_VARIANTS, "int8-pc", "ao-int8wo", "ao-int8dyn")
 ACCURACY_PROMPTS = 20  # 4 s windows of the speech loop, 1.5 s apart, 10 per forward pass
-
-
-def torchao_available() -> bool:
-    try:
-        import torchao.quantization  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def load_variant(folder: Path, variant: str) -> tuple[Any, float, float]:
-    """(model, load seconds, quantise seconds) for one variant."""
-    import torch
-    from transformers import Qwen3ASRForConditionalGeneration
-
-    dtype = torch.bfloat16 if variant in ("bf16", "int8-lm", "ao-int8wo") else torch.float32
-    started = time.perf_counter()
-    model = Qwen3ASRForConditionalGeneration.from_pretrained(folder, local_files_only=True, dtype=dtype).eval()
-    loaded = time.perf_counter()
-    if variant in ("int8", "int8-pc"):
-        from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
-
-        spec = {torch.nn.Linear} if variant == "int8" else {torch.nn.Linear: per_channel_dynamic_qconfig}
-        # inplace: the float32 copy is this freshly loaded model; its Linear weights are freed as replaced.
-        model = quantize_dynamic(model, spec, dtype=torch.qint8, inplace=True)
-    elif variant == "int8-lm":
-        quantize_text_decoder(model)
-    elif variant.startswith("ao-"):
-        from torchao.quantization import Int8DynamicActivationInt8WeightConfig, Int8WeightOnlyConfig, quantize_
-
-        quantize_(model, Int8WeightOnlyConfig() if variant == "ao-int8wo" else Int8DynamicActivationInt8WeightConfig())
-    else:
-        return model, loaded - started, 0.0
-    release_freed_memory()
-    return model, loaded - started, time.perf_counter() - loaded
-
-
-def quantize_text_decoder(model: Any) -> None:
-    """Per-channel int8 dynamic Linear layers in the text decoder and LM head; the audio encoder stays bf16.
-
-    One decoder layer at a time goes to fp32 and is quantised, so the whole fp32 decoder never exists at
-    once. The embeddings (tied to the LM head) and the final norm become fp32: the decoder's activations
-    must be fp32 for the quantised Linear layers. `transformers` casts the audio embeddings to the text
-    embeddings' dtype, and `model.dtype` (the first parameter's, the audio encoder's) stays bf16, so the
-    input features are cast to bf16 as before.
-    """
-    import torch
-    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
-
-    decoder = model.model.language_model
-    for layer in decoder.layers:
-        quantize_dynamic(layer.float(), {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8, inplace=True)
-        release_freed_memory()  # else glibc keeps each layer's freed fp32 weights: +60 MB a layer
-    decoder.float()  # embeddings (= the LM head's weight), final norm, rotary buffers
-    quantize_dynamic(model, {"lm_head": per_channel_dynamic_qconfig}, dtype=torch.qint8, inplace=True)
-
-
-def release_freed_memory() -> None:
-    """Give the freed fp32 weights back to the OS: glibc keeps freed blocks under 32 MB in its heap."""
-    gc.collect()
-    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to do
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-
-
-@dataclass
-class ForwardTimes:
-    """Forward passes of one `generate`: prefill (prompt) vs one-token decode steps, and the audio encoder."""
-
-    prefill_s: list[float] = field(default_factory=list)
-    steps_s: list[float] = field(default_factory=list)
-    encoder_s: float = 0.0
-
-
-class Timer:
-    def __init__(self, model: Any) -> None:
-        self.times = ForwardTimes()
-        self._started = self._encoder_started = 0.0
-        model.register_forward_pre_hook(self._start)
-        model.register_forward_hook(self._stop, with_kwargs=True)
-        model.model.audio_tower.register_forward_pre_hook(self._encoder_start)
-        model.model.audio_tower.register_forward_hook(self._encoder_stop)
-
-    def _start(self, module: Any, args: tuple) -> None:
-        self._started = time.perf_counter()
-
-    def _stop(self, module: Any, args: tuple, kwargs: dict, output: Any) -> None:
-        elapsed = time.perf_counter() - self._started
-        ids = kwargs.get("input_ids")
-        length = ids.shape[1] if ids is not None else kwargs["inputs_embeds"].shape[1]
-        (self.times.prefill_s if length > 1 else self.times.steps_s).append(elapsed)
-
-    def _encoder_start(self, module: Any, args: tuple) -> None:
-        self._encoder_started = time.perf_counter()
-
-    def _encoder_stop(self, module: Any, args: tuple, output: Any) -> None:
-        self.times.encoder_s += time.perf_counter() - self._encoder_started
-
-
-def speech_clip(seconds: float, offset_s: float = 0.0) -> np.ndarray:
-    """`seconds` of the test sentences read in a loop, starting `offset_s` in."""
-    loop = np.concatenate([speak(s) for s in SENTENCES])
-    need = round((offset_s + seconds) * SAMPLE_RATE)
-    samples = np.tile(loop, need // len(loop) + 1)
-    return samples[round(offset_s * SAMPLE_RATE) : need]
-
-
-def prompt(processor: Any, clips: list[np.ndarray]) -> Any:
-    return processor.apply_transcription_request(audio=clips, language="English")
-
-
-def run_generate(model: Any, timer: Timer, inputs: Any, tokens: int) -> tuple[float, ForwardTimes]:
-    import torch
-
-    timer.times = ForwardTimes()
-    started = time.perf_counter()
-    with torch.inference_mode():
-        model.generate(**inputs.to(dtype=model.dtype), max_new_tokens=tokens, min_new_tokens=tokens, do_sample=False)
-    return time.perf_counter() - started, timer.times
-
-
-def first_token_logits(model: Any, inputs: Any) -> np.ndarray:
-    import torch
-
-    with torch.inference_mode():
-        out = model(**inputs.to(dtype=model.dtype), logits_to_keep=1)
-    return out.logits[:, -1].float().numpy()
-
-
-# ----------------------------------------------------------------------------------------------
-# Peak RSS: one fresh process per variant
-
-
-def _status_kb(key: str) -> int:
-    with open("/proc/self/status") as status:
-        return next(int(line.split()[1]) for line in status if line.startswith(key + ":"))
-
-
-def rss_worker(args: argparse.Namespace) -> None:
-    import torch
-    from transformers import AutoProcessor
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    processor = AutoProcessor.from_pretrained(args.checkpoint, local_files_only=True)
-    clips = [speech_clip(args.rss_seconds, offset_s=3.0 * i) for i in range(args.rss_rows)]
-    inputs = prompt(processor, clips)
-    model, load_s, quant_s = load_variant(args.checkpoint, args.rss_worker)
-    loaded_kb, load_peak_kb = _status_kb("VmRSS"), _status_kb("VmHWM")
-    anon_kb, file_kb = _status_kb("RssAnon"), _status_kb("RssFile")
-    with open("/proc/self/clear_refs", "w") as refs:  # resets VmHWM to the current RSS (Linux >= 4.0)
-        refs.write("5")
-    started = time.perf_counter()
-    with torch.inference_mode():
-        model.generate(**inputs.to(dtype=model.dtype), max_new_tokens=4, min_new_tokens=4, do_sample=False)
-    result = {
-        "variant": args.rss_worker,
-        "load_s": load_s,
-        "quant_s": quant_s,
-        "rss_loaded_gb": loaded_kb / 1e6,
-        "rss_loaded_anon_gb": anon_kb / 1e6,  # private memory
-        "rss_loaded_file_gb": file_kb / 1e6,  # mapped checkpoint pages: shared, the kernel can drop them
-        "rss_after_anon_gb": _status_kb("RssAnon") / 1e6,
-        "rss_after_file_gb": _status_kb("RssFile") / 1e6,
-        "peak_load_gb": load_peak_kb / 1e6,
-        "peak_infer_gb": _status_kb("VmHWM") / 1e6,
-        "ru_maxrss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6,
-        "infer_s": time.perf_counter() - started,
-    }
-    print(json.dumps(result), flush=True)
-
-
-def measure_rss(args: argparse.Namespace, variant: str) -> dict[str, Any]:
-    command = [
-        sys.executable,
-        "-m",
-        "bench.cpu_int8",
-        "--rss-worker",
-        variant,
-        "--checkpoint",
-        str(args.checkpoint),
-    ]
-    command += ["--rss-rows", str(args.rss_rows), "--rss-seconds", str(args.rss_seconds)]
-    if args.threads:
-        command += ["--threads", str(args.threads)]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error", "TOKENIZERS_PARALLELISM": "false"}
-    done = subprocess.run(command, cwd=BENCH_DIR.parent, env=env, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        sys.stderr.write(done.stdout[-3000:] + done.stderr[-3000:])
-        raise SystemExit(f"RSS worker {variant} failed with exit code {done.returncode}")
-    return json.loads([line for line in done.stdout.splitlines() if line.startswith("{")][-1])
-
-
-# ----------------------------------------------------------------------------------------------
-# Main
 
 
 def _ratio(reference: float, value: float) -> str:

@@ -141,19 +141,34 @@ def test_a_set_stop_ends_generation_at_the_next_step(engine, golden_clip):
     stop.set()
     (cut,) = engine.transcribe_chunks([golden_clip], language="English", context="", max_new_tokens=[200], stop=stop)
     (full,) = engine.transcribe_chunks([golden_clip], language="English", context="", max_new_tokens=[200])
-    assert full.num_tokens == 200 and cut.num_tokens <= 1  # random weights never end by themselves
+    # The prefill picks the first token before the stop is first looked at; random weights never end by themselves.
+    assert (cut.num_tokens, cut.finished) == (1, False)
+    assert (full.num_tokens, full.finished) == (200, False)
 
 
 def test_an_engine_on_the_cpu_has_nothing_to_fall_back_to(engine):
     assert engine.fall_back_to_cpu() is None and engine.info.device == "cpu"
 
 
-def test_context_reaches_the_prompt(engine, golden_clip):
+def test_context_reaches_the_prompt(engine, golden_clip, monkeypatch):
+    """The context is the prompt's system turn and its only difference; a spy (not a stand-in) reads the prompt."""
+    processor = engine._processor
+    build = processor.apply_transcription_request
+    prompts: list[str] = []
+
+    def spy(*args, **kwargs):
+        inputs = build(*args, **kwargs)
+        prompts.append(processor.tokenizer.decode(inputs["input_ids"][0]))
+        return inputs
+
+    monkeypatch.setattr(processor, "apply_transcription_request", spy)
+    context = "Stella, Tuesday, budget"
     plain = engine.transcribe_chunks([golden_clip], language="English", context="", max_new_tokens=[16])
-    hinted = engine.transcribe_chunks(
-        [golden_clip], language="English", context="Stella, Tuesday, budget", max_new_tokens=[16]
-    )
-    assert plain[0].text != hinted[0].text
+    hinted = engine.transcribe_chunks([golden_clip], language="English", context=context, max_new_tokens=[16])
+    plain_prompt, hinted_prompt = prompts
+    assert hinted_prompt.startswith(f"<|im_start|>system\n{context}<|im_end|>\n")
+    assert hinted_prompt.replace(context, "", 1) == plain_prompt
+    assert plain[0].text != hinted[0].text  # and the model reads it
 
 
 @pytest.mark.parametrize(
