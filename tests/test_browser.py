@@ -279,7 +279,8 @@ def test_two_sessions_at_once_each_get_their_own_transcript(app_server, open_pag
         for text in first.get_by_test_id("stProgress").all_inner_texts():
             processed |= set(PROCESSED.findall(text))
         time.sleep(0.2)
-    assert len(processed) >= 3, f"the first tab's progress stood still while the second waited: {processed}"
+    # At least two values: it moved. More depend on the machine's speed (a quiet one finishes the file in a few polls).
+    assert len(processed) >= 2, f"the first tab's progress stood still while the second waited: {processed}"
     for name, page in pages.items():
         expect_result(page, name, timeout_ms=4 * TRANSCRIBE_TIMEOUT_MS)  # the second waits for the first
     assert QUEUED not in first.evaluate("window.__alertTexts")
