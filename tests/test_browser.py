@@ -115,14 +115,19 @@ def test_upload_transcribe_and_download_srt(app_server, open_page, interview_mp3
     wait_for_script(page)
     screenshot(page, "02-file-added")
 
+    clicked = time.monotonic()
     transcribe(page)
     progress = page.get_by_test_id("stProgress")
     expect(progress).to_be_visible()
     expect(page.get_by_role("button", name="Cancel")).to_be_visible()
     screenshot(page, "03-progress", full_page=False)
     expect_result(page, "interview.mp3")
+    took_s = time.monotonic() - clicked
     texts = page.evaluate("window.__progressTexts")  # every text the bar showed, however briefly
-    assert any(re.fullmatch(r"interview\.mp3 · Processed \d:\d\d / \d:\d\d.*", text) for text in texts), texts
+    # The page promises a progress line at least every 2 s: a run of more than 3 s must have shown one. A quick
+    # machine finishes this file between two polls, straight from "Reading the audio…" to the result.
+    if took_s > 3:
+        assert any(re.fullmatch(r"interview\.mp3 · Processed \d:\d\d / \d:\d\d.*", t) for t in texts), (took_s, texts)
     expect(page.get_by_test_id("stCaptionContainer").filter(has_text="Language:")).to_be_visible()
     wait_for_script(page)
     screenshot(page, "04-result")
@@ -274,13 +279,17 @@ def test_two_sessions_at_once_each_get_their_own_transcript(app_server, open_pag
     waiting = second.get_by_test_id("stAlert").filter(has_text=QUEUED)
     expect(waiting).to_be_visible()  # it says that it waits, while the first one runs
     # The first one's progress keeps moving while the second waits (a waiting tab does not hold it back).
-    processed, deadline = set(), time.monotonic() + 4 * TRANSCRIBE_TIMEOUT_MS / 1000
+    processed, waited_from = set(), time.monotonic()
+    deadline = waited_from + 4 * TRANSCRIBE_TIMEOUT_MS / 1000
     while waiting.count() and time.monotonic() < deadline:
         for text in first.get_by_test_id("stProgress").all_inner_texts():
             processed |= set(PROCESSED.findall(text))
         time.sleep(0.2)
-    # At least two values: it moved. More depend on the machine's speed (a quiet one finishes the file in a few polls).
-    assert len(processed) >= 2, f"the first tab's progress stood still while the second waited: {processed}"
+    waited_s = time.monotonic() - waited_from
+    # Progress moves at least every 2 s, so a wait of over 4 s saw at least two values. How long it waits depends
+    # on the machine's speed: a quiet one finishes the first file in a few polls.
+    if waited_s > 4:
+        assert len(processed) >= 2, f"the first tab's progress stood still for {waited_s:.0f} s: {processed}"
     for name, page in pages.items():
         expect_result(page, name, timeout_ms=4 * TRANSCRIBE_TIMEOUT_MS)  # the second waits for the first
     assert QUEUED not in first.evaluate("window.__alertTexts")
