@@ -28,11 +28,24 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def resolve_dtype(dtype: str, device: str) -> torch.dtype:
-    """bf16 on CUDA where supported (else fp16), fp16 on Apple MPS, and bf16 on CPU.
+def cpu_has_fast_bfloat16() -> bool:
+    """Whether oneDNN has native bfloat16 kernels on this CPU (AVX-512 or AMX).
 
-    On CPU, bf16 decoded the full-size 0.6B model faster than fp32 in our benchmark
-    (docs/performance.md), with the same greedy output on our golden clip.
+    Without them (AVX2-only CPUs: many laptops and AMD EPYC cloud machines) bfloat16 is emulated, and the
+    audio encoder ran 7x slower than in float32 (docs/performance.md).
+    """
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a torch built without oneDNN
+        return False
+
+
+def resolve_dtype(dtype: str, device: str) -> torch.dtype:
+    """bf16 on CUDA where supported (else fp16), fp16 on Apple MPS; on CPU bf16 where the CPU computes it
+    natively, else fp32.
+
+    On a CPU with AVX-512, bf16 decoded the full-size 0.6B model 1.78x faster than fp32 with the same greedy
+    output on our golden clip; on an AVX2-only CPU it was several times slower (docs/performance.md).
     """
     if dtype != "auto":
         if dtype not in DTYPES:
@@ -43,7 +56,7 @@ def resolve_dtype(dtype: str, device: str) -> torch.dtype:
         return torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else torch.float16
     if device == "mps":
         return torch.float16
-    return torch.bfloat16
+    return torch.bfloat16 if cpu_has_fast_bfloat16() else torch.float32
 
 
 def check_placement(device_map: dict[str, int | str] | None, model: str) -> None:

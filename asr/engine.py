@@ -208,13 +208,14 @@ class QwenEngine:
             previous = self.info.device
             self._graphs = None  # their caches and buffers hold GPU memory
             try:
-                self._model = self._model.to("cpu", dtype=torch.bfloat16)
+                cpu_dtype = resolve_dtype("auto", "cpu")
+                self._model = self._model.to("cpu", dtype=cpu_dtype)
             except (RuntimeError, ValueError) as e:  # e.g. a model split over several devices by device_map
                 logger.warning("Could not move the model to the CPU: %s", e)
                 return None
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
-            self.info = replace(self.info, device="cpu", dtype="bfloat16")
+            self.info = replace(self.info, device="cpu", dtype=str(cpu_dtype).removeprefix("torch."))
         logger.warning("Out of %s memory on a single chunk: the model now runs on the CPU", previous)
         return (
             f"The {previous} ran out of memory even for one chunk, so the model moved to the CPU: the "

@@ -19,6 +19,7 @@ from transformers import AutoModelForTokenClassification, AutoProcessor
 
 import asr
 from asr import cli
+from asr.device import resolve_dtype
 from asr.errors import AlignmentError
 from asr.results import SegmentFlag
 from asr.segment import chunk_waveform, collect_chunks
@@ -32,7 +33,8 @@ ONE_CHUNK = asr.TranscribeOptions(first_chunk_s=24.0, decode=asr.DecodeOptions(l
 def plain_alignment(folder, waves, texts, languages):
     """The documented transformers usage: prepare inputs, one forward pass, decode the timestamps."""
     processor = AutoProcessor.from_pretrained(folder, local_files_only=True)
-    model = AutoModelForTokenClassification.from_pretrained(folder, local_files_only=True, dtype=torch.bfloat16)
+    dtype = resolve_dtype("auto", "cpu")  # the aligner's own choice on this CPU
+    model = AutoModelForTokenClassification.from_pretrained(folder, local_files_only=True, dtype=dtype)
     inputs, word_lists = processor.prepare_forced_aligner_inputs(audio=waves, transcript=texts, language=languages)
     inputs = inputs.to(model.device, dtype=model.dtype)
     with torch.inference_mode():
