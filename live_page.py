@@ -14,7 +14,6 @@ a client that disconnects ends its session and frees the model at once. The audi
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import json
 import logging
 import secrets
@@ -22,7 +21,6 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import numpy as np
 import streamlit as st
@@ -37,7 +35,6 @@ logger = logging.getLogger(__name__)
 PATH = "/live/ws"
 _POLL_S = 0.1  # how often new drafts and finals are sent to the page
 _MAX_MESSAGE_BYTES = 4 * 192_000  # one second of float32 at 192 kHz: more than any microphone sends at a time
-_LOOPBACK_NAMES = {"localhost"}
 
 
 @dataclass
@@ -54,25 +51,12 @@ _tickets: dict[str, _Ticket] = {}
 _tickets_lock = threading.Lock()
 
 
-def _is_loopback(host: str | None) -> bool:
-    if not host:
-        return False
-    if host in _LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 def refusal(headers: dict[str, str], client_host: str | None) -> str | None:
     """Why a WebSocket handshake is refused (None: accepted): only the page itself, on this computer, may connect."""
     host_header = headers.get("host", "")
-    host = urlsplit(f"//{host_header}").hostname
-    if not (_is_loopback(client_host) and _is_loopback(host)):
+    if not (asr.is_loopback(client_host) and asr.is_loopback(asr.host_name(host_header))):
         return "live dictation works only on this computer (open the page on localhost)"
-    origin = urlsplit(headers.get("origin", ""))
-    if origin.scheme not in ("http", "https") or origin.netloc != host_header:
+    if not asr.is_own_origin(headers.get("origin", ""), host_header):
         return "live dictation accepts only the page's own connections"
     return None
 

@@ -44,6 +44,7 @@ from .hub import (
 )
 from .jobs import DownloadJob, DownloadSnapshot, FileResult, JobInput, JobSnapshot, JobStatus, TranscriptionJob
 from .live import LiveEvent, LiveEventType, LiveOptions, LiveSession, LiveSessionBusy
+from .loopback import host_name, is_loopback, is_own_origin
 from .options import (
     LANGUAGES,
     MAX_SPEAKERS,
@@ -142,6 +143,9 @@ __all__ = [
     "download_model",
     "format_clock",
     "format_size",
+    "host_name",
+    "is_loopback",
+    "is_own_origin",
     "is_repo_id",
     "leftover_workdirs",
     "load_speaker_model",

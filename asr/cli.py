@@ -26,10 +26,14 @@ from .cli_common import (
     EXIT_USAGE,
     add_transcription_arguments,
     aligner_wanted,
+    chosen_formats,
+    command_failed,
     load_aligner,
     load_models,
+    program,
     subtitle_layout,
     transcribe_options,
+    usage_error,
     write_stdout,
 )
 from .cli_live import add_live_parser, run_live
@@ -48,13 +52,8 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def _program() -> str:
-    """How the user started us, for usage lines and errors: the `asr` command, or `python -m asr`."""
-    return "asr" if Path(sys.argv[0]).stem == "asr" else "python -m asr"
-
-
 def _build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog=_program(), description="Private, local speech-to-text with Qwen3-ASR.")
+    parser = _Parser(prog=program(), description="Private, local speech-to-text with Qwen3-ASR.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = commands.add_parser("transcribe", help="transcribe audio or video files")
@@ -145,9 +144,8 @@ def _run_transcribe(args: argparse.Namespace) -> int:
         options = transcribe_options(args)
         layout = subtitle_layout(args)
     except OptionsError as e:
-        print(f"{_program()}: error: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    formats = writers.FORMATS if args.format == "all" else (args.format,)
+        return usage_error(e)
+    formats = chosen_formats(args)
     to_stdout = str(args.output_dir) == "-"
     missing = _report_missing(args.files)
     files = [file for file in args.files if file not in missing]
@@ -159,8 +157,7 @@ def _run_transcribe(args: argparse.Namespace) -> int:
     try:
         engine, aligner = load_models(args)
     except ASRError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_FAILED
+        return command_failed(e)
     failed = len(missing)
     for file, outputs in zip(files, _output_paths(files, args.output_dir, formats), strict=True):
         bar, update = _progress_bar(file)
@@ -255,11 +252,10 @@ def _run_batch(args: argparse.Namespace) -> int:
         _check_batch_arguments(args)
         options = transcribe_options(args)
         layout = subtitle_layout(args)
-        formats = writers.FORMATS if args.format == "all" else (args.format,)
+        formats = chosen_formats(args)
         jobs = _batch_jobs(batch.find_inputs(args.inputs), args.output_dir, formats)
     except OptionsError as e:
-        print(f"{_program()}: error: {e}", file=sys.stderr)
-        return EXIT_USAGE
+        return usage_error(e)
     args.output_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_workdirs()
     model = args.model or os.environ.get(hub.MODEL_ENV) or hub.DEFAULT_MODEL
@@ -275,8 +271,7 @@ def _run_batch(args: argparse.Namespace) -> int:
             runner = _batch_runner(args, options, model)
             summary = batch.run_batch(jobs, runner, batch.Manifest(args.output_dir), update, layout)
     except ASRError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_FAILED
+        return command_failed(e)
     for line in summary.lines():
         print(line, file=sys.stderr)
     return EXIT_FAILED if summary.failed else EXIT_OK
@@ -299,8 +294,7 @@ def _run_download(args: argparse.Namespace) -> int:
     try:
         folder = hub.download_model(args.model, endpoint=args.endpoint)
     except ASRError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_FAILED
+        return command_failed(e)
     print(f"{args.model} is ready in {folder}", file=sys.stderr)
     return EXIT_OK
 

@@ -1,5 +1,6 @@
 """What the transcribing commands (transcribe, batch, live) share: their arguments, the options and layout
-those become, loading the models, writing to stdout; and the exit codes of every command."""
+those become, loading the models, writing to stdout; and what every command shares: the program's name, the
+one-line error messages and the exit codes."""
 
 from __future__ import annotations
 
@@ -22,6 +23,23 @@ from .options import (
 from .writers import DEFAULT_LAYOUT, SubtitleLayout
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def program() -> str:
+    """How the user started us, for usage lines and errors: the `asr` command, or `python -m asr`."""
+    return "asr" if Path(sys.argv[0]).stem == "asr" else "python -m asr"
+
+
+def usage_error(error: Exception) -> int:
+    """A bad command line's one-line message, worded as argparse words its own; returns the exit code."""
+    print(f"{program()}: error: {error}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def command_failed(error: Exception) -> int:
+    """What stopped a command (the model, the microphone, the cluster...) in one line; returns the exit code."""
+    print(f"error: {error}", file=sys.stderr)
+    return EXIT_FAILED
 
 
 def add_transcription_arguments(parser: argparse.ArgumentParser, *, files: bool = True) -> None:
@@ -65,6 +83,11 @@ def add_transcription_arguments(parser: argparse.ArgumentParser, *, files: bool 
     parser.add_argument("--max-line-width", type=int, default=DEFAULT_LAYOUT.max_line_width, help="subtitle columns")
     parser.add_argument("--max-line-count", type=int, default=DEFAULT_LAYOUT.max_line_count, help="lines per subtitle")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens (never audio or text)")
+
+
+def chosen_formats(args: argparse.Namespace) -> tuple[str, ...]:
+    """--format: one format, or every one for "all"."""
+    return writers.FORMATS if args.format == "all" else (args.format,)
 
 
 def transcribe_options(args: argparse.Namespace) -> TranscribeOptions:

@@ -7,15 +7,15 @@ import sys
 import time
 from pathlib import Path
 
-from . import writers
 from .cli_common import (
-    EXIT_FAILED,
     EXIT_OK,
-    EXIT_USAGE,
     add_transcription_arguments,
+    chosen_formats,
+    command_failed,
     load_models,
     subtitle_layout,
     transcribe_options,
+    usage_error,
     write_stdout,
 )
 from .errors import ASRError, OptionsError
@@ -40,9 +40,8 @@ def run_live(args: argparse.Namespace) -> int:
         if args.speed <= 0:
             raise OptionsError(f"--speed must be positive, got {args.speed}.")
     except OptionsError as e:
-        print(f"python -m asr: error: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    formats = writers.FORMATS if args.format == "all" else (args.format,)
+        return usage_error(e)
+    formats = chosen_formats(args)
     to_stdout = str(args.output_dir) == "-"
     name = args.from_file.name if args.from_file else time.strftime("live-%Y%m%d-%H%M%S")
     try:
@@ -58,6 +57,5 @@ def run_live(args: argparse.Namespace) -> int:
         ):
             print(f"wrote {written}", file=sys.stderr)
     except ASRError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_FAILED
+        return command_failed(e)
     return EXIT_OK

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 
 from . import hub
-from .cli_common import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from .cli_common import EXIT_OK, command_failed, usage_error
 from .errors import ASRError, OptionsError
 
 
@@ -47,9 +46,7 @@ def run_serve(args: argparse.Namespace) -> int:
         aligner = args.aligner or os.environ.get(hub.ALIGNER_ENV)
         serve(settings, model, device=args.device, dtype=args.dtype, aligner=aligner)
     except OptionsError as e:
-        print(f"python -m asr: error: {e}", file=sys.stderr)
-        return EXIT_USAGE
+        return usage_error(e)
     except ASRError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_FAILED
+        return command_failed(e)
     return EXIT_OK

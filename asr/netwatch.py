@@ -19,6 +19,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from .loopback import is_loopback
+
 _lock = threading.Lock()
 _installed = False
 _downloads_running = 0
@@ -57,13 +59,7 @@ def _leaves_machine(address: object) -> bool:
     """True for an internet address; False for loopback, Unix sockets and other local endpoints."""
     if not isinstance(address, tuple) or not address or not isinstance(address[0], str):
         return False  # Unix socket path, or an address family without a host
-    host = address[0].split("%", 1)[0]
-    if host == "localhost":
-        return False
-    try:
-        return not ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return True  # a host name: resolving and reaching it is network use
+    return not is_loopback(address[0].split("%", 1)[0])  # a host name other than localhost is network use
 
 
 def _asks_the_network(host: object) -> bool:

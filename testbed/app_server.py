@@ -63,13 +63,18 @@ class AppServer:
 
 
 @contextmanager
-def serve_app(folder: Path, **env_changes: str) -> Iterator[AppServer]:
+def serve_app(folder: Path, *, streamlit: str = "streamlit", **env_changes: str) -> Iterator[AppServer]:
     """Start the app with `env_changes` added to a scrubbed environment; stop it on exit and check what it left.
 
     `folder` gets the server's output (server.log) and its own temp folder (TMPDIR), so the privacy panel's
     count of leftover temporary audio sees only this server's folders, not those of other servers beside it.
+    `streamlit` is the module the launcher's command runs with ``python -m``: Streamlit itself, or for the
+    README's screenshots `testbed.scripted_streamlit`, which runs it with the scripted engine.
     """
     port = start.find_free_port()
+    command = start.server_command(Path(sys.executable), port)
+    assert command[1:3] == ["-m", "streamlit"], command
+    command[2] = streamlit
     log, temp = folder / "server.log", folder / "tmp"
     temp.mkdir(parents=True, exist_ok=True)
     env = {key: value for key, value in os.environ.items() if key not in SCRUBBED_ENV}
@@ -83,7 +88,7 @@ def serve_app(folder: Path, **env_changes: str) -> Iterator[AppServer]:
     )
     with log.open("w", encoding="utf-8") as sink:
         process = subprocess.Popen(
-            start.server_command(Path(sys.executable), port),
+            command,
             cwd=ROOT,
             env=env,
             stdin=subprocess.DEVNULL,

@@ -2,13 +2,15 @@
 
 The tiny random checkpoint that the tests use writes mojibake, and the real model cannot be downloaded here, so
 the screenshots would show nonsense as the transcript. `ScriptedEngine` wraps the real engine on the tiny
-checkpoint (it runs, so progress and timings are real) and replaces each chunk's text with the sentences of the
-known script (`testbed.speech.SENTENCES`) that the espeak-ng speech says: a chunk gets, in order, the sentences
-whose loudness envelopes match its own.
+checkpoint (it runs, so progress and timings are real) and replaces each chunk's text with the lines of the
+known script that the espeak-ng speech says (`script`: the sentences of `testbed.speech`, and the lines of the
+two-voice conversation `CONVERSATION`): a chunk gets, in order, the lines whose loudness envelopes match its own.
 
-`install()` patches the engine and aligner loaders in this process only: the repo ids the page offers load the
-tiny checkpoints named by `TINY_MODEL_ENV` and `TINY_ALIGNER_ENV`, and keep the repo id as their name; the
-aligner's word times are spread over the speech (`ScriptedAligner`), as its random weights time words anywhere.
+`install()` patches the page's loaders in this process only: the repo ids the page offers load the tiny
+checkpoints named by `TINY_MODEL_ENV` and `TINY_ALIGNER_ENV` (when set), and keep the repo id as their name;
+the aligner's word times are spread over the speech (`ScriptedAligner`), as its random weights time words
+anywhere. The page names the default hub as a user sees it (https://huggingface.co), while downloads go where
+HF_ENDPOINT says: the screenshots' local mirror.
 """
 
 from __future__ import annotations
@@ -27,11 +29,14 @@ import asr
 from asr.audio import SAMPLE_RATE
 from asr.generation import EngineProgress
 from asr.results import AlignedToken, ChunkText
+from testbed.conversations import conversation
 from testbed.speech import SENTENCES, speak
 
 TINY_MODEL_ENV = "SCRIPTED_TINY_MODEL"  # folder of the tiny Qwen3-ASR checkpoint the stand-in runs
 TINY_ALIGNER_ENV = "SCRIPTED_TINY_ALIGNER"  # folder of the tiny forced aligner
 LANGUAGE = "English"  # the language of the script
+CONVERSATION = "short_two"  # `testbed.conversations`' two-speaker file, whose lines the script holds too
+HUB = "https://huggingface.co"  # the default hub, as the page names it for a user
 FRAME = SAMPLE_RATE // 100  # 10 ms
 QUIET = 0.01  # RMS below this is a pause between words or sentences
 TAIL_FRAMES = 10  # a sentence heard may end a frame or so later than its envelope (frames fall elsewhere)
@@ -39,9 +44,12 @@ MIN_SPEECH_FRAMES = 20  # less loud audio than 0.2 s left in a chunk is no furth
 
 
 @functools.cache
-def sentence_envelopes() -> tuple[np.ndarray, ...]:
-    """The loudness envelope of each sentence of the script as espeak-ng says it, without its edges' silence."""
-    return tuple(_trimmed(envelope(speak(sentence))) for sentence in SENTENCES)
+def script() -> tuple[tuple[str, np.ndarray], ...]:
+    """Each line of the script with its loudness envelope as espeak-ng says it (without its edges' silence): the
+    sentences in espeak-ng's default voice, and the conversation's lines in their own voices."""
+    said = [(sentence, speak(sentence)) for sentence in SENTENCES]
+    said += [(line.text, speak(line.text, line.voice)) for line in conversation(CONVERSATION).lines]
+    return tuple((text, _trimmed(envelope(samples))) for text, samples in said)
 
 
 def envelope(samples: np.ndarray) -> np.ndarray:
@@ -64,18 +72,18 @@ def _likeness(sentence: np.ndarray, heard: np.ndarray) -> float:
 
 
 def script_for(chunk: np.ndarray) -> str:
-    """The sentences of the script that `chunk` says, in order: each is the one whose envelope is most like the
-    chunk's from the next onset of speech on (the chunks are cut from espeak-ng speech of these sentences)."""
-    levels, sentences = envelope(chunk), sentence_envelopes()
+    """The lines of the script that `chunk` says, in order: each is the one whose envelope is most like the
+    chunk's from the next onset of speech on (the chunks are cut from espeak-ng speech of these lines)."""
+    levels, lines = envelope(chunk), script()
     said, position = [], 0
     while True:
         loud = np.flatnonzero(levels[position:] > QUIET)
         if len(loud) < MIN_SPEECH_FRAMES:
             break
         onset = position + int(loud[0])
-        best = max(range(len(SENTENCES)), key=lambda i: _likeness(sentences[i], levels[onset:]))
-        said.append(SENTENCES[best])
-        position = onset + len(sentences[best]) + TAIL_FRAMES
+        text, line = max(lines, key=lambda candidate: _likeness(candidate[1], levels[onset:]))
+        said.append(text)
+        position = onset + len(line) + TAIL_FRAMES
     return " ".join(said) or SENTENCES[0]
 
 
@@ -141,8 +149,10 @@ def _spread(words: list[str], levels: np.ndarray) -> list[AlignedToken]:
 
 
 def install() -> None:
-    """Make the page's loaders load the tiny checkpoints under the repo ids, the engine scripted (this process only)."""
-    folders = {asr.DEFAULT_MODEL: os.environ[TINY_MODEL_ENV], asr.DEFAULT_ALIGNER: os.environ[TINY_ALIGNER_ENV]}
+    """Make the page's loaders load the tiny checkpoints under the repo ids, the engine scripted, and name the
+    default hub as a user sees it (this process only)."""
+    env = {asr.DEFAULT_MODEL: TINY_MODEL_ENV, asr.DEFAULT_ALIGNER: TINY_ALIGNER_ENV}
+    folders = {repo: os.environ[name] for repo, name in env.items() if name in os.environ}
     load_engine, load_aligner = asr.QwenEngine.load, asr.QwenAligner.load
 
     def scripted_engine(model: str, **options: Any) -> ScriptedEngine:
@@ -158,3 +168,4 @@ def install() -> None:
 
     setattr(asr.QwenEngine, "load", staticmethod(scripted_engine))  # noqa: B010 (a method patched for this process)
     setattr(asr.QwenAligner, "load", staticmethod(scripted_aligner))  # noqa: B010
+    setattr(asr, "default_endpoint", lambda: HUB)  # noqa: B010 (the page's label; asr.hub still reads HF_ENDPOINT)

@@ -1,18 +1,18 @@
-"""``python -m testbed.scripted_streamlit run app.py ...``: `python -m streamlit` with the scripted engine installed.
+"""``python -m testbed.scripted_streamlit run app.py ...``: `python -m streamlit`, with the scripted engine installed.
 
-Used only by `testbed.screenshots`: Streamlit runs the page's script in this same process, so the loaders that
-`testbed.scripted_engine.install` patches are the ones app.py calls; app.py itself is unchanged. Streamlit is
-run as a program (`runpy`), as the launcher's command runs it, not imported as a library.
+Used only by `testbed.screenshots`, which starts it as its own process in place of the launcher's
+``python -m streamlit``. Streamlit runs the page's script in the process that runs its command line, so the
+loaders that `testbed.scripted_engine.install` patches are the ones app.py calls; app.py itself is unchanged.
+This is the one module of `testbed` that imports streamlit, and only its command line: pyproject.toml's
+contract names it as the exception.
 """
 
 from __future__ import annotations
 
-import runpy
-import sys
+from streamlit.web.cli import main as streamlit_main
 
 from testbed import scripted_engine
 
 if __name__ == "__main__":
     scripted_engine.install()
-    sys.argv = ["streamlit", *sys.argv[1:]]
-    runpy.run_module("streamlit", run_name="__main__", alter_sys=True)
+    streamlit_main(prog_name="streamlit")  # as `python -m streamlit` calls it

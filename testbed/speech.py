@@ -12,6 +12,7 @@ import subprocess
 
 import av
 import numpy as np
+import soundfile as sf
 
 from asr.audio import SAMPLE_RATE
 
@@ -68,3 +69,15 @@ def speech_with_pauses(sentences: tuple[str, ...], pauses_s: tuple[float, ...], 
             position += len(parts[-1])
     parts.append(silence(lead_s))
     return np.concatenate(parts), spans
+
+
+def as_file(samples: np.ndarray, format: str) -> bytes:
+    """`samples` as the bytes of an audio file in one of libsndfile's formats ("WAV", "MP3", "FLAC", ...)."""
+    buffer = io.BytesIO()
+    sf.write(buffer, samples, SAMPLE_RATE, format=format)
+    return buffer.getvalue()
+
+
+def interview_mp3() -> bytes:
+    """About 15 s of speech (three sentences, two 1 s pauses) as an MP3: long enough to see a run's progress."""
+    return as_file(speech_with_pauses(SENTENCES[:3], (1.0, 1.0))[0], "MP3")

@@ -4,7 +4,7 @@ What AppTest cannot show: uploads through the browser's file chooser, recording 
 the download of an SRT file and of the "Download all" zip, the model download panel against a local hub mirror,
 two sessions sharing the model, a closed tab whose run the server stops, and that no page ever shows a Python
 traceback (checked on every page by the `open_page` fixture, and in every server's output).
-Fixtures: tests/browser_fixtures.py. Set UPDATE_SCREENSHOTS=1 to refresh docs/screenshots/.
+Fixtures: tests/browser_fixtures.py; the steps on the page: testbed/browser.py.
 """
 
 from __future__ import annotations
@@ -20,15 +20,26 @@ import zipfile
 from pathlib import Path
 
 import docx
-from browser_fixtures import ROOT, AppServer, HeldHubMirror, assert_no_traceback, serve_app, wait_for_script
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import expect
 
 import asr
 from asr.jobs import ABANDONED_AFTER_S
 from asr.tempfiles import PREFIX as TEMP_PREFIX
+from testbed.app_server import ROOT, AppServer, serve_app
+from testbed.browser import (
+    TRANSCRIBE_TIMEOUT_MS,
+    add_file,
+    assert_no_traceback,
+    choose,
+    download,
+    expect_result,
+    input_title,
+    transcribe,
+    wait_for_script,
+)
+from testbed.hub_mirror import HeldHubMirror
 
 REPO = "Qwen/Qwen3-ASR-0.6B-hf"
-TRANSCRIBE_TIMEOUT_MS = 60_000
 # The facts line of the 15 s MP3 made by the `interview_mp3` fixture, e.g. "0:15 · 16 kHz · mono · MP3 · 88 kB".
 INTERVIEW_FACTS = re.compile(r"^0:1\d · 16 kHz · mono · MP3 · \d+ kB$")
 PROCESSED = re.compile(r"Processed (\d+:\d\d) /")  # the progress line's audio done so far
@@ -36,47 +47,6 @@ QUEUED = (
     "Waiting for another transcription to finish: the model is shared, so this one starts by itself as soon as the "
     "other is done."
 )
-
-
-def add_file(page: Page, name: str, mime_type: str, data: bytes) -> None:
-    """Add one file through the uploader's button and the browser's file chooser, as a user does."""
-    dropzone = page.get_by_test_id("stFileUploaderDropzone")
-    # The button reads "Upload" while the uploader is empty, then "+" ("Add files").
-    button = dropzone.get_by_role("button", name=re.compile(r"^(Upload|Add files)$"))
-    with page.expect_file_chooser() as chooser:
-        button.click()
-    chooser.value.set_files({"name": name, "mimeType": mime_type, "buffer": data})
-    expect(dropzone.get_by_test_id("stFileChipName").filter(has_text=name)).to_be_visible()
-
-
-def input_title(page: Page, name: str) -> Locator:
-    """The bold name above an input's player (not the chip in the uploader, not a result's heading)."""
-    return page.get_by_test_id("stMain").locator("strong").filter(has_text=re.compile(f"^{re.escape(name)}$"))
-
-
-def transcribe(page: Page) -> None:
-    button = page.get_by_role("button", name=re.compile(r"^Transcribe( again)?$"))
-    expect(button).to_be_enabled()
-    button.click()
-
-
-def expect_result(page: Page, name: str, timeout_ms: int = TRANSCRIBE_TIMEOUT_MS) -> None:
-    """A finished result: its heading, the segment table, the copy block and the five downloads."""
-    expect(page.get_by_role("heading", name=name, exact=True)).to_be_visible(timeout=timeout_ms)
-    # Until a run ends, Streamlit keeps the previous run's elements whose place moved (shown faded, "stale").
-    wait_for_script(page)
-    expect(page.get_by_test_id("stDataFrame")).to_be_visible()
-    expect(page.get_by_test_id("stCode")).to_be_visible()
-    expect(page.get_by_test_id("stDownloadButton")).to_have_count(5)
-    expect(page.get_by_role("button", name="Cancel")).to_have_count(0)  # the job panel is gone
-
-
-def download(page: Page, fmt: str) -> tuple[str, str]:
-    """Click a result's download button for `fmt`; returns the file name the browser was given, and the text."""
-    with page.expect_download() as download_info:
-        page.get_by_role("button", name=fmt.upper()).click()
-    file = download_info.value
-    return file.suggested_filename, Path(file.path()).read_bytes().decode("utf-8")  # as sent: no newline translation
 
 
 def work_folders(server: AppServer) -> set[str]:
@@ -387,27 +357,6 @@ def test_model_download_panel_fetches_only_on_click(tiny_model_dir, tmp_path, op
         print(f"switching back to the 0.6B model (tiny test checkpoint) took {time.monotonic() - started:.1f} s")
         assert mirror.count("GET", mirror.resolve_path(REPO, "model.safetensors")) == 1  # from disk, not fetched
         assert_no_traceback(page)
-
-
-def choose(page: Page, sidebar: Locator, label: str, option: re.Pattern) -> None:
-    """Pick an option of a selectbox, as a user does: open it, click the option, see it chosen.
-
-    A click that lands while the list is still opening only highlights the option (seen on a loaded machine),
-    so an unchosen option is clicked again, up to three times.
-    """
-    wait_for_script(page)  # a rerun under way would draw the box again and drop the choice
-    box = sidebar.get_by_role("combobox", name=label)
-    for attempt in range(3):
-        box.click()
-        page.get_by_role("option", name=option).click()
-        try:
-            expect(box).to_have_value(option, timeout=5_000)
-            break
-        except AssertionError:
-            if attempt == 2:
-                raise
-            page.keyboard.press("Escape")
-    wait_for_script(page)
 
 
 def test_download_all_gives_one_zip_of_every_format(app_server, open_page, interview_mp3):

@@ -8,8 +8,8 @@ import re
 import pytest
 import soundfile as sf
 from playwright.sync_api import expect
-from test_browser import add_file, choose, download, expect_result, transcribe
 
+from testbed.browser import add_file, choose, download, expect_result, transcribe
 from testbed.conversations import conversation
 
 pytestmark = pytest.mark.slow
@@ -33,7 +33,7 @@ def test_a_rename_reaches_the_downloaded_vtt(app_server, open_page, screenshot) 
     names.first.fill("Alice")
     names.first.press("Enter")
     expect(page.get_by_test_id("stCode")).to_contain_text("Alice: ")
-    screenshot(page, "09-speakers")
+    screenshot(page, "speakers")
     name, vtt = download(page, "vtt")
     assert name == "talk.vtt"
     assert "<v Alice>" in vtt and "<v Speaker 1>" not in vtt and "<v Speaker 2>" in vtt

@@ -16,8 +16,8 @@ import threading
 from pathlib import Path
 
 import pytest
-from hub_mirror import HubMirror
 
+from testbed.hub_mirror import HubMirror
 from testbed.tiny_model import write_tiny_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]

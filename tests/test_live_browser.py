@@ -13,9 +13,9 @@ from collections.abc import Iterator
 
 import pytest
 import soundfile as sf
-from browser_fixtures import VIEWPORT, assert_no_traceback, launch_chromium, wait_for_script
 from playwright.sync_api import Browser, Page, Playwright, expect
 
+from testbed.browser import VIEWPORT, assert_no_traceback, launch_chromium, wait_for_script
 from testbed.speech import SAMPLE_RATE, SENTENCES, speech_with_pauses
 
 LIVE_TIMEOUT_MS = 240_000  # the tiny model on two shared cores, with Chromium capturing beside it
@@ -56,7 +56,7 @@ def test_dictation_shows_drafts_and_finals_and_ends_in_a_downloadable_result(app
     # then finals after the pauses (the fake microphone plays its file over and over).
     expect(page.locator(".live")).not_to_have_attribute("data-drafts", "0", timeout=LIVE_TIMEOUT_MS)
     expect(page.locator(".live .final").nth(1)).to_be_visible(timeout=LIVE_TIMEOUT_MS)
-    screenshot(page, "09-live")
+    screenshot(page, "live")
     page.locator(".live .stop").click()
     expect(page.get_by_role("heading", name="Live dictation 1.wav")).to_be_visible(timeout=LIVE_TIMEOUT_MS)
     wait_for_script(page)

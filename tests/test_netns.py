@@ -34,21 +34,20 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from browser_fixtures import (
-    _SCRUBBED,
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    EXPECT_TIMEOUT_MS,
-    assert_no_traceback,
-    open_app_page,
-    serve_app,
-)
 from playwright.sync_api import expect, sync_playwright
-from test_browser import add_file, expect_result
-from test_browser import transcribe as click_transcribe
 
 import asr
 from asr.netwatch import _leaves_machine
+from testbed.app_server import SCRUBBED_ENV, serve_app
+from testbed.browser import (
+    EXPECT_TIMEOUT_MS,
+    add_file,
+    assert_no_traceback,
+    expect_result,
+    launch_chromium,
+    open_app_page,
+)
+from testbed.browser import transcribe as click_transcribe
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN_TIMEOUT_S = 300  # a whole run on 2 busy cores: torch import, model load, transcription (and the browser)
@@ -196,7 +195,7 @@ def run_isolated(command: list[str], folder: Path, timeout_s: float = RUN_TIMEOU
     recorder.mkdir(parents=True)
     (recorder / "sitecustomize.py").write_text(_RECORDER, encoding="utf-8")
     socket_log, probe_file = folder / "sockets.jsonl", folder / "probe.json"
-    env = {key: value for key, value in os.environ.items() if key not in _SCRUBBED}
+    env = {key: value for key, value in os.environ.items() if key not in SCRUBBED_ENV}
     env.update(
         PYTHONPATH=os.pathsep.join(str(path) for path in (recorder, ROOT, ROOT / "tests")),
         NETNS_SOCKET_LOG=str(socket_log),
@@ -324,7 +323,7 @@ def drive_app(folder: Path, model_dir: Path, audio: Path) -> dict[str, Any]:
         serve_app(folder, QWEN3_ASR_MODEL=str(model_dir), HF_HOME=str(folder / "hf_home")) as server,
         sync_playwright() as playwright,
     ):
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=list(CHROMIUM_ARGS))
+        browser = launch_chromium(playwright)
         try:
             page = open_app_page(browser, server)
             add_file(page, audio.name, "audio/mpeg", audio.read_bytes())

@@ -20,11 +20,12 @@ from server_fixtures import TEST_KEY, RunningServer, running_server
 
 import asr
 from asr import tempfiles
+from asr.loopback import is_loopback
 from asr.server.app import Service
 from asr.server.errors import APIError
 from asr.server.form import language
 from asr.server.security import host_allowed, key_matches, origin_allowed
-from asr.server.settings import ServerSettings, is_loopback
+from asr.server.settings import ServerSettings
 from testbed.corpus import clip, pyav_bytes, soundfile_bytes, text
 
 ERROR_FIELDS = {"message", "type", "param", "code"}
@@ -324,6 +325,9 @@ def test_host_and_origin_rules():
     assert host_allowed("box.lan:8000", "box.lan")
     assert origin_allowed(None, "127.0.0.1:8000") and origin_allowed("http://127.0.0.1:8000", "127.0.0.1:8000")
     assert not origin_allowed("http://127.0.0.1:8501", "127.0.0.1:8000")  # another local page is foreign too
+    assert not origin_allowed("", "127.0.0.1:8000") and not origin_allowed("null", "127.0.0.1:8000")
+    # Malformed headers (an unclosed IPv6 bracket makes urlsplit raise) are refused, not a traceback.
+    assert not host_allowed("[::1", "127.0.0.1") and not origin_allowed("http://[::1", "[::1]:8000")
 
 
 def test_key_rules():

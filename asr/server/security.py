@@ -18,14 +18,15 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import logging
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl
 
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ..loopback import host_name, is_loopback, is_own_origin
 from .errors import APIError
 from .form import too_large
-from .settings import ServerSettings, is_loopback
+from .settings import ServerSettings
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ _KEY_PARAMETERS = ("api_key", "api-key", "key", "token", "access_token")  # what
 
 def host_allowed(host_header: str, bound_host: str) -> bool:
     """True when the Host header names this machine as the server was told to answer for it."""
-    name = _host_name(host_header)
+    name = host_name(host_header)
     if not name:
         return False
     bound = bound_host.strip("[]").lower()
@@ -46,7 +47,7 @@ def host_allowed(host_header: str, bound_host: str) -> bool:
 
 def origin_allowed(origin: str | None, host_header: str) -> bool:
     """No Origin (not a browser), or the server's own: the page was served from this very address."""
-    return origin is None or origin.strip().lower() == f"http://{host_header.strip().lower()}"
+    return origin is None or is_own_origin(origin, host_header)
 
 
 def key_matches(authorization: str | None, api_key: str) -> bool:
@@ -111,14 +112,6 @@ class GuardMiddleware:
         if declared.isdigit() and int(declared) > self.settings.max_body_bytes:
             return too_large(self.settings.max_body_bytes)
         return None
-
-
-def _host_name(host_header: str) -> str:
-    """The name or address in a Host header, without its port: "[::1]:8000" -> "::1"."""
-    value = host_header.strip().lower()
-    if not value:
-        return ""
-    return (urlsplit(f"//{value}").hostname or "").strip("[]")
 
 
 def _is_ip_address(name: str) -> bool:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass, field
 
 from ..errors import OptionsError
+from ..loopback import is_loopback
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
@@ -13,17 +13,6 @@ DEFAULT_MAX_UPLOAD_MB = 200.0  # an hour of 16-bit 16 kHz WAV is 115 MB; OpenAI'
 DEFAULT_MAX_WAITING = 4  # requests queued behind the running one; more get 429
 FORM_FIELDS_BYTES = 64 * 1024  # room for the form's other fields and the multipart framing, beyond the file
 API_KEY_ENV = "QWEN3_ASR_API_KEY"  # read by the CLI: a key on the command line shows in the process list
-
-
-def is_loopback(host: str) -> bool:
-    """True for names and addresses that only this machine can reach: localhost, 127.0.0.0/8, ::1."""
-    name = host.strip().strip("[]").lower()
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
 
 
 @dataclass(frozen=True)

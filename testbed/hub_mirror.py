@@ -1,4 +1,4 @@
-"""A local stand-in for the Hugging Face hub (or a mirror of it), for download tests.
+"""A local stand-in for the Hugging Face hub (or a mirror of it), for the download tests and the screenshots.
 
     with HubMirror({"Qwen/Qwen3-ASR-0.6B-hf": checkpoint_dir}) as mirror:
         snapshot_download("Qwen/Qwen3-ASR-0.6B-hf", endpoint=mirror.url)
@@ -91,12 +91,16 @@ class HubMirror:
     # -- life cycle -------------------------------------------------------------------------------
 
     def start(self) -> Self:
-        handler = type("_BoundHandler", (_Handler,), {"mirror": self})
+        handler = type("_BoundHandler", (self._handler(),), {"mirror": self})
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="hub-mirror", daemon=True)
         self._thread.start()
         return self
+
+    def _handler(self) -> type[_Handler]:
+        """What answers the requests (a subclass may hold some back)."""
+        return _Handler
 
     def stop(self) -> None:
         """Stop serving and close the listening socket: later connections are refused."""
@@ -309,3 +313,40 @@ class _Handler(BaseHTTPRequestHandler):
         if send_body:
             self.wfile.write(body[:stop_after])
             self.wfile.flush()
+
+
+class _HeldHandler(_Handler):
+    """Sends half of each weights file, then waits until the mirror is released (so progress can be seen)."""
+
+    mirror: HeldHubMirror
+
+    def _send(
+        self, status: int, headers: dict[str, str], body: bytes, send_body: bool, stop_after: int | None = None
+    ) -> None:
+        if not (send_body and status in (200, 206) and self.path.split("?")[0].endswith(".safetensors")):
+            super()._send(status, headers, body, send_body)
+            return
+        super()._send(status, headers, body, send_body=False)  # status line and headers only
+        half = len(body) // 2
+        self.wfile.write(body[:half])
+        self.wfile.flush()
+        self.mirror.released.wait(timeout=30)
+        self.wfile.write(body[half:])
+
+
+class HeldHubMirror(HubMirror):
+    """A `HubMirror` whose weight downloads stop halfway until `release()` is called."""
+
+    def __init__(self, repos: dict[str, Path | str]) -> None:
+        super().__init__(repos)
+        self.released = threading.Event()
+
+    def _handler(self) -> type[_Handler]:
+        return _HeldHandler
+
+    def release(self) -> None:
+        self.released.set()
+
+    def stop(self) -> None:
+        self.released.set()  # a held request must not keep a thread waiting
+        super().stop()
