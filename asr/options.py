@@ -226,6 +226,9 @@ class TranscribeOptions:
         first_chunk_s: the first chunk is cut (in a pause) to at most this long and transcribed alone,
             so the first words appear within about two seconds whatever the file's length (on two CPU
             cores the full-size 0.6B model takes ~2 s for a 4 s chunk and ~3 s for a 6 s one).
+        min_chunk_s: the chunks of the last batch (a short file's: all of them after the first) are cut
+            shorter, at pauses and not under this length, so that they fill the batch and it needs fewer
+            decode steps (`segment.collect_batched_chunks`); max_chunk_s keeps every chunk as long as allowed.
         max_duration_s: longer inputs are refused before any model work; None for no limit.
         chinese_script: how Chinese and Cantonese text is written: one of `CHINESE_SCRIPTS`
             ("traditional" is Taiwan's standard, "traditional-hk" Hong Kong's; "auto" as the model writes it).
@@ -236,6 +239,7 @@ class TranscribeOptions:
     decode: DecodeOptions = field(default_factory=DecodeOptions)
     max_chunk_s: float = 24.0
     first_chunk_s: float = 4.0
+    min_chunk_s: float = 4.0
     max_duration_s: float | None = None
     chinese_script: str = AUTO_SCRIPT
     speakers: SpeakerOptions | None = None
@@ -250,6 +254,8 @@ class TranscribeOptions:
             raise OptionsError(f"max_chunk_s must be between 2 and 30 seconds, got {self.max_chunk_s}.")
         if not 2.0 <= self.first_chunk_s <= self.max_chunk_s:
             raise OptionsError(f"first_chunk_s must be between 2 s and max_chunk_s, got {self.first_chunk_s}.")
+        if not 2.0 <= self.min_chunk_s <= self.max_chunk_s:
+            raise OptionsError(f"min_chunk_s must be between 2 s and max_chunk_s, got {self.min_chunk_s}.")
         if self.max_duration_s is not None and self.max_duration_s <= 0:
             raise OptionsError(f"max_duration_s must be positive, got {self.max_duration_s}.")
         if self.chinese_script not in CHINESE_SCRIPTS:

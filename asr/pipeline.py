@@ -3,7 +3,9 @@
 The first words come first. VAD scans only the file's first seconds, the first chunk (cut in a
 pause to at most `first_chunk_s`) is transcribed alone, and `transcribe()` returns with it: the
 first text and the language are there within about two seconds whatever the file's length. The
-rest of the file is scanned and generated lazily, batch by batch, as the caller iterates.
+rest of the file is scanned and generated lazily, batch by batch, as the caller iterates; the last
+batch (a short file's only one) is filled with shorter chunks, cut at pauses, so that it needs fewer
+sequential decode steps (`segment.collect_batched_chunks`).
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from .results import (
     Transcript,
     TranscriptionInfo,
 )
-from .segment import chunk_waveform, collect_chunks
+from .segment import chunk_waveform, collect_batched_chunks, collect_chunks
 from .speakers import SpeakerEmbedder, find_speaker_turns, label_segments, load_speaker_model
 from .tempfiles import private_workdir
 from .vad import get_speech_spans
@@ -290,7 +292,13 @@ class _Run:
                 if rest_spans is None:
                     _check_cancel(self.cancel, done)
                     rest_spans = _spans_after(self.samples, first.end_sample, self.options, self.cancel)
-                chunks = collect_chunks(self.samples, rest_spans, max_chunk_s=self.options.max_chunk_s)
+                chunks = collect_batched_chunks(
+                    self.samples,
+                    rest_spans,
+                    max_chunk_s=self.options.max_chunk_s,
+                    min_chunk_s=self.options.min_chunk_s,
+                    batch_size=batch_size,
+                )
                 for position in range(0, len(chunks), batch_size):
                     _check_cancel(self.cancel, done)
                     batch = chunks[position : position + batch_size]

@@ -136,12 +136,14 @@ def run_ours(speech: SyntheticSpeech, args: argparse.Namespace) -> RunResult:
     recording = RecordingEngine(engine, words_per_token=WORDS_PER_TOKEN if args.word_timestamps else None)
 
     clock = Stopwatch()
-    options = asr.TranscribeOptions(decode=decode, speakers=speakers)
+    min_chunk_s = args.min_chunk_s or asr.TranscribeOptions().min_chunk_s
+    options = asr.TranscribeOptions(decode=decode, speakers=speakers, min_chunk_s=min_chunk_s)
     segments, _ = asr.transcribe(speech.samples, engine=recording, options=options, aligner=aligner)
     first_text_s = clock.wall_s()  # the first chunk is generated before transcribe() returns
+    calls = recording.calls
+    first_split = timer.split(first_text_s, calls[0].started - clock.started if calls else first_text_s)
     texts = [segment.text for segment in segments]
 
-    calls = recording.calls
     return finish_run(
         args.worker,
         speech,
@@ -149,9 +151,12 @@ def run_ours(speech: SyntheticSpeech, args: argparse.Namespace) -> RunResult:
         loaded,
         clock,
         first_text_s=first_text_s,
+        first_text_split=first_split,
         prep_s=calls[0].started - clock.started if calls else 0.0,
         batch_size=args.batch_size or engine.default_batch_size,
         requests=sum(call.rows for call in calls),
+        batch_rows=[call.rows for call in calls],
+        sequential_steps=sum(call.max_new_tokens for call in calls),
         retries=sum(call.rows for call in calls if call.retry),
         generate_calls=len(calls),
         budget_tokens=sum(call.budgets for call in calls),
@@ -175,13 +180,16 @@ def run_reference(speech: SyntheticSpeech, args: argparse.Namespace) -> RunResul
     budgets = [max(1, round(args.tokens_per_s * speech.speech_s_between(s, s + window))) for s in starts]
     texts: list[dict] = []
     first_text_s = 0.0
+    first_split: dict[str, float] = {}
     clock = Stopwatch()
     for start, budget in zip(starts, budgets, strict=True):
         inputs = processor.apply_transcription_request(audio=speech.samples[start : start + window])
         inputs = inputs.to(model.device, model.dtype)
         output = model.generate(**inputs, max_new_tokens=budget, min_new_tokens=budget)
         texts += processor.decode(output[:, inputs["input_ids"].shape[1] :], return_format="parsed")
-        first_text_s = first_text_s or clock.wall_s()
+        if not first_text_s:
+            first_text_s = clock.wall_s()
+            first_split = timer.split(first_text_s, 0.0)
     return finish_run(
         "reference",
         speech,
@@ -189,9 +197,12 @@ def run_reference(speech: SyntheticSpeech, args: argparse.Namespace) -> RunResul
         loaded,
         clock,
         first_text_s=first_text_s,
+        first_text_split=first_split,
         prep_s=0.0,
         batch_size=1,
         requests=len(budgets),
+        batch_rows=[1] * len(budgets),
+        sequential_steps=sum(budgets),
         retries=0,
         generate_calls=len(budgets),
         budget_tokens=sum(budgets),

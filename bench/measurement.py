@@ -32,6 +32,7 @@ class RunResult:
     load_s: float  # model (and, for ours, Silero VAD) load, not part of wall_s
     wall_s: float  # start of transcription to the last text
     first_text_s: float  # start of transcription to the first text
+    first_text_split: dict[str, float]  # where first_text_s went: see `ForwardTimer.split`
     prep_s: float  # before the first generate: ours VAD + chunking; reference 0 (its features are in other_s)
     encoder_s: float  # audio encoder forward passes
     prefill_s: float  # LM prefill (prompt with audio embeddings), encoder excluded
@@ -41,6 +42,8 @@ class RunResult:
     cpu_s: float  # user + system CPU time of this process during wall_s (less sensitive to other load)
     load_avg: tuple[float, float]  # 1-minute load average of the machine at the start and end of wall_s
     requests: int  # chunks (ours, retries included) or 30 s windows (reference)
+    batch_rows: list[int]  # rows of each generate call, in order (ours: the first chunk alone, then the batches)
+    sequential_steps: int  # the calls' longest budgets added up: the decode steps that run one after another
     retries: int  # ours: chunks decoded again because their text looped (random weights rarely make text)
     generate_calls: int
     tokens: int  # generated tokens, rows x steps, counted in the forward passes
@@ -79,6 +82,20 @@ class ForwardTimer:
         encoder = model.model.audio_tower
         encoder.register_forward_pre_hook(self._encoder_start)
         encoder.register_forward_hook(self._encoder_stop)
+
+    def split(self, wall_s: float, before_model_s: float) -> dict[str, float]:
+        """Where `wall_s` seconds from the start went so far: before the first call to the model (ours: VAD and
+        chunking), the audio encoder, the prefill without it, the decode steps (and how many), and the rest
+        (features, tokenizing, the text)."""
+        model_s = self.prefill_s + self.decode_s
+        return {
+            "before_model_s": before_model_s,
+            "encoder_s": self.encoder_s,
+            "prefill_s": self.prefill_s - self.encoder_s,
+            "decode_s": self.decode_s,
+            "steps": float(self.steps),
+            "other_s": wall_s - before_model_s - model_s,
+        }
 
     def _start(self, module: Any, args: tuple, kwargs: dict) -> None:
         self._sync()

@@ -117,5 +117,21 @@ def feature_cost(runs: list[RunResult], impls: tuple[str, str], feature: str) ->
     return "\n".join(lines)
 
 
+def first_text_table(runs: list[RunResult]) -> str:
+    """Markdown: where the time to the first text went, per run (ours: the first chunk's VAD and generate)."""
+    lines = [
+        "| input | impl | round | first text s | before the model / encoder / prefill / decode (steps) / other s |",
+        "|---|---|---|---|---|",
+    ]
+    for run in runs:
+        split = run.first_text_split
+        lines.append(
+            f"| {format_duration(run.audio_s)} | {run.impl} | {run.round} | {run.first_text_s:.2f} "
+            f"| {split['before_model_s']:.2f} / {split['encoder_s']:.2f} / {split['prefill_s']:.2f} / "
+            f"{split['decode_s']:.2f} ({split['steps']:.0f}) / {split['other_s']:.2f} |"
+        )
+    return "\n".join(lines)
+
+
 def _ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}" if b > 0 else "-"

@@ -3,6 +3,7 @@
     .venv/bin/python -m bench.run --quick                 # 30 s (2 rounds) and 5 min (1 round): ~7 min on 2 cores
     .venv/bin/python -m bench.run                         # 30 s, 5 min and 30 min, 2 rounds each (much longer)
     .venv/bin/python -m bench.run --device cuda --json out.json
+    .venv/bin/python -m bench.run --inputs 30 --impl ours --min-chunk-s 24   # ours with the 24 s chunks of before
 
 From the repository root (`-m`), so that `asr`, `bench` and `testbed` import without any path set up. The
 pieces: `inputs` (the synthetic speech), `checkpoints` (the random full-size models), `measurement` (what a
@@ -36,13 +37,16 @@ reference, ours, reference per input, so peak RSS and model load time are per ru
 hits both. Measured per run: model load (ours: engine + Silero VAD; reference: processor + model),
 wall time from the start of transcription to the last text (load excluded), real-time factor, time
 to first text (ours: until `transcribe()` returns with the first chunk's text, VAD included;
-reference: until the first window is decoded), generated tokens (rows x steps, counted with forward
-hooks) and tokens per second, where the forward time goes (audio encoder, LM prefill, one-token
-decode steps; the rest is VAD, features, tokenizing and generate's own overhead), resident memory
-when transcription starts and its peak while transcribing (VmHWM, reset after load, so building the
-input and loading the model do not count), and on CUDA peak GPU memory. The table shows, per input and
-implementation, the round with the lowest wall time; speedup = reference wall / our wall at the same
-audio (our throughput / the reference's); every round is in `--json`.
+reference: until the first window is decoded) and where it went (before the model, audio encoder, prefill,
+decode steps, the rest), the rows of each generate call and the decode steps that run one after another
+(the calls' longest budgets added up: a short file cut into one batch of shorter chunks needs fewer),
+generated tokens (rows x steps, counted with forward hooks) and tokens per second, where the forward
+time goes (audio encoder, LM prefill, one-token decode steps; the rest is VAD, features, tokenizing and
+generate's own overhead), resident memory when transcription starts and its peak while transcribing
+(VmHWM, reset after load, so building the input and loading the model do not count), and on CUDA peak
+GPU memory. The table shows, per input and implementation, the round with the lowest wall time;
+speedup = reference wall / our wall at the same audio (our throughput / the reference's); every round
+is in `--json`.
 
 The weights are random, so the generated ids almost all lie outside the small test tokenizer and
 decode to "": the texts are empty, nothing loops, and our pipeline retries nothing (`retries` would
@@ -83,7 +87,16 @@ from bench.implementations import (
 )
 from bench.inputs import build_speech
 from bench.measurement import RunResult
-from bench.report import InputRow, decoder_ratios, feature_cost, format_duration, runs_table, summarize, table
+from bench.report import (
+    InputRow,
+    decoder_ratios,
+    feature_cost,
+    first_text_table,
+    format_duration,
+    runs_table,
+    summarize,
+    table,
+)
 from testbed.voiced import voiced_sentences
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -141,6 +154,8 @@ def measure(args: argparse.Namespace, impl: str, audio_s: float, round_: int) ->
         extra += ["--threads", str(args.threads)]
     if args.batch_size:
         extra += ["--batch-size", str(args.batch_size)]
+    if args.min_chunk_s:
+        extra += ["--min-chunk-s", str(args.min_chunk_s)]
     if args.cuda_graphs:
         extra += ["--cuda-graphs"]
     if args.voiced:
@@ -172,6 +187,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's, one per core)")
     parser.add_argument("--batch-size", type=int, help="ours: chunks per generate call (default: the engine's)")
+    parser.add_argument(
+        "--min-chunk-s",
+        type=float,
+        help="ours: TranscribeOptions.min_chunk_s, how short the last batch's chunks may be cut (24: never shorter)",
+    )
     parser.add_argument(
         "--impl",
         choices=(*IMPLS, LOOP_IMPL, GENERATE_IMPL, "both", "decoders"),
@@ -229,8 +249,9 @@ def main(argv: list[str] | None = None) -> int:
                 runs.append(run)
                 print(
                     f"{format_duration(audio_s)} round {round_} {impl}: wall {run.wall_s:.1f} s, first text "
-                    f"{run.first_text_s:.1f} s, {run.tokens} tokens, load {run.load_s:.1f} s, "
-                    f"peak RSS {run.peak_rss_mb / 1024:.2f} GB",
+                    f"{run.first_text_s:.2f} s, {run.tokens} tokens, {run.sequential_steps} sequential steps in "
+                    f"batches of {run.batch_rows}, load {run.load_s:.1f} s, peak RSS {run.peak_rss_mb / 1024:.2f} GB, "
+                    f"load average {run.load_avg[0]:.1f}-{run.load_avg[1]:.1f}",
                     file=sys.stderr,
                     flush=True,
                 )
@@ -239,6 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     threads = ", ".join(map(str, sorted({run.threads for run in runs})))
     print(f"\nDevice {args.device}, torch threads {threads}; {'best round per cell' if rows else 'every run'}.\n")
     print(table(rows) if rows else runs_table(runs))
+    print("\n" + first_text_table(runs))
     if impls == DECODER_IMPLS:
         print("\n" + decoder_ratios(runs))
     if impls == WORDS_IMPLS:

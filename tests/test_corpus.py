@@ -66,7 +66,7 @@ from testbed.corpus import (
     white_noise,
     zip_archive,
 )
-from testbed.speech import silence
+from testbed.speech import SENTENCES, silence, speech_with_pauses
 
 DECODE_LIMIT_S = 30.0  # one decode; the slowest input here takes well under a second on a quiet machine
 TRANSCRIBE_LIMIT_S = 90.0  # one transcribe_all with the tiny model (the 2-minute input is the slowest)
@@ -627,6 +627,62 @@ def test_odd_file_names_get_their_own_outputs_side_by_side(corpus, good_run: Cli
     assert f"{stem}.json" not in written  # neither overwrote the other under the shared stem
     sources = [_json_output(good_run, corpus[name])["info"]["source"] for name in NAMES[:2]]
     assert [source["codec"] for source in sources] == ["pcm_s16le", "mp3"]  # each holds its own input's transcript
+
+
+# --- shorter chunks for a short file ------------------------------------------------------------------------
+
+
+class _TextsByAudio:
+    """The engine, keeping each chunk's text under the exact audio the model heard."""
+
+    def __init__(self, engine) -> None:
+        self._engine = engine
+        self.name = engine.name
+        self.default_batch_size = engine.default_batch_size
+        self.device = engine.device
+        self.texts: dict[bytes, str] = {}
+
+    def transcribe_chunks(self, chunks, **kwargs):
+        results = self._engine.transcribe_chunks(chunks, **kwargs)
+        for chunk, result in zip(chunks, results, strict=True):
+            self.texts[np.asarray(chunk, np.float32).tobytes()] = result.text  # a retry replaces the first try
+        return results
+
+    def fall_back_to_cpu(self) -> str | None:
+        return None  # the tiny model runs on the CPU already
+
+
+def _silent(samples: np.ndarray, level: float) -> bool:
+    """Quieter than 2 % of `level` (the RMS of the whole file), or empty."""
+    return samples.size == 0 or float(np.sqrt(np.mean(samples.astype(np.float64) ** 2))) < 0.02 * level
+
+
+def test_shorter_chunks_change_the_text_only_where_the_cuts_differ(engine) -> None:
+    """A short file is cut into more, shorter chunks than the 24 s ones. A chunk cut the same in both runs keeps
+    its text, whatever its neighbours in the batch; every other chunk is a stretch of a longer chunk's audio that
+    begins and ends in silence (a pause, never inside a word), so the texts differ only where the cuts do."""
+    s0, s1, s2, s3, s4 = SENTENCES
+    samples, _ = speech_with_pauses((s0, s1, s2, s3, s4, s0), (0.6, 0.6, 3.0, 3.0, 0.6))
+    long, short = _TextsByAudio(engine), _TextsByAudio(engine)
+    asr.transcribe_all(samples, engine=long, options=asr.TranscribeOptions(min_chunk_s=24.0))  # the 24 s chunks
+    asr.transcribe_all(samples, engine=short)
+    assert len(short.texts) > len(long.texts) >= 3
+
+    shared = short.texts.keys() & long.texts.keys()
+    assert len(shared) >= 2  # the first chunk, and the sentence between two long pauses (a cut in both runs)
+    assert all(short.texts[audio] == long.texts[audio] for audio in shared)
+    assert any(short.texts[audio] for audio in shared)  # an empty text would prove nothing
+
+    level = float(np.sqrt(np.mean(samples.astype(np.float64) ** 2)))
+    edge = SAMPLE_RATE // 20  # 50 ms on each side of a cut
+    for audio in short.texts.keys() - shared:
+        holders = [(longer, longer.find(audio)) for longer in long.texts if longer.find(audio) % 4 == 0]
+        assert len(holders) == 1, "a shorter chunk is not a stretch of exactly one longer chunk's audio"
+        whole = np.frombuffer(holders[0][0], np.float32)
+        start = holders[0][1] // 4
+        end = start + len(audio) // 4
+        for near_cut in (whole[max(0, start - edge) : start + edge], whole[end - edge : end + edge]):
+            assert _silent(near_cut, level), "a chunk was cut where there is speech"
 
 
 # --- a configured maximum length --------------------------------------------------------------------------

@@ -213,11 +213,41 @@ def test_first_chunk_is_short_and_cut_in_a_pause():
     limit = asr.TranscribeOptions().first_chunk_s * asr.SAMPLE_RATE
     assert len(first_call) == 1 and first_call[0] <= limit  # alone, and short: fast first words
     segments = list(lazy)
-    assert len(segments) == 2
+    assert len(segments) >= 2
     cut_s = segments[0].end_s
+    assert _in_a_pause(cut_s, spans)
+    assert segments[1].start_s >= cut_s and segments[-1].end_s >= spans[-1][1] / asr.SAMPLE_RATE - 0.25
+
+
+def _in_a_pause(time_s: float, spans: list[tuple[int, int]]) -> bool:
+    """Whether `time_s` lies in a pause between two of the sentences (give or take VAD's padding)."""
     pauses = [(end / asr.SAMPLE_RATE, start / asr.SAMPLE_RATE) for (_, end), (start, _) in itertools.pairwise(spans)]
-    assert any(pause_start - 0.25 <= cut_s <= pause_end + 0.25 for pause_start, pause_end in pauses)
-    assert segments[1].start_s >= cut_s and segments[1].end_s >= spans[-1][1] / asr.SAMPLE_RATE - 0.25
+    return any(pause_start - 0.25 <= time_s <= pause_end + 0.25 for pause_start, pause_end in pauses)
+
+
+def test_a_short_file_fills_one_batch_with_chunks_cut_at_its_pauses():
+    """After the first chunk, 25 s would be two chunks (24 s and the rest), each decoded to its end; cut at its
+    pauses instead, it fills one batch of shorter chunks, and no speech is lost."""
+    samples, spans = speech_with_pauses(SENTENCES + SENTENCES[:2], (0.6,) * 6)
+    decode = asr.DecodeOptions(batch_size=8)
+    before = FakeEngine()
+    asr.transcribe_all(samples, engine=before, options=asr.TranscribeOptions(decode=decode, min_chunk_s=24.0))
+    assert [len(call["lengths"]) for call in before.calls] == [1, 2]
+    engine = FakeEngine()
+    transcript = asr.transcribe_all(samples, engine=engine, options=asr.TranscribeOptions(decode=decode))
+    first, batch = (call["lengths"] for call in engine.calls)
+    assert len(first) == 1 and first == before.calls[0]["lengths"]  # the first chunk alone, as before
+    assert 4 <= len(batch) <= 8 and max(batch) <= 0.5 * max(before.calls[1]["lengths"])
+    assert max(batch) >= asr.TranscribeOptions().min_chunk_s * asr.SAMPLE_RATE  # no shorter than it must be
+    segments = transcript.segments
+    assert len(segments) == 1 + len(batch)
+    for earlier, later in itertools.pairwise(segments):
+        assert earlier.end_s <= later.start_s and _in_a_pause(later.start_s, spans)
+    margin = asr.SAMPLE_RATE // 4
+    covered = [(s.start_s * asr.SAMPLE_RATE, s.end_s * asr.SAMPLE_RATE) for s in segments]
+    for start, end in spans:  # every sentence is in the chunks
+        for point in range(start + margin, end - margin, asr.SAMPLE_RATE // 10):
+            assert any(a <= point <= b for a, b in covered), f"sample {point} of a sentence is in no segment"
 
 
 def test_out_of_memory_splits_the_batch_until_it_fits(four_sentences):

@@ -1,4 +1,4 @@
-"""collect_chunks on tiny synthetic waveforms with hand-computed expected chunks."""
+"""collect_chunks and collect_batched_chunks on tiny synthetic waveforms with hand-computed expected chunks."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from asr.audio import SAMPLE_RATE
 from asr.results import Chunk, SpeechSpan
-from asr.segment import chunk_waveform, collect_chunks
+from asr.segment import chunk_waveform, collect_batched_chunks, collect_chunks
 
 SR = SAMPLE_RATE  # 16 000: 0.1 s is 1 600 samples
 
@@ -149,3 +149,83 @@ def test_random_spans_are_covered_by_ordered_chunks_within_the_limit():
 def test_bad_limits_are_refused(max_chunk_s, max_gap_s):
     with pytest.raises(ValueError):
         collect_chunks(np.zeros(SR, np.float32), spans((0, 100)), max_chunk_s=max_chunk_s, max_gap_s=max_gap_s)
+
+
+# --- the last batch filled with shorter chunks ------------------------------------------------------------
+
+
+def seconds(chunks: list[Chunk]) -> list[tuple[float, float]]:
+    return [(c.start_sample / SR, c.end_sample / SR) for c in chunks]
+
+
+def one_second_spans(count: int) -> list[SpeechSpan]:
+    """`count` spans of 1 s with 0.5 s pauses between them: span i is [1.5 i, 1.5 i + 1] s."""
+    return spans(*((round(1.5 * i * SR), round((1.5 * i + 1) * SR)) for i in range(count)))
+
+
+def test_a_short_file_is_cut_at_its_pauses_into_the_fewest_steps_that_fit_one_batch():
+    samples, given = np.zeros(16 * SR, np.float32), one_second_spans(10)
+    assert len(collect_chunks(samples, given, max_chunk_s=24.0)) == 1
+    chunks = collect_batched_chunks(samples, given, max_chunk_s=24.0, min_chunk_s=2.0, batch_size=4)
+    # Four chunks hold the ten spans with at most three spans (4 s) each; 2.5 s chunks would need five.
+    assert seconds(chunks) == [(0.0, 4.0), (4.5, 8.5), (9.0, 13.0), (13.5, 14.5)]
+    assert [len(c.spans) for c in chunks] == [3, 3, 3, 1]
+
+
+def test_chunks_are_not_cut_shorter_than_min_chunk_s():
+    samples, given = np.zeros(16 * SR, np.float32), one_second_spans(10)
+    chunks = collect_batched_chunks(samples, given, max_chunk_s=24.0, min_chunk_s=4.0, batch_size=8)
+    assert seconds(chunks) == [(0.0, 4.0), (4.5, 8.5), (9.0, 13.0), (13.5, 14.5)]  # 8 would fit, but not under 4 s
+    same = collect_batched_chunks(samples, given, max_chunk_s=24.0, min_chunk_s=24.0, batch_size=8)
+    assert same == collect_chunks(samples, given, max_chunk_s=24.0)  # min_chunk_s = max_chunk_s: as before
+
+
+def test_full_batches_keep_their_chunks_and_only_the_last_batch_is_cut_again():
+    samples = np.zeros(18 * SR, np.float32)
+    given = spans((0, 56000), (104000, 160000), (208000, 224000), (232000, 248000), (256000, 272000))
+    assert seconds(collect_chunks(samples, given, max_chunk_s=4.0)) == [(0.0, 3.5), (6.5, 10.0), (13.0, 17.0)]
+    chunks = collect_batched_chunks(samples, given, max_chunk_s=4.0, min_chunk_s=1.0, batch_size=2)
+    assert seconds(chunks) == [(0.0, 3.5), (6.5, 10.0), (13.0, 15.5), (16.0, 17.0)]
+
+
+def test_speech_without_a_pause_is_not_cut_shorter():
+    samples = (0.1 * np.random.default_rng(3).standard_normal(22 * SR)).astype(np.float32)
+    chunks = collect_batched_chunks(samples, spans((SR, 21 * SR)), max_chunk_s=24.0, min_chunk_s=2.0, batch_size=8)
+    assert seconds(chunks) == [(1.0, 21.0)]
+
+
+def test_a_batch_size_of_one_changes_nothing():
+    samples, given = np.zeros(16 * SR, np.float32), one_second_spans(10)
+    chunks = collect_batched_chunks(samples, given, max_chunk_s=5.0, min_chunk_s=2.0, batch_size=1)
+    assert chunks == collect_chunks(samples, given, max_chunk_s=5.0)
+
+
+def test_random_spans_are_cut_again_only_between_pieces_and_only_in_the_last_batch():
+    rng = np.random.default_rng(11)
+    for _ in range(40):
+        num_samples = int(rng.integers(2 * SR, 30 * SR))
+        samples = (rng.standard_normal(num_samples) * rng.uniform(0.0, 0.5, num_samples)).astype(np.float32)
+        edges = np.sort(rng.choice(num_samples, size=2 * int(rng.integers(1, 20)), replace=False))
+        given = spans(*zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True))
+        max_chunk_s, min_chunk_s = float(rng.uniform(1.0, 6.0)), float(rng.uniform(0.2, 1.0))
+        batch_size = int(rng.integers(1, 6))
+        plain = collect_chunks(samples, given, max_chunk_s=max_chunk_s)
+        chunks = collect_batched_chunks(
+            samples, given, max_chunk_s=max_chunk_s, min_chunk_s=min_chunk_s, batch_size=batch_size
+        )
+        full = len(plain) - len(plain) % batch_size
+        assert chunks[:full] == plain[:full]
+        assert full <= len(chunks) <= full + batch_size and len(chunks) >= len(plain)
+        # The same pieces, in the same order: every new cut lies between two of them, none inside one.
+        assert [s for c in chunks for s in c.spans] == [s for c in plain for s in c.spans]
+        for chunk in chunks:
+            assert 0 < chunk.num_samples <= int(max_chunk_s * SR)
+            assert (chunk.start_sample, chunk.end_sample) == (chunk.spans[0].start_sample, chunk.spans[-1].end_sample)
+
+
+@pytest.mark.parametrize("min_chunk_s, batch_size", [(0.0, 4), (2.0, 0)])
+def test_bad_batch_limits_are_refused(min_chunk_s, batch_size):
+    with pytest.raises(ValueError):
+        collect_batched_chunks(
+            np.zeros(SR, np.float32), spans((0, 100)), max_chunk_s=2.0, min_chunk_s=min_chunk_s, batch_size=batch_size
+        )

@@ -223,6 +223,7 @@ def test_json_golden():
       },
       "max_chunk_s": 24.0,
       "first_chunk_s": 4.0,
+      "min_chunk_s": 4.0,
       "max_duration_s": 7200.0,
       "chinese_script": "traditional",
       "speakers": null
