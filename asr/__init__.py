@@ -55,6 +55,7 @@ from .options import (
     normalize_language,
 )
 from .pipeline import NO_SPEECH_NOTE, transcribe, transcribe_all
+from .progress import Stage
 from .results import (
     DecodedAudio,
     Segment,
@@ -126,6 +127,7 @@ __all__ = [
     "Speaker",
     "SpeakerOptions",
     "SpeakerTurn",
+    "Stage",
     "SubtitleLayout",
     "TranscribeOptions",
     "Transcript",

@@ -21,6 +21,7 @@ import numpy as np
 
 from ..audio import SAMPLE_RATE
 from ..errors import ModelLoadError
+from ..progress import ShareProgress
 
 logger = logging.getLogger(__name__)
 
@@ -34,8 +35,9 @@ class SpeakerEmbedder(Protocol):
 
     name: str
 
-    def embed(self, features: Sequence[np.ndarray]) -> np.ndarray:
-        """One unit-length row per window of fbank frames (each ``frames x 80``, mean-normalised)."""
+    def embed(self, features: Sequence[np.ndarray], progress: ShareProgress | None = None) -> np.ndarray:
+        """One unit-length row per window of fbank frames (each ``frames x 80``, mean-normalised); `progress`
+        hears the share of the work done as it goes."""
         ...
 
 
@@ -101,23 +103,47 @@ class CamppEmbedder:
         logger.info("Loaded the CAM++ speaker model on %s", device)
         return cls(model.to(device).eval(), device)
 
-    def embed(self, features: Sequence[np.ndarray]) -> np.ndarray:
+    def embed(self, features: Sequence[np.ndarray], progress: ShareProgress | None = None) -> np.ndarray:
+        """The windows' embeddings; `progress` moves as each batch goes through the model's parts (`_parts`)."""
         import torch
 
         rows: list[np.ndarray] = [np.zeros(0)] * len(features)
         by_length: dict[int, list[int]] = {}
         for index, window in enumerate(features):
             by_length.setdefault(len(window), []).append(index)
+        batches = [
+            indices[start : start + _BATCH_WINDOWS]  # windows of one length stack into one batch
+            for indices in by_length.values()
+            for start in range(0, len(indices), _BATCH_WINDOWS)
+        ]
+        parts = _parts(self._model)
+        done = 0
+
+        def part_done(*_: object) -> None:
+            nonlocal done
+            done += 1
+            if progress is not None:
+                progress(min(1.0, done / (len(parts) * len(batches))))
+
         with self._lock, torch.inference_mode():
-            for indices in by_length.values():  # windows of one length stack into one batch
-                for start in range(0, len(indices), _BATCH_WINDOWS):
-                    part = indices[start : start + _BATCH_WINDOWS]
-                    batch = torch.from_numpy(np.stack([features[i] for i in part])).to(self._device)
+            handles = [part.register_forward_hook(part_done) for part in parts] if progress is not None else []
+            try:
+                for batch_rows in batches:
+                    batch = torch.from_numpy(np.stack([features[i] for i in batch_rows])).to(self._device)
                     out = self._model(batch).float().cpu().numpy()
-                    for i, row in zip(part, out, strict=True):
+                    for i, row in zip(batch_rows, out, strict=True):
                         rows[i] = row
+            finally:
+                for handle in handles:
+                    handle.remove()
         vectors = np.stack(rows) if rows else np.zeros((0, 192), np.float32)
         return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-9)
+
+
+def _parts(model: Any) -> list[Any]:
+    """The model's modules two levels down (CAM++: its head's layers, then the x-vector's blocks and transitions),
+    each run once per forward pass: where a pass of seconds on a CPU can be seen to move."""
+    return [part for child in model.children() for part in child.children()]
 
 
 _LOADED: dict[str, CamppEmbedder] = {}
