@@ -35,6 +35,16 @@ from page_speakers import (
     speakers_made_with,
     with_speaker_edits,
 )
+from page_table import (
+    forget_table,
+    kept_edits,
+    note,
+    player,
+    row_height,
+    table_columns,
+    table_edits,
+    table_key,
+)
 
 MODEL = os.environ.get(asr.MODEL_ENV) or asr.DEFAULT_MODEL  # env read once, here
 ALIGNER = os.environ.get(asr.ALIGNER_ENV) or asr.DEFAULT_ALIGNER
@@ -59,12 +69,10 @@ CHINESE_SCRIPT_CHOICES = {  # label -> TranscribeOptions.chinese_script
     "Traditional, Taiwan (繁體)": "traditional",
     "Traditional, Hong Kong (繁體)": "traditional-hk",
 }
-FLAG_WORDS = {
-    asr.SegmentFlag.TOKEN_CAP: "may be cut short (hit the length limit)",
-    asr.SegmentFlag.REPETITION_LOOP: "repeats itself: check this part against the audio",
-    asr.SegmentFlag.RETRIED: "decoded twice to stop a repetition",
-    asr.SegmentFlag.APPROXIMATE_TIMES: "times estimated from the speech, not word by word",
-    asr.SegmentFlag.CONTEXT_ECHO: "dropped: the model only repeated your names and terms (silence or noise?)",
+STAGE_WORDS = {  # what the progress line says while a pass besides the transcription runs
+    asr.Stage.SPEAKERS: "Finding speakers",
+    asr.Stage.SPEECH: "Looking for speech",
+    asr.Stage.WORD_TIMES: "Finding word times",
 }
 # The uploader writes sizes its own way ("31.7KB" on each file's chip, "2GB per file" in the drop zone); the facts
 # line under each file gives its size as every other size on the page is written, so Streamlit's copies are hidden.
@@ -395,10 +403,13 @@ def page_is_connected() -> Callable[[], bool] | None:
 
 
 def progress_line(snapshot: asr.JobSnapshot) -> str:
-    """e.g. "Processed 1:12 / 2:38 · 2.4× real time · about 0:36 left"."""
+    """e.g. "Processed 1:12 / 2:38 · 2.4× real time · about 0:36 left", or while the aligner runs
+    "Processed 1:12 / 2:38 · Finding word times… 40% · 2.4× real time · about 0:36 left"."""
     if not snapshot.total_s:
         return "Reading the audio…"
     parts = [f"Processed {asr.format_clock(snapshot.processed_s)} / {asr.format_clock(snapshot.total_s)}"]
+    if snapshot.stage is not None:
+        parts.append(f"{STAGE_WORDS[snapshot.stage]}… {snapshot.stage_share:.0%}")
     if snapshot.speed:
         parts.append(f"{snapshot.speed:.1f}× real time")
     remaining_s = snapshot.remaining_s
@@ -476,6 +487,8 @@ def keep_results(results: tuple[asr.FileResult, ...]) -> None:
             why = result.error or "the new run was cancelled"
             state.cards[key] = dataclasses.replace(earlier, kept_because=why)
             continue
+        if earlier is not None:
+            forget_table(earlier.id)
         state.cards[key] = Card(state.next_result_id, result, state.job_made_with)
         state.next_result_id += 1
 
@@ -502,31 +515,12 @@ def edited_transcript(result_id: int, transcript: asr.Transcript) -> asr.Transcr
     An edited sentence keeps its start and end; its word times no longer match its words, so they are left out
     (its subtitles share the sentence's time by characters instead).
     """
-    edits = state.get(f"edit-{result_id}", {}).get("edited_rows", {})
+    edits = table_edits(result_id)
     segments = []
     for index, segment in enumerate(transcript.segments):
         text = str(edits.get(index, {}).get("Text", segment.text))
         segments.append(segment if text == segment.text else dataclasses.replace(segment, text=text, words=()))
     return with_speaker_edits(result_id, dataclasses.replace(transcript, segments=tuple(segments)))
-
-
-def clicked_start(result_id: int, transcript: asr.Transcript) -> float | None:
-    """The start of the sentence whose Play box was ticked since the last run (None: no new tick).
-
-    A tick is an edit of the table (`st.data_editor` reports no row clicks); the ticks seen so far are kept,
-    so only a new one moves the player.
-    """
-    edits = state.get(f"edit-{result_id}", {}).get("edited_rows", {})
-    ticked = {int(index) for index, change in edits.items() if change.get("Play")}
-    seen_key = f"played-{result_id}"
-    new = sorted(ticked - state.get(seen_key, set()))
-    state[seen_key] = ticked
-    return transcript.segments[new[-1]].start_s if new else None
-
-
-def notes_of(transcript: asr.Transcript) -> list[str]:
-    """Each segment's flags in plain words (the table's Note column)."""
-    return ["; ".join(FLAG_WORDS[f] for f in s.flags if f in FLAG_WORDS) for s in transcript.segments]
 
 
 def show_result(card: Card) -> None:
@@ -556,12 +550,9 @@ def show_result(card: Card) -> None:
             )
             return
         if result.audio is not None:
-            start_s = clicked_start(result_id, transcript)
-            if start_s is not None:
-                state[f"start-{result_id}"] = start_s
-            start_s = state.get(f"start-{result_id}")  # kept, so other reruns leave the player as it is
-            st.audio(result.audio, start_time=start_s or 0.0, autoplay=start_s is not None)
-        notes = notes_of(transcript)
+            player(result_id, result.name, result.audio, transcript)  # first: a press starts a fresh table
+        notes = [note(s.flags) for s in transcript.segments]
+        kept = kept_edits(result_id)
         rows = [
             {
                 "Play": False,
@@ -569,9 +560,10 @@ def show_result(card: Card) -> None:
                 "End": asr.format_clock(s.end_s),
                 **(speaker_cell(s) if transcript.speakers else {}),
                 "Text": s.text,
-                "Note": note,
+                "Note": words,
+                **kept.get(index, {}),
             }
-            for s, note in zip(transcript.segments, notes, strict=True)
+            for index, (s, words) in enumerate(zip(transcript.segments, notes, strict=True))
         ]
         edited = edited_transcript(result_id, transcript)
         st.caption(
@@ -580,17 +572,12 @@ def show_result(card: Card) -> None:
         )
         st.data_editor(
             rows,
-            key=f"edit-{result_id}",
+            key=table_key(result_id),
             disabled=["Start", "End", "Note"],
             hide_index=True,
-            column_config={
-                "Play": st.column_config.CheckboxColumn(
-                    "Play", width="small", help="Play the recording from this sentence"
-                ),
-                "Text": st.column_config.TextColumn(width="large"),
-                "Note": st.column_config.TextColumn(width="medium"),
-                **(speaker_column(transcript, edited) if transcript.speakers else {}),
-            },
+            row_height=row_height([s.text for s in edited.segments], notes),
+            width="content",
+            column_config=table_columns() | (speaker_column(transcript, edited) if transcript.speakers else {}),
         )
         speaker_panels(result_id, result.audio, edited)
         st.code(asr.render(edited, "txt") if edited.speakers else edited.text, language=None, wrap_lines=True)
@@ -676,6 +663,8 @@ def main() -> None:
         st.rerun()
     if right.button("Clear", key="clear", disabled=running, width="stretch"):
         state.input_nonce += 1
+        for card in state.cards.values():
+            forget_table(card.id)
         state.cards = {}
         state.recording_numbers = {}
         st.rerun()

@@ -15,6 +15,7 @@ import streamlit as st
 from streamlit.elements.lib.column_types import ColumnConfig
 
 import asr
+from page_table import table_edits
 
 AUTO_COUNT = "Auto"
 COUNT_CHOICES = [AUTO_COUNT, *map(str, range(1, asr.MAX_SPEAKERS + 1))]
@@ -45,8 +46,8 @@ def speakers_made_with(speakers: asr.SpeakerOptions | None) -> list[str]:
 
 
 def _moves(result_id: int) -> dict[int, str]:
-    edits = state.get(f"edit-{result_id}", {}).get("edited_rows", {})
-    return {int(index): str(change["Speaker"]) for index, change in edits.items() if change.get("Speaker")}
+    edits = table_edits(result_id)
+    return {index: str(change["Speaker"]) for index, change in edits.items() if change.get("Speaker")}
 
 
 def with_speaker_edits(result_id: int, transcript: asr.Transcript) -> asr.Transcript:

@@ -56,6 +56,7 @@ from .options import (
     normalize_language,
 )
 from .pipeline import NO_SPEECH_NOTE, transcribe, transcribe_all
+from .progress import Stage
 from .results import (
     DecodedAudio,
     Segment,
@@ -127,6 +128,7 @@ __all__ = [
     "Speaker",
     "SpeakerOptions",
     "SpeakerTurn",
+    "Stage",
     "SubtitleLayout",
     "TranscribeOptions",
     "Transcript",

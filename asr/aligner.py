@@ -25,9 +25,11 @@ from safetensors import SafetensorError
 from transformers import AutoModelForTokenClassification, AutoProcessor
 from transformers.models.qwen3_asr.processing_qwen3_asr import FORCED_ALIGNER_LANGUAGES
 
+from .decode import prefill_progress
 from .device import resolve_device, resolve_dtype, return_freed_memory
 from .errors import AlignmentError, ModelLoadError
 from .hub import ALIGNER_ENV, DEFAULT_ALIGNER, locate_model
+from .progress import ShareProgress
 from .results import AlignedToken
 
 logger = logging.getLogger(__name__)
@@ -94,9 +96,15 @@ class QwenAligner:
         return cls(loaded, processor, model, str(loaded.device))
 
     def align(
-        self, waves: Sequence[np.ndarray], texts: Sequence[str], languages: Sequence[str]
+        self,
+        waves: Sequence[np.ndarray],
+        texts: Sequence[str],
+        languages: Sequence[str],
+        progress: ShareProgress | None = None,
     ) -> list[list[AlignedToken]]:
         """Time the words of each text in its audio (mono float32, 16 kHz); one forward pass for the batch.
+
+        `progress` hears the share of the pass done as each of the model's layers ends (seconds long on a CPU).
 
         Raises:
             AlignmentError: the batch could not be aligned (out of memory, a text with no words); the
@@ -106,7 +114,8 @@ class QwenAligner:
             inputs, word_lists = self._processor.prepare_forced_aligner_inputs(
                 audio=list(waves), transcript=list(texts), language=list(languages)
             )
-            with self._lock, torch.inference_mode():
+            layers = None if progress is None else lambda share, _steps: progress(share)
+            with self._lock, torch.inference_mode(), prefill_progress(self._model, layers):
                 inputs = inputs.to(self._model.device, dtype=self._model.dtype)
                 logits = self._model(**inputs).logits
                 timed = self._processor.decode_forced_alignment(

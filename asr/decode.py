@@ -101,7 +101,8 @@ def prefill_progress(model: torch.nn.Module, progress: EngineProgress | None) ->
 
     The prefill is one forward pass, seconds long on a CPU for a batch of long chunks; its layers are where
     it can be seen to move. Only the first pass through the layers counts: in `generate` the decoder's
-    layers run again for every step, and those steps are reported as steps.
+    layers run again for every step, and those steps are reported as steps. The aligner's one forward pass
+    is reported the same way (`aligner.QwenAligner.align`).
     """
     if progress is None:
         yield

@@ -4,6 +4,7 @@ out-of-memory halving, and alignment that falls back chunk by chunk.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -13,7 +14,7 @@ from typing import Protocol
 import numpy as np
 
 from .errors import AlignmentError, DeviceMemoryError
-from .progress import EngineProgress
+from .progress import EngineProgress, ShareProgress
 from .results import AlignedToken, ChunkText
 
 logger = logging.getLogger(__name__)
@@ -59,8 +60,14 @@ class Aligner(Protocol):
     def supports(self, language: str | None) -> bool: ...
 
     def align(
-        self, waves: Sequence[np.ndarray], texts: Sequence[str], languages: Sequence[str]
-    ) -> list[list[AlignedToken]]: ...
+        self,
+        waves: Sequence[np.ndarray],
+        texts: Sequence[str],
+        languages: Sequence[str],
+        progress: ShareProgress | None = None,
+    ) -> list[list[AlignedToken]]:
+        """Word times for each text in its audio; `progress` hears of the pass's share done (its layers)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -116,10 +123,17 @@ def generate_fitting(engine: Engine, request: GenerationRequest, notice: NoticeC
     )
 
 
-def align(aligner: Aligner | None, waves: list[np.ndarray], texts: list[ChunkText]) -> list[list[AlignedToken] | None]:
+def align(
+    aligner: Aligner | None,
+    waves: list[np.ndarray],
+    texts: list[ChunkText],
+    progress: ShareProgress | None = None,
+) -> list[list[AlignedToken] | None]:
     """Aligner tokens for each chunk it can time (None for the others, which get estimated times).
 
     A batch the aligner fails on is tried chunk by chunk, so one bad chunk costs only its own word times.
+    With an aligner, `progress` hears 0 first, the share of the chunks timed as the aligner goes (its tries
+    chunk by chunk count as more work; the share never goes back), and 1 at the end.
     """
     aligned: list[list[AlignedToken] | None] = [None] * len(texts)
     if aligner is None:
@@ -130,16 +144,36 @@ def align(aligner: Aligner | None, waves: list[np.ndarray], texts: list[ChunkTex
         if text.text and text.language is not None and aligner.supports(text.language)
     }
     groups = [list(languages)] if languages else []
+    work, done, reported = len(languages), 0, 0.0
+
+    def report(rows: int, share: float) -> None:
+        nonlocal reported
+        now = (done + share * rows) / work
+        if progress is not None and now > reported:
+            reported = now
+            progress(now)
+
+    if progress is not None:
+        progress(0.0)
     while groups:
         group = groups.pop()
         try:
             rows = aligner.align(
-                [waves[i] for i in group], [texts[i].text for i in group], [languages[i] for i in group]
+                [waves[i] for i in group],
+                [texts[i].text for i in group],
+                [languages[i] for i in group],
+                None if progress is None else functools.partial(report, len(group)),
             )
         except AlignmentError as e:
             logger.warning("%s", e)
-            groups += [[i] for i in group] if len(group) > 1 else []
+            if len(group) > 1:
+                groups += [[i] for i in group]
+                work += len(group)
+            done += len(group)
             continue
         for i, row in zip(group, rows, strict=True):
             aligned[i] = row
+        done += len(group)
+    if progress is not None and reported < 1.0:
+        progress(1.0)
     return aligned

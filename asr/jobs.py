@@ -24,6 +24,7 @@ from enum import StrEnum
 from .errors import ASRError, DownloadCancelled, TranscriptionCancelled
 from .options import TranscribeOptions
 from .pipeline import Aligner, Engine, transcribe
+from .progress import Stage
 from .results import Segment, Transcript, TranscriptionInfo
 
 logger = logging.getLogger(__name__)
@@ -89,6 +90,8 @@ class JobSnapshot:
     total_s: float = 0.0
     elapsed_s: float = 0.0  # since the current input started
     reported_s: float = 0.0  # elapsed_s when processed_s was last reported
+    stage: Stage | None = None  # a pass under way besides the transcription (finding speakers, word times, ...)
+    stage_share: float = 0.0  # of that pass, done
     segments: tuple[Segment, ...] = ()  # of the current input, so far
     info: TranscriptionInfo | None = None  # of the current input, once known
     notices: tuple[str, ...] = ()  # of the current input, as they happen
@@ -173,6 +176,9 @@ class TranscriptionJob:
     def _on_progress(self, processed_s: float, total_s: float) -> None:
         self._update(processed_s=processed_s, total_s=total_s, reported_s=time.monotonic() - self._started_at)
 
+    def _on_stage(self, stage: Stage, share: float) -> None:
+        self._update(stage=None if share >= 1.0 else stage, stage_share=share)
+
     def _on_notice(self, text: str) -> None:
         with self._lock:
             self._state = replace(self._state, notices=(*self._state.notices, text))
@@ -223,6 +229,7 @@ class TranscriptionJob:
                 processed_s=0.0,
                 total_s=0.0,
                 reported_s=0.0,
+                stage=None,
                 segments=(),
                 info=None,
                 notices=(),
@@ -242,6 +249,7 @@ class TranscriptionJob:
                 cancel=self._cancel,
                 notice=self._on_notice,
                 aligner=self._aligner,
+                stage=self._on_stage,
             )
             self._update(info=info, total_s=info.duration_s)
             for segment in segments:

@@ -27,7 +27,7 @@ from .generation import Aligner, Engine, GenerationRequest, NoticeCallback, alig
 from .guards import is_context_echo, is_repetition_loop
 from .options import DecodeOptions, TranscribeOptions
 from .placement import segments_of_chunk
-from .progress import RunProgress
+from .progress import RunProgress, ShareProgress, Stage, StageProgress, part_of
 from .results import (
     Chunk,
     DecodedAudio,
@@ -54,6 +54,7 @@ NO_SPEECH_NOTE = "no speech detected"
 # VAD first scans this many first_chunk_s of the file (4 s -> 10 s: under 0.2 s), enough to hold the first chunk.
 _HEAD_CHUNKS = 2.5
 _VAD_LEAD_IN_SAMPLES = SAMPLE_RATE  # the rest's VAD starts 1 s before the first chunk's end, to settle first
+_SPEAKERS_SCAN_SHARE = 0.1  # of the speaker pass, its speech scan (5 min: 0.3 s of 16.5 s, docs/speakers.md)
 
 
 def _as_decoded(
@@ -83,20 +84,20 @@ def _spans_from(spans: list[SpeechSpan], start: int) -> list[SpeechSpan]:
 
 
 def _plan_first_chunk(
-    samples: np.ndarray, options: TranscribeOptions, cancel: threading.Event | None
+    samples: np.ndarray, options: TranscribeOptions, cancel: threading.Event | None, scan: ShareProgress | None
 ) -> tuple[Chunk | None, list[SpeechSpan] | None]:
     """Find the first chunk, scanning only the head of the file when that is enough.
 
     Returns the first chunk (None: no speech anywhere) and the speech spans after it when the whole
     file had to be scanned anyway (None: the rest is scanned later, after the first words are out).
     The head is enough when the first chunk ends inside it: a span cut off by the head's end would
-    reach the head's last sample.
+    reach the head's last sample. `scan` hears of a scan of the whole file.
     """
     head_end = min(len(samples), round(_HEAD_CHUNKS * options.first_chunk_s * SAMPLE_RATE))
     spans = get_speech_spans(samples[:head_end], options.vad, cancel=cancel)
     first = _first_chunk(samples, spans, options)
     if head_end < len(samples) and (first is None or first.end_sample >= head_end):
-        spans = get_speech_spans(samples, options.vad, cancel=cancel)  # speech starts late, or there is none
+        spans = get_speech_spans(samples, options.vad, cancel=cancel, progress=scan)  # late speech, or none
         first = _first_chunk(samples, spans, options)
     elif head_end < len(samples):
         return first, None
@@ -104,11 +105,15 @@ def _plan_first_chunk(
 
 
 def _spans_after(
-    samples: np.ndarray, start: int, options: TranscribeOptions, cancel: threading.Event | None
+    samples: np.ndarray,
+    start: int,
+    options: TranscribeOptions,
+    cancel: threading.Event | None,
+    scan: ShareProgress | None,
 ) -> list[SpeechSpan]:
     """Speech spans from sample `start` on; the VAD starts a little earlier to settle on the audio before it."""
     lead_in = max(0, start - _VAD_LEAD_IN_SAMPLES)
-    spans = get_speech_spans(samples[lead_in:], options.vad, cancel=cancel)
+    spans = get_speech_spans(samples[lead_in:], options.vad, cancel=cancel, progress=scan)
     moved = [SpeechSpan(span.start_sample + lead_in, span.end_sample + lead_in) for span in spans]
     return _spans_from(moved, start)
 
@@ -132,7 +137,7 @@ def _transcribe_batch(
 
     Each chunk's token budget follows its seconds of speech, not its length: pauses hold no words. A
     cancel stops the batch's generation at its next step, and its cut-short texts are dropped. The
-    engine's progress inside the batch reaches the caller through `progress` (`asr/progress.py`).
+    engine's and the aligner's progress inside the batch reach the caller through `progress` (`asr/progress.py`).
     """
     waves, timelines = zip(*(chunk_waveform(samples, chunk) for chunk in chunks), strict=True)
     speech_s = [chunk.speech_samples / SAMPLE_RATE for chunk in chunks]
@@ -159,7 +164,7 @@ def _transcribe_batch(
         raise TranscriptionCancelled("Transcription cancelled while generating.")
     echoes = [is_context_echo(result.text, decode.context, decode.guards) for result in results]
     to_align = [replace(result, text="") if echo else result for result, echo in zip(results, echoes, strict=True)]
-    aligned = align(aligner, list(waves), to_align)
+    aligned = align(aligner, list(waves), to_align, None if inside is None else inside.aligning)
     segments = []
     for result, tokens, chunk, timeline, flags, echo in zip(
         results, aligned, chunks, timelines, all_flags, echoes, strict=True
@@ -182,6 +187,7 @@ def transcribe(
     notice: NoticeCallback | None = None,
     aligner: Aligner | None = None,
     speaker_model: SpeakerEmbedder | None = None,
+    stage: StageProgress | None = None,
 ) -> tuple[Iterator[Segment], TranscriptionInfo]:
     """Transcribe speech; segments come lazily, in time order, as batches finish.
 
@@ -189,8 +195,8 @@ def transcribe(
         audio: a path, bytes, a binary file object, `DecodedAudio`, or mono float32 samples at 16 kHz.
         engine: a loaded engine (e.g. `QwenEngine.load(...)`); shared, never modified.
         options: all settings; validated before any decoding or model work.
-        progress: called with (processed seconds, total seconds) after decoding, as each batch's prefill
-            and decode steps go on (`asr/progress.py`), and after each batch.
+        progress: called with (processed seconds, total seconds) after decoding, as each batch's prefill,
+            decode steps and word times go on (`asr/progress.py`), and after each batch.
         cancel: set it from another thread to stop; decoding, speech detection and generation
             (at every decode step) all check it, so a run stops within a second or two; only the
             audio encoder and prefill of the current batch run to their end.
@@ -202,6 +208,9 @@ def transcribe(
         speaker_model: with `options.speakers` set, the speaker embedder; None loads CAM++ once on the
             engine's device. With speakers on, the whole file is scanned and its speaker turns found before
             the first chunk is transcribed, so the first words wait for that (docs/speakers.md).
+        stage: called with a `Stage` and its share done (0 at its start, 1 at its end) as the passes that
+            move no processed seconds go on: finding speakers, the speech scan of the rest of the file; and
+            as the aligner times each batch's words (those do move the processed seconds too).
 
     Returns:
         (segments, info): a lazy iterator of `Segment`s and the facts known once the first chunk is
@@ -222,17 +231,20 @@ def transcribe(
         samples = decoded.samples
         if progress is not None:
             progress(0.0, len(samples) / SAMPLE_RATE)  # the total is known now; the first words come next
+        run_progress = RunProgress(progress, len(samples), stage, aligned=aligner is not None)
         turns: tuple[SpeakerTurn, ...] = ()
         if options.speakers is None:
-            first, rest_spans = _plan_first_chunk(samples, options, cancel)
+            first, rest_spans = _plan_first_chunk(samples, options, cancel, run_progress.of(Stage.SPEECH))
         else:
-            spans = get_speech_spans(samples, options.vad, cancel=cancel)
+            speakers = run_progress.of(Stage.SPEAKERS)
+            scan = part_of(speakers, 0.0, _SPEAKERS_SCAN_SHARE)
+            spans = get_speech_spans(samples, options.vad, cancel=cancel, progress=scan)
             model = speaker_model or load_speaker_model(engine.device)
-            turns = find_speaker_turns(samples, spans, options.speakers, model, cancel=cancel)
+            found = part_of(speakers, _SPEAKERS_SCAN_SHARE, 1.0)
+            turns = find_speaker_turns(samples, spans, options.speakers, model, cancel=cancel, progress=found)
             first = _first_chunk(samples, spans, options)
             rest_spans = [] if first is None else _spans_from(spans, first.end_sample)
         _check_cancel(cancel, 0)
-        run_progress = RunProgress(progress, len(samples))
         first_segments = (
             []
             if first is None
@@ -291,7 +303,8 @@ class _Run:
                 self._report(first.end_sample)
                 if rest_spans is None:
                     _check_cancel(self.cancel, done)
-                    rest_spans = _spans_after(self.samples, first.end_sample, self.options, self.cancel)
+                    scan = self.progress.of(Stage.SPEECH)
+                    rest_spans = _spans_after(self.samples, first.end_sample, self.options, self.cancel, scan)
                 chunks = collect_batched_chunks(
                     self.samples,
                     rest_spans,
@@ -330,6 +343,7 @@ def transcribe_all(
     notice: NoticeCallback | None = None,
     aligner: Aligner | None = None,
     speaker_model: SpeakerEmbedder | None = None,
+    stage: StageProgress | None = None,
 ) -> Transcript:
     """Like `transcribe`, but runs to the end and returns the whole `Transcript`."""
     segments, info = transcribe(
@@ -341,5 +355,6 @@ def transcribe_all(
         notice=notice,
         aligner=aligner,
         speaker_model=speaker_model,
+        stage=stage,
     )
     return Transcript(segments=tuple(segments), info=info)

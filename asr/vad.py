@@ -20,6 +20,7 @@ import numpy as np
 from .audio import SAMPLE_RATE
 from .errors import ModelLoadError, TranscriptionCancelled
 from .options import VadOptions
+from .progress import ShareProgress
 from .results import SpeechSpan
 
 logger = logging.getLogger(__name__)
@@ -29,11 +30,16 @@ _vad: tuple[Any, Callable[..., list[dict[str, int]]]] | None = None  # (model, g
 _WINDOW = 512  # samples per Silero window at 16 kHz (32 ms)
 _STREAM_WINDOWS = 625  # 20 s of audio per parallel stream
 _WARMUP_WINDOWS = 32  # about 1 s of the preceding audio that each stream hears before its own windows
-_CANCEL_CHECK_STEPS = 32  # a step over 90 streams (30 min) takes ~2.5 ms: cancel is seen within a tenth of a second
+# A step over 90 streams (30 min) takes ~2.5 ms: cancel is seen, and progress told, within a tenth of a second.
+_CANCEL_CHECK_STEPS = 32
 
 
 def get_speech_spans(
-    samples: np.ndarray, options: VadOptions, *, cancel: threading.Event | None = None
+    samples: np.ndarray,
+    options: VadOptions,
+    *,
+    cancel: threading.Event | None = None,
+    progress: ShareProgress | None = None,
 ) -> list[SpeechSpan]:
     """Find the stretches of speech in a 16 kHz mono waveform.
 
@@ -41,6 +47,7 @@ def get_speech_spans(
         samples: mono float samples at `audio.SAMPLE_RATE`, one dimension.
         options: the VAD settings (threshold, minimum speech and silence, padding).
         cancel: when set from another thread, the scan stops within a fraction of a second.
+        progress: told the share of the scan done, about ten times a second while it runs, and 1 at its end.
 
     Returns:
         Spans in time order, not overlapping, each inside ``[0, len(samples)]`` and non-empty;
@@ -56,6 +63,8 @@ def get_speech_spans(
         raise ValueError(f"VAD needs mono samples in one dimension, got shape {samples.shape}.")
     num_samples = len(samples)
     if num_samples == 0:
+        if progress is not None:
+            progress(1.0)
         return []
     samples = np.ascontiguousarray(samples, dtype=np.float32)
 
@@ -64,7 +73,7 @@ def get_speech_spans(
     with _LOCK:
         model, timestamps_from_probs = _load_locked()
         with torch.inference_mode(), _one_torch_thread(torch):
-            probs = _speech_probs(model, torch.from_numpy(samples), cancel)
+            probs = _speech_probs(model, torch.from_numpy(samples), cancel, progress)
         timestamps = timestamps_from_probs(
             probs,
             sampling_rate=SAMPLE_RATE,
@@ -78,11 +87,15 @@ def get_speech_spans(
     # Padding may reach past either end of the waveform: clamp it.
     bounds = sorted((max(0, int(t["start"])), min(num_samples, int(t["end"]))) for t in timestamps)
     spans = [SpeechSpan(start, end) for start, end in bounds if end > start]
+    if progress is not None:
+        progress(1.0)
     logger.debug("VAD found %d speech spans in %.1f s of audio", len(spans), num_samples / SAMPLE_RATE)
     return spans
 
 
-def _speech_probs(model: Any, audio: Any, cancel: threading.Event | None) -> list[float]:
+def _speech_probs(
+    model: Any, audio: Any, cancel: threading.Event | None, progress: ShareProgress | None
+) -> list[float]:
     """Silero's speech probability for every 32 ms window, computed as parallel streams.
 
     Silero is a small recurrent network run once per window, so a long file costs tens of
@@ -109,8 +122,11 @@ def _speech_probs(model: Any, audio: Any, cancel: threading.Event | None) -> lis
     model.reset_states()
     probs = []
     for step in range(steps):
-        if step % _CANCEL_CHECK_STEPS == 0 and cancel is not None and cancel.is_set():
-            raise TranscriptionCancelled("Transcription cancelled while looking for speech.")
+        if step % _CANCEL_CHECK_STEPS == 0:
+            if cancel is not None and cancel.is_set():
+                raise TranscriptionCancelled("Transcription cancelled while looking for speech.")
+            if progress is not None:
+                progress(step / steps)
         # Each stream's window is gathered from the audio itself: no padded copy of the whole file.
         sample = offsets[:, step, None] * _WINDOW + within_window
         heard = in_range[:, step, None] & (sample < num_samples)  # the last window's tail is silence

@@ -19,7 +19,7 @@ import functools
 import os
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -134,7 +134,11 @@ class ScriptedAligner:
         return getattr(self._aligner, name)
 
     def align(
-        self, waves: Sequence[np.ndarray], texts: Sequence[str], languages: Sequence[str]
+        self,
+        waves: Sequence[np.ndarray],
+        texts: Sequence[str],
+        languages: Sequence[str],
+        progress: Callable[[float], None] | None = None,  # the words are spread at once: nothing to tell
     ) -> list[list[AlignedToken]]:
         return [_spread(re.findall(r"\w+", text), envelope(wave)) for wave, text in zip(waves, texts, strict=True)]
 

@@ -121,11 +121,11 @@ class FailsOnSecondChunk:
     def supports(self, language):
         return self.real.supports(language)
 
-    def align(self, waves, texts, languages):
+    def align(self, waves, texts, languages, progress=None):
         self.batches.append(len(waves))
         if any(len(wave) == self.bad_length for wave in waves):
             raise AlignmentError("Could not align a batch of chunk(s): RuntimeError")
-        return self.real.align(waves, texts, languages)
+        return self.real.align(waves, texts, languages, progress)
 
 
 def test_one_chunk_the_aligner_fails_on_falls_back_and_the_run_goes_on(engine, aligner):

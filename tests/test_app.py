@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import shutil
+import threading
 import time
 import zipfile
 from collections.abc import Callable
@@ -127,7 +129,7 @@ def test_edits_flow_into_every_download(app, meeting_wav, monkeypatch):
     app.button(key="transcribe").click().run()
     _finish(app)
     ((result_id, _),) = _results(app)
-    app.session_state[f"edit-{result_id}"] = {"edited_rows": {1: {"Text": "Please call Stella."}}}
+    app.session_state[f"edit-{result_id}-0"] = {"edited_rows": {1: {"Text": "Please call Stella."}}}
     app.run()
     assert app.code[0].value.endswith("\nPlease call Stella.")
     assert sorted(served) == ["meeting.docx", "meeting.json", "meeting.srt", "meeting.txt", "meeting.vtt"]
@@ -138,6 +140,33 @@ def test_edits_flow_into_every_download(app, meeting_wav, monkeypatch):
         text = data.decode("utf-8") if isinstance(data, bytes) else data
         assert "Please call Stella." in text, name
     assert json.loads(served["meeting.json"])["segments"][1]["text"] == "Please call Stella."
+
+
+def test_play_works_as_a_button_it_plays_the_sentence_clears_its_box_and_keeps_the_edits(app, meeting_wav):
+    """`st.data_editor` tells of edits, not clicks: here the edits are given as the browser sends them."""
+    app.file_uploader(key="uploads-0").set_value(("meeting.wav", meeting_wav, "audio/wav")).run()
+    app.button(key="transcribe").click().run()
+    _finish(app)
+    ((result_id, result),) = _results(app)
+    assert result.transcript is not None, result.error
+    second = result.transcript.segments[1]
+    edit = {0: {"Text": "Please call Stella."}}
+    app.session_state[f"edit-{result_id}-0"] = {"edited_rows": edit}
+    app.run()
+    app.session_state[f"edit-{result_id}-0"] = {"edited_rows": {**edit, 1: {"Play": True}}}  # then a tick
+    app.run()
+    player = app.get("audio")[-1]
+    assert player.proto.start_time == int(second.start_s) and player.proto.autoplay
+    table = app.dataframe[-1].value  # a fresh table: no box ticked, the edit written into its rows
+    assert not table["Play"].any() and table["Text"][0] == "Please call Stella."
+    assert app.code[0].value == f"Please call Stella.\n{second.text}"
+    app.session_state[f"edit-{result_id}-1"] = {"edited_rows": {1: {"Play": True}}}  # the same sentence again
+    app.run()
+    again = app.get("audio")[-1]
+    assert again.proto.start_time == player.proto.start_time and again.proto.autoplay
+    assert again.proto.id != player.proto.id  # a new player, so the browser plays it from the start again
+    assert not app.dataframe[-1].value["Play"].any()
+    assert app.code[0].value == f"Please call Stella.\n{second.text}" and not app.exception
 
 
 def test_clear_resets_inputs_and_results(app, meeting_wav):
@@ -193,15 +222,21 @@ def test_a_move_to_the_cpu_after_out_of_memory_is_shown_with_the_result(app, mee
     assert [w.value for w in app.warning] == [notice]
 
 
-def test_word_timestamps_switch_times_words_and_says_so_on_the_card(
-    monkeypatch, tiny_model_dir, tiny_aligner_dir, meeting_wav
-):
+def _with_word_timestamps(monkeypatch, tiny_model_dir, tiny_aligner_dir) -> AppTest:
+    """The page on the tiny checkpoints, English, word timestamps on."""
     monkeypatch.setenv("QWEN3_ASR_MODEL", str(tiny_model_dir))
     monkeypatch.setenv("QWEN3_ASR_ALIGNER", str(tiny_aligner_dir))
     at = AppTest.from_file(APP, default_timeout=120)
     at.run()
     at.selectbox(key="language").set_value("English")
     at.toggle(key="word_timestamps").set_value(True).run()
+    return at
+
+
+def test_word_timestamps_switch_times_words_and_says_so_on_the_card(
+    monkeypatch, tiny_model_dir, tiny_aligner_dir, meeting_wav
+):
+    at = _with_word_timestamps(monkeypatch, tiny_model_dir, tiny_aligner_dir)
     assert any(c.value.startswith(f"Aligner: {tiny_aligner_dir}") for c in at.caption)
     at.file_uploader(key="uploads-0").set_value(("meeting.wav", meeting_wav, "audio/wav")).run()
     at.button(key="transcribe").click().run()
@@ -216,11 +251,48 @@ def test_word_timestamps_switch_times_words_and_says_so_on_the_card(
     assert player.proto.start_time == 0 and not player.proto.autoplay
     ((result_id, _),) = _results(at)
     last = len(segments) - 1
-    at.session_state[f"edit-{result_id}"] = {"edited_rows": {last: {"Play": True}}}
+    at.session_state[f"edit-{result_id}-0"] = {"edited_rows": {last: {"Play": True}}}
     at.run()
     player = at.get("audio")[-1]
     assert player.proto.start_time == int(segments[last].start_s) and player.proto.autoplay
     assert not at.exception
+
+
+def test_the_progress_line_says_when_word_times_are_being_found(
+    monkeypatch, tiny_model_dir, tiny_aligner_dir, meeting_wav
+):
+    """The real tiny aligner takes milliseconds, too short for a poll to see; here it is held after its first layer
+    (a test hook around the real `align`, nothing replaced) until the page has shown the line."""
+    from asr.aligner import QwenAligner
+
+    real_align = QwenAligner.align
+    reached, release = threading.Event(), threading.Event()
+
+    def held_align(self, waves, texts, languages, progress=None):
+        def told(share: float) -> None:
+            progress(share)
+            if 0 < share < 1 and not release.is_set():
+                reached.set()
+                release.wait(30)
+
+        return real_align(self, waves, texts, languages, None if progress is None else told)
+
+    monkeypatch.setattr(QwenAligner, "align", held_align)
+    at = _with_word_timestamps(monkeypatch, tiny_model_dir, tiny_aligner_dir)
+    at.file_uploader(key="uploads-0").set_value(("meeting.wav", meeting_wav, "audio/wav")).run()
+    at.button(key="transcribe").click().run()
+    try:
+        assert reached.wait(60), "the aligner never ran"
+        at.run()
+        (line,) = [bar.text for bar in at.progress]
+        assert re.fullmatch(
+            r"\*\*meeting\.wav\*\* · Processed 0:0\d / 0:\d\d · Finding word times… \d+%( · .*)?", line
+        ), line
+    finally:
+        release.set()
+    _finish(at)
+    ((_, result),) = _results(at)
+    assert result.transcript is not None and all(s.words for s in result.transcript.segments)
 
 
 def test_word_timestamps_without_the_aligner_offer_its_download(app, monkeypatch, tmp_path):

@@ -84,7 +84,7 @@ def test_switch_column_rename_move_and_merge_reach_the_copy_block_and_downloads(
     assert "Speaker 2: " in at.code[0].value
 
     second = next(i for i, s in enumerate(transcript.segments) if s.speaker == "S2")
-    at.session_state[f"edit-{result_id}"] = {"edited_rows": {second: {"Speaker": "S1"}}}
+    at.session_state[f"edit-{result_id}-0"] = {"edited_rows": {second: {"Speaker": "S1"}}}
     at.run()
     moved = json.loads(served["talk.json"])["segments"][second]
     assert moved["speaker"] == "S1"

@@ -20,11 +20,14 @@ import zipfile
 from pathlib import Path
 
 import docx
-from playwright.sync_api import expect
+import numpy as np
+from PIL import Image
+from playwright.sync_api import Page, expect
 
 import asr
 from asr.jobs import ABANDONED_AFTER_S
 from asr.tempfiles import PREFIX as TEMP_PREFIX
+from page_table import NOTE_WIDTH_PX, PLAY_WIDTH_PX, TEXT_WIDTH_PX, TIME_WIDTH_PX, note
 from testbed.app_server import ROOT, AppServer, serve_app
 from testbed.browser import (
     TRANSCRIBE_TIMEOUT_MS,
@@ -116,7 +119,68 @@ def test_upload_transcribe_and_download_srt(app_server, open_page, interview_mp3
     assert files_named_like("interview", started, roots) == []
 
 
-def test_word_timestamps_and_a_ticked_sentence_plays_from_its_start(app_server, open_page, interview_mp3, screenshot):
+# Measures, by the grid's own rule, how tall a row must be for each (text, column width) to show whole: the grid
+# breaks the text into lines at the column's width less its padding, and clips it when the lines' height (the
+# first line's ink, then 1.4 times that per line) and its padding are taller than the row. The font and the
+# padding are read from the grid; the lines are the browser's own, at spaces (a longer word anywhere).
+_NEEDED_HEIGHTS_SCRIPT = """
+(grid, cells) => {
+  const style = getComputedStyle(grid.querySelector('[style*="--gdg-font-family"]'));
+  const value = (name) => style.getPropertyValue(name).trim();
+  const font = `${value('--gdg-base-font-style')} ${value('--gdg-font-family')}`;
+  const padX = parseFloat(value('--gdg-cell-horizontal-padding'));
+  const padY = parseFloat(value('--gdg-cell-vertical-padding'));
+  const context = document.createElement('canvas').getContext('2d');
+  context.font = font;
+  const sample = context.measureText('ABCi09jgqpy');
+  const ink = sample.actualBoundingBoxAscent + sample.actualBoundingBoxDescent;
+  return cells.map(([text, width]) => {
+    const box = document.createElement('div');
+    box.style.cssText = `position: absolute; visibility: hidden; white-space: pre-wrap; overflow-wrap: anywhere;
+      font: ${font}; line-height: 100px; width: ${width - 2 * padX}px`;
+    box.textContent = text;
+    document.body.append(box);
+    const lines = Math.round(box.getBoundingClientRect().height / 100);
+    box.remove();
+    return ink + 1.4 * ink * (lines - 1) + padY;
+  });
+}
+"""
+HEADER_PX = 35  # the table's header row: Streamlit's default row height
+PLAY_X = PLAY_WIDTH_PX / 2  # the middle of the Play column, where its box is
+TEXT_X = PLAY_WIDTH_PX + 2 * TIME_WIDTH_PX + 40  # inside the Text column (after Play, Start and End)
+
+
+def table_cell(page: Page, rows: int, row: int, x: float) -> tuple[float, float]:
+    """Where `x` px into a row of the result's table is on the page. The table is drawn on a canvas: its rows lie
+    under the header row, each as tall as the page made them (the table's height tells, when all rows show)."""
+    table = page.get_by_test_id("stDataFrame").last
+    table.scroll_into_view_if_needed()
+    grid = table.bounding_box()
+    assert grid is not None
+    row_height = (grid["height"] - HEADER_PX - 2) / rows  # less the grid's top and bottom border
+    return grid["x"] + x, grid["y"] + HEADER_PX + row_height * (row + 0.5)
+
+
+def ticked(page: Page, point: tuple[float, float]) -> bool:
+    """Whether the Play box at `point` is ticked: a ticked box is filled with the page's red accent."""
+    shot = page.screenshot(clip={"x": point[0] - 12, "y": point[1] - 12, "width": 24, "height": 24})
+    pixels = np.asarray(Image.open(io.BytesIO(shot)).convert("RGB"), dtype=np.int16)
+    red, green, blue = pixels[..., 0], pixels[..., 1], pixels[..., 2]
+    return int(np.sum((red > 200) & (green < 140) & (blue < 140))) > 40
+
+
+def wait_for_player_at(page: Page, seconds: float) -> None:
+    """The result's player has moved to `seconds` (whole seconds, as Streamlit gives it), or on from there."""
+    deadline = time.monotonic() + 20
+    while not seconds - 0.01 <= page.get_by_test_id("stAudio").last.evaluate("a => a.currentTime") < seconds + 3:
+        assert time.monotonic() < deadline, f"the player did not move to {seconds} s"
+        time.sleep(0.2)
+
+
+def test_word_timestamps_a_table_that_shows_all_its_text_and_play_works_as_a_button(
+    app_server, open_page, interview_mp3, screenshot
+):
     page = open_page(app_server)
     expect(page.get_by_test_id("stFileUploader")).to_be_visible()
     sidebar = page.get_by_test_id("stSidebar")
@@ -132,21 +196,35 @@ def test_word_timestamps_and_a_ticked_sentence_plays_from_its_start(app_server, 
     _, document = download(page, "json")
     segments = json.loads(document)["segments"]
     assert len(segments) >= 2 and all(not s["approximate_times"] for s in segments)
+    rows = len(segments)
+    # Every sentence and note shows whole (the tiny model writes to its token cap: long texts, each with a note).
+    grid = page.get_by_test_id("stDataFrame").last
+    box = grid.bounding_box()
+    assert box is not None
+    row_height = (box["height"] - HEADER_PX - 2) / rows
+    notes = [note(asr.SegmentFlag(flag) for flag in s["flags"]) for s in segments]
+    cells = [(s["text"], TEXT_WIDTH_PX) for s in segments] + [(text, NOTE_WIDTH_PX) for text in notes]
+    needed = grid.evaluate(_NEEDED_HEIGHTS_SCRIPT, cells)
+    assert max(needed) <= row_height, (needed, row_height)
+    assert max(needed) > HEADER_PX  # long texts: the rows grew to show them
+    screenshot(page, "08-word-timestamps")
+
     player = page.get_by_test_id("stAudio").last
     assert player.evaluate("audio => audio.currentTime") < 0.5
-    # Tick the Play box of the second sentence; the table is drawn on a canvas, so click where that cell is.
-    grid = page.get_by_test_id("stDataFrame").bounding_box()
-    row_height = 35  # Streamlit's default row height, header row included
-    page.mouse.click(grid["x"] + 47, grid["y"] + row_height * 2.5)  # the box is in the middle of its cell
+    # Play the second sentence: the player moves to its start, and the box is clear again, like a button's.
+    play = table_cell(page, rows, 1, PLAY_X)
+    assert not ticked(page, play)
+    page.mouse.click(*play)
     wait_for_script(page)
-    expected = int(segments[1]["start_s"])
-    player = page.get_by_test_id("stAudio").last
-    deadline = time.monotonic() + 10
-    while player.evaluate("audio => audio.currentTime") < expected - 0.01:
-        assert time.monotonic() < deadline, "the player did not move to the sentence's start"
-        time.sleep(0.2)
+    start = int(segments[1]["start_s"])
+    wait_for_player_at(page, start)
+    expect(page.get_by_test_id("stDataFrame").last).to_be_visible()
+    assert not ticked(page, table_cell(page, rows, 1, PLAY_X))
+    # Pressed again after the player was moved away, it plays the sentence again (a box would only untick).
+    page.get_by_test_id("stAudio").last.evaluate("audio => { audio.pause(); audio.currentTime = 0; }")
+    page.mouse.click(*table_cell(page, rows, 1, PLAY_X))
     wait_for_script(page)
-    screenshot(page, "08-word-timestamps")
+    wait_for_player_at(page, start)
     assert_no_traceback(page)
 
 

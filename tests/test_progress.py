@@ -1,20 +1,26 @@
-"""Progress that moves: reports inside a batch (prefill layers, decode steps) and an estimate that falls steadily.
+"""Progress that moves: reports inside a batch (prefill layers, decode steps, the aligner's layers), the passes
+that transcribe nothing (speakers, the rest's speech scan) as stages, and an estimate that falls steadily.
 
 The real engine on the tiny checkpoint, with both decoders (our loop and transformers' generate): the tiny model
-never says end-of-text, so each batch runs to its longest budget and its steps can be counted.
+never says end-of-text, so each batch runs to its longest budget and its steps can be counted. The real tiny
+aligner, Silero VAD and CAM++ for the stages.
 """
 
 from __future__ import annotations
 
 import itertools
+import time
 
 import pytest
 
 import asr
 from asr.jobs import JobSnapshot, JobStatus
-from asr.progress import BatchProgress, RunPace
+from asr.progress import BatchProgress, RunPace, RunProgress
 from asr.results import ChunkText
+from testbed.conversations import conversation
 from testbed.speech import SENTENCES, speech_with_pauses
+
+Event = tuple  # ("processed", seconds) or (stage, share), in the order they came
 
 
 class _RecordingEngine:
@@ -111,3 +117,101 @@ def test_the_estimate_falls_steadily_while_the_pace_is_steady():
     assert len(estimates) > 200
     assert all(later <= earlier + 1e-9 for earlier, later in itertools.pairwise(estimates))
     assert estimates[0] == pytest.approx((120 - 3) / 2)  # at the first report: 3 s done at 2x, 117 s to go
+
+
+def _recorders(events: list[Event]):
+    """A run's two progress callbacks, writing one timeline."""
+    return (
+        lambda done, total: events.append(("processed", done)),
+        lambda stage, share: events.append((stage, share)),
+    )
+
+
+def _passes(events: list[Event], stage: asr.Stage) -> list[list[int]]:
+    """The positions in `events` of each pass of `stage`: from its 0 to its 1."""
+    passes: list[list[int]] = []
+    for index, event in enumerate(events):
+        if event[0] is stage:
+            if event[1] == 0.0:
+                passes.append([])
+            passes[-1].append(index)
+    return passes
+
+
+def _processed(events: list[Event]) -> list[float]:
+    return [event[1] for event in events if event[0] == "processed"]
+
+
+def test_the_speech_scan_of_the_rest_reports_its_share_between_the_first_words_and_the_rest(engine, four_sentences):
+    events: list[Event] = []
+    progress, stage = _recorders(events)
+    segments, _ = asr.transcribe(four_sentences, engine=engine, progress=progress, stage=stage)
+    assert _passes(events, asr.Stage.SPEECH) == []  # the first words are out; the rest is scanned as it is read
+    list(segments)
+    (scan,) = _passes(events, asr.Stage.SPEECH)
+    shares = [events[index][1] for index in scan]
+    assert shares[-1] == 1.0 and shares == sorted(shares) and len(set(shares)) >= 5  # it moves, and ends
+    assert scan == list(range(scan[0], scan[-1] + 1))  # one pass, nothing else meanwhile
+    before, after = _processed(events[: scan[0]]), _processed(events[scan[-1] + 1 :])
+    assert before and after and max(before) <= min(after)  # after the first chunk, before the rest's batch
+
+
+def test_the_word_times_pass_reports_its_layers_and_moves_the_processed_seconds(engine, aligner, four_sentences):
+    events: list[Event] = []
+    progress, stage = _recorders(events)
+    options = asr.TranscribeOptions(decode=asr.DecodeOptions(language="English"))  # a language it can time
+    segments, _ = asr.transcribe(
+        four_sentences, engine=engine, options=options, aligner=aligner, progress=progress, stage=stage
+    )
+    transcript = list(segments)
+    assert transcript and all(s.words and asr.SegmentFlag.APPROXIMATE_TIMES not in s.flags for s in transcript)
+    passes = _passes(events, asr.Stage.WORD_TIMES)
+    assert len(passes) == 2  # the first chunk, then the batch of three
+    for positions in passes:
+        shares = [events[index][1] for index in positions]
+        assert shares[-1] == 1.0 and shares == sorted(shares)
+        assert len(set(shares)) >= 4  # the tiny aligner's layers: two of its audio encoder, two of its decoder
+        # Meanwhile the processed seconds move on through the batch's share kept for its word times.
+        before = _processed(events[: positions[0]])
+        inside = _processed(events[positions[0] : positions[-1] + 1])
+        assert len(set(inside)) >= 3 and inside == sorted(inside) and max(before) < inside[0]
+    assert _processed(events) == sorted(_processed(events))
+
+
+@pytest.mark.slow
+def test_finding_speakers_reports_its_share_before_the_first_words(engine):
+    events: list[Event] = []
+    progress, stage = _recorders(events)
+    options = asr.TranscribeOptions(speakers=asr.SpeakerOptions())
+    segments, info = asr.transcribe(
+        conversation("short_two").samples, engine=engine, options=options, progress=progress, stage=stage
+    )
+    list(segments)
+    assert info.speaker_turns
+    (found,) = _passes(events, asr.Stage.SPEAKERS)
+    shares = [events[index][1] for index in found]
+    assert shares[-1] == 1.0 and shares == sorted(shares)
+    assert len(set(shares)) >= 8  # the speech scan, each span's features, the embeddings
+    assert set(_processed(events[: found[-1]])) == {0.0}  # nothing is transcribed before the speakers are known
+
+
+def test_the_aligner_takes_the_batch_s_last_share_and_the_next_batch_keeps_what_it_cost():
+    """Generation takes the batch to 1 - align_share, the aligner on to 1; its measured share of the batch's time
+    is the next batch's (here 0.2 s each: about half)."""
+    run = RunProgress(lambda done, total: None, 10 * asr.SAMPLE_RATE, aligned=True)
+    shares: list[float] = []
+    word_times: list[float] = []
+    batch = BatchProgress(run.pace, 4.0, 4.0, 10, shares.append, align_share=0.3, word_times=word_times.append)
+    for step in range(11):
+        batch(1.0, step)
+    time.sleep(0.2)
+    assert 0 < shares[-1] < 0.7
+    batch.learn([ChunkText("text", "English", True, num_tokens=10)], [4.0])
+    for share in (0.0, 0.5):
+        batch.aligning(share)
+    time.sleep(0.2)
+    batch.aligning(1.0)
+    assert shares[-3:] == pytest.approx([0.7, 0.85, 1.0]) and word_times == [0.0, 0.5, 1.0]
+    assert run.pace.align_share == pytest.approx(0.5, abs=0.25)
+    following = run.batch(5 * asr.SAMPLE_RATE, 4.0, [4.0], [10])
+    assert following is not None and following.align_share == run.pace.align_share

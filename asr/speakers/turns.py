@@ -17,12 +17,15 @@ import numpy as np
 from ..audio import SAMPLE_RATE
 from ..errors import TranscriptionCancelled
 from ..options import SpeakerOptions
+from ..progress import ShareProgress, part_of
 from ..results import SpeakerTurn, SpeechSpan
 from .clustering import cluster_speakers
 from .embedding import FRAME_SHIFT_S, Region, SpeakerEmbedder, fbank
 
 WINDOW_S = 1.5
 HOP_S = 0.75
+_FEATURES_SHARE = 0.1  # of the pass's progress: fbank over the spans; the embeddings take most of the rest
+_EMBEDDINGS_SHARE = 0.88
 MIN_WINDOW_S = 0.3  # shorter spans are too little voice to embed; they join the nearest window's speaker
 _WINDOW_FRAMES = round(WINDOW_S / FRAME_SHIFT_S)
 _HOP_FRAMES = round(HOP_S / FRAME_SHIFT_S)
@@ -69,13 +72,19 @@ def find_speaker_turns(
     embedder: SpeakerEmbedder,
     *,
     cancel: threading.Event | None = None,
+    progress: ShareProgress | None = None,
 ) -> tuple[SpeakerTurn, ...]:
-    """Who speaks when: turns on the original timeline, speakers "S1", "S2", ... by first appearance."""
+    """Who speaks when: turns on the original timeline, speakers "S1", "S2", ... by first appearance.
+
+    `progress` hears the share of the work done after each span's features and each region's embeddings, and 1
+    at the end.
+    """
     windows: list[_Window] = []
     regions: list[Region] = []
-    for span in spans:
-        if cancel is not None and cancel.is_set():
-            raise TranscriptionCancelled("Transcription cancelled while finding speakers.")
+    for done, span in enumerate(spans):
+        _check(cancel)
+        if progress is not None:
+            progress(_FEATURES_SHARE * done / len(spans))
         start, stop = _frames(span)
         found = _windows((start, stop))
         if not found:
@@ -89,8 +98,14 @@ def find_speaker_turns(
             windows += [w for w, _ in usable]
             regions.append(Region(feats, tuple(frames for _, frames in usable)))
     if not spans:
+        if progress is not None:
+            progress(1.0)
         return ()
-    labels = cluster_speakers(embedder.embed(regions), options) if regions else np.zeros(0, np.int64)
+    labels = (
+        cluster_speakers(_embed(embedder, regions, cancel, progress), options) if regions else np.zeros(0, np.int64)
+    )
+    if progress is not None:
+        progress(1.0)
     if len(labels) == 0:  # only very short bursts: one speaker
         return tuple(_merge_runs([(*_frames(span), 0) for span in spans]))
     centres = np.array([w.centre for w in windows])
@@ -103,6 +118,30 @@ def find_speaker_turns(
         for first, end in zip([0, *changes], [*changes, len(frames)], strict=True):
             runs.append((start + first, start + end, int(nearest[first])))
     return tuple(_merge_runs(runs))
+
+
+def _check(cancel: threading.Event | None) -> None:
+    if cancel is not None and cancel.is_set():
+        raise TranscriptionCancelled("Transcription cancelled while finding speakers.")
+
+
+def _embed(
+    embedder: SpeakerEmbedder,
+    regions: list[Region],
+    cancel: threading.Event | None,
+    progress: ShareProgress | None,
+) -> np.ndarray:
+    """The windows' embeddings, a region at a time (a cancel is seen between two), progress told by windows."""
+    total = sum(len(region.windows) for region in regions)
+    report = part_of(progress, _FEATURES_SHARE, _FEATURES_SHARE + _EMBEDDINGS_SHARE)
+    parts, done = [], 0
+    for region in regions:
+        _check(cancel)
+        parts.append(embedder.embed([region]))
+        done += len(region.windows)
+        if report is not None:
+            report(done / total)
+    return np.concatenate(parts)
 
 
 def _merge_runs(runs: list[tuple[int, int, int]]) -> list[SpeakerTurn]:
