@@ -59,7 +59,10 @@ def test_progress_moves_inside_a_batch_with_its_prefill_and_steps(tiny_model_dir
     recording = _RecordingEngine(engine, reports)
     segments, info = asr.transcribe(four_sentences, engine=recording, progress=lambda done, total: reports.append(done))
     list(segments)
-    first, batch = recording.batches
+    first, batch, *retries = recording.batches
+    # Random weights may loop on a chunk, which the guard decodes again on its own (a one-row call, reported
+    # as done already): which chunk does depends on the dtype the CPU gets, so only their shape is checked.
+    assert all(retry["rows"] == 1 and not retry["calls"] for retry in retries), retries
     assert batch["rows"] == 3
     calls = batch["calls"]
     prefill = [share for share, steps in calls if steps == 0]
