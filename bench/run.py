@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
         "--impl",
         choices=(*IMPLS, LOOP_IMPL, GENERATE_IMPL, "both", "decoders"),
         default="both",
-        help=f"one side only, or 'decoders': {LOOP_IMPL} (our decode loop) vs ours (the default, generate)",
+        help=f"one side only, or 'decoders': {LOOP_IMPL} (our decode loop) vs {GENERATE_IMPL} (transformers' generate)",
     )
     parser.add_argument("--cuda-graphs", action="store_true", help=f"{LOOP_IMPL} on CUDA: replay its step as graphs")
     parser.add_argument(
