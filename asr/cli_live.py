@@ -19,6 +19,7 @@ from .cli_common import (
     write_stdout,
 )
 from .errors import ASRError, OptionsError
+from .progress import Stage
 
 
 def add_live_parser(commands) -> None:
@@ -50,7 +51,8 @@ def run_live(args: argparse.Namespace) -> int:
         session = LiveSession(engine, options=options, aligner=aligner)
         if not args.from_file:
             print("Listening; press Ctrl-C to stop.", file=sys.stderr)
-        transcript = terminal.run_session(session, pieces, terminal.Display(terminal.display_stream(to_stdout)))
+        display = terminal.Display(terminal.display_stream(to_stdout))
+        transcript = terminal.run_session(session, pieces, display, stage=_say_stage)
         output_dir = None if to_stdout else args.output_dir
         for written in terminal.write_outputs(
             transcript, session.events, formats, layout, name, output_dir, write_stdout
@@ -59,3 +61,9 @@ def run_live(args: argparse.Namespace) -> int:
     except ASRError as e:
         return command_failed(e)
     return EXIT_OK
+
+
+def _say_stage(stage: Stage, share: float) -> None:
+    """The pass after Stop that can take a while (--speakers: seconds per minute heard), said once on stderr."""
+    if stage is Stage.SPEAKERS and share == 0.0:
+        print("Finding speakers…", file=sys.stderr)

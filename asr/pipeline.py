@@ -10,6 +10,7 @@ sequential decode steps (`segment.collect_batched_chunks`).
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import weakref
@@ -116,6 +117,43 @@ def _spans_after(
     spans = get_speech_spans(samples[lead_in:], options.vad, cancel=cancel, progress=scan)
     moved = [SpeechSpan(span.start_sample + lead_in, span.end_sample + lead_in) for span in spans]
     return _spans_from(moved, start)
+
+
+def _speaker_pass(
+    samples: np.ndarray,
+    options: TranscribeOptions,
+    model: SpeakerEmbedder,
+    cancel: threading.Event | None,
+    progress: ShareProgress | None,
+) -> tuple[list[SpeechSpan], tuple[SpeakerTurn, ...]]:
+    """Who speaks when over the whole recording, and its speech spans (the scan is the pass's first part)."""
+    assert options.speakers is not None  # only run with speakers on
+    spans = get_speech_spans(samples, options.vad, cancel=cancel, progress=part_of(progress, 0.0, _SPEAKERS_SCAN_SHARE))
+    found = part_of(progress, _SPEAKERS_SCAN_SHARE, 1.0)
+    return spans, find_speaker_turns(samples, spans, options.speakers, model, cancel=cancel, progress=found)
+
+
+def label_speakers(
+    transcript: Transcript,
+    samples: np.ndarray,
+    *,
+    speaker_model: SpeakerEmbedder,
+    cancel: threading.Event | None = None,
+    stage: StageProgress | None = None,
+) -> Transcript:
+    """`transcript` of `samples` (16 kHz mono) labelled by the speaker pass a file gets, with its options' speakers.
+
+    For a transcript made in pieces (a live session's finals): the pass runs once over the whole recording, so
+    a voice has one label from start to end. `stage` hears `Stage.SPEAKERS` from 0 to 1.
+    """
+    progress = None if stage is None else functools.partial(stage, Stage.SPEAKERS)
+    if progress is not None:
+        progress(0.0)
+    _, turns = _speaker_pass(samples, transcript.info.options, speaker_model, cancel, progress)
+    return Transcript(
+        segments=tuple(label_segments(transcript.segments, turns)),
+        info=replace(transcript.info, speaker_turns=turns),
+    )
 
 
 def _check_cancel(cancel: threading.Event | None, done: int) -> None:
@@ -236,12 +274,8 @@ def transcribe(
         if options.speakers is None:
             first, rest_spans = _plan_first_chunk(samples, options, cancel, run_progress.of(Stage.SPEECH))
         else:
-            speakers = run_progress.of(Stage.SPEAKERS)
-            scan = part_of(speakers, 0.0, _SPEAKERS_SCAN_SHARE)
-            spans = get_speech_spans(samples, options.vad, cancel=cancel, progress=scan)
             model = speaker_model or load_speaker_model(engine.device)
-            found = part_of(speakers, _SPEAKERS_SCAN_SHARE, 1.0)
-            turns = find_speaker_turns(samples, spans, options.speakers, model, cancel=cancel, progress=found)
+            spans, turns = _speaker_pass(samples, options, model, cancel, run_progress.of(Stage.SPEAKERS))
             first = _first_chunk(samples, spans, options)
             rest_spans = [] if first is None else _spans_from(spans, first.end_sample)
         _check_cancel(cancel, 0)

@@ -12,6 +12,9 @@ Work per update stays bounded however long the session runs. Each sample is hear
   would be (the same loop and echo guards, word times when an aligner is given). Final text is never
   rewritten; silence makes no utterance, so it makes no text.
 - With the language on Auto, the first final's language is kept for the rest of the session.
+- With speakers on, `finish` runs the speaker pass a file gets (`pipeline.label_speakers`) once over the whole
+  recording, so a voice keeps one label from start to end; finals themselves carry no speakers. CAM++ is
+  loaded when the session starts, so a missing model is said before anyone dictates.
 
 Decoding runs on the session's own thread and takes the model's turn (`jobs._TURN`) for each decode, so
 file transcriptions and live sessions wait for each other (`waiting_for_turn` says so). One session at a
@@ -33,13 +36,15 @@ import numpy as np
 
 from ..audio import SAMPLE_RATE
 from ..chinese import convert_text
-from ..errors import ASRError
+from ..errors import ASRError, TranscriptionCancelled
 from ..generation import Aligner, Engine
 from ..guards import is_context_echo, is_repetition_loop
 from ..jobs import _TURN
 from ..options import TranscribeOptions
-from ..pipeline import NO_SPEECH_NOTE, transcribe_all
+from ..pipeline import NO_SPEECH_NOTE, label_speakers, transcribe_all
+from ..progress import StageProgress
 from ..results import Segment, SourceInfo, Transcript, TranscriptionInfo, Word
+from ..speakers import SpeakerEmbedder, load_speaker_model
 from ..vad import SpeechProbabilities
 from .endpoint import Endpointer, Utterance
 from .options import LiveEvent, LiveEventType, LiveOptions
@@ -79,8 +84,10 @@ class _Audio:
 class LiveSession:
     """Feed audio with `feed`, read new events with `poll`, end with `finish` (or `close` to throw it away).
 
-    Raises `LiveSessionBusy` when another live session holds the same engine, and `OptionsError` for bad
-    options. Errors while decoding (e.g. out of memory) end the session; `feed` and `finish` raise them.
+    Raises `LiveSessionBusy` when another live session holds the same engine, `OptionsError` for bad
+    options, and `ModelLoadError` when speakers are on and CAM++ cannot be loaded (`speaker_model`: None
+    loads it on the engine's device). Errors while decoding (e.g. out of memory) end the session; `feed`
+    and `finish` raise them.
     """
 
     def __init__(
@@ -89,11 +96,15 @@ class LiveSession:
         *,
         options: LiveOptions | None = None,
         aligner: Aligner | None = None,
+        speaker_model: SpeakerEmbedder | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._options = options or LiveOptions()
         self._options.validate()
         self._engine, self._aligner, self._clock = engine, aligner, clock
+        if self._options.transcribe.speakers is not None and speaker_model is None:
+            speaker_model = load_speaker_model(engine.device)
+        self._speaker_model = speaker_model
         with _sessions_lock:
             if id(engine) in _sessions:
                 raise LiveSessionBusy("Another live session is using the model; stop it first, then start again.")
@@ -166,17 +177,31 @@ class LiveSession:
         soundfile.write(buffer, self.samples(), SAMPLE_RATE, subtype="PCM_16", format="WAV")
         return buffer.getvalue()
 
-    def finish(self, timeout_s: float | None = None) -> Transcript:
-        """Stop listening: the utterance still open is finalised too, so no word before Stop is lost."""
+    def finish(self, timeout_s: float | None = None, stage: StageProgress | None = None) -> Transcript:
+        """Stop listening: the utterance still open is finalised too, so no word before Stop is lost.
+
+        With speakers on, the speaker pass then runs over the whole recording; `stage` hears its progress.
+        """
         with self._lock:
             last = self._endpointer.flush(self._audio.length)
             self._end_utterances([last] if last is not None else [])
             self._closing = True
             self._lock.notify_all()
         self._worker.join(timeout_s)
-        self._release()
-        self._raise_error()
-        return self._transcript()
+        try:
+            self._raise_error()
+            transcript = self._transcript()
+            if self._speaker_model is None or not transcript.segments:
+                return transcript
+            model, samples = self._speaker_model, self.samples()
+            labelled = self._with_turn(
+                lambda: label_speakers(transcript, samples, speaker_model=model, cancel=self._cancel, stage=stage)
+            )
+            if labelled is None:
+                raise TranscriptionCancelled("The live session was closed while finding speakers.")
+            return labelled
+        finally:
+            self._release()
 
     def close(self) -> None:
         """Throw the session away (the page was closed): stop decoding and free the model at once."""
@@ -311,11 +336,13 @@ class LiveSession:
                 self._events.append(LiveEvent(LiveEventType.FINAL, at_s, start_s, end_s, text, segments))
 
     def _final_options(self) -> TranscribeOptions:
-        """The file options for one utterance: one chunk (it is never longer), the session's language."""
+        """The file options for one utterance: one chunk (it is never longer), the session's language, and no
+        speakers (`finish` finds them over the whole recording)."""
         options = self._options.transcribe
         return replace(
             options,
             first_chunk_s=self._options.max_utterance_s,
+            speakers=None,
             decode=replace(options.decode, language=self._language),
         )
 

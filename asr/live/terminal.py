@@ -23,6 +23,7 @@ from .. import writers
 from ..audio import SAMPLE_RATE, decode_audio
 from ..cues import SubtitleLayout
 from ..errors import ASRError, AudioDeviceError
+from ..progress import Stage, StageProgress
 from ..results import Transcript, format_clock
 from .options import LiveEvent, LiveEventType
 from .session import LiveSession
@@ -102,8 +103,13 @@ class Display:
         self._out.flush()
 
 
-def run_session(session: LiveSession, pieces: Pieces, display: Display) -> Transcript:
-    """Feed `pieces` to the session and show its events; Ctrl-C (or the end of a file) finishes it."""
+def run_session(
+    session: LiveSession, pieces: Pieces, display: Display, stage: StageProgress | None = None
+) -> Transcript:
+    """Feed `pieces` to the session and show its events; Ctrl-C (or the end of a file) finishes it.
+
+    `stage` hears of the passes that run after Stop (`LiveSession.finish`), once the last finals are shown.
+    """
     try:
         for samples, rate in pieces:
             session.feed(samples, sample_rate=rate)
@@ -116,7 +122,14 @@ def run_session(session: LiveSession, pieces: Pieces, display: Display) -> Trans
         raise
     finally:
         pieces.close()
-    transcript = session.finish()
+
+    def shown_first(pass_: Stage, share: float) -> None:
+        for event in session.poll():
+            display.show(event)
+        if stage is not None:
+            stage(pass_, share)
+
+    transcript = session.finish(stage=shown_first)
     for event in session.poll():
         display.show(event)
     return transcript
