@@ -41,6 +41,7 @@ from page_table import (
     note,
     player,
     row_height,
+    stage_words,
     table_columns,
     table_edits,
     table_key,
@@ -68,11 +69,6 @@ CHINESE_SCRIPT_CHOICES = {  # label -> TranscribeOptions.chinese_script
     "Simplified (简体)": "simplified",
     "Traditional, Taiwan (繁體)": "traditional",
     "Traditional, Hong Kong (繁體)": "traditional-hk",
-}
-STAGE_WORDS = {  # what the progress line says while a pass besides the transcription runs
-    asr.Stage.SPEAKERS: "Finding speakers",
-    asr.Stage.SPEECH: "Looking for speech",
-    asr.Stage.WORD_TIMES: "Finding word times",
 }
 # The uploader writes sizes its own way ("31.7KB" on each file's chip, "2GB per file" in the drop zone); the facts
 # line under each file gives its size as every other size on the page is written, so Streamlit's copies are hidden.
@@ -356,7 +352,7 @@ def current_inputs(
         [":material/upload_file: Upload files", ":material/mic: Record", ":material/graphic_eq: Live"]
     )
     with live_tab:
-        live_result = live_page.live_panel(engine, options, aligner)
+        live_result = live_page.live_panel(engine, options, aligner, still_wanted=page_is_connected())
         if live_result is not None:
             state.cards[f"live\n{state.next_result_id}"] = Card(
                 state.next_result_id, live_result, made_with(engine, options, aligner)
@@ -409,7 +405,7 @@ def progress_line(snapshot: asr.JobSnapshot) -> str:
         return "Reading the audio…"
     parts = [f"Processed {asr.format_clock(snapshot.processed_s)} / {asr.format_clock(snapshot.total_s)}"]
     if snapshot.stage is not None:
-        parts.append(f"{STAGE_WORDS[snapshot.stage]}… {snapshot.stage_share:.0%}")
+        parts.append(stage_words(snapshot.stage, snapshot.stage_share))
     if snapshot.speed:
         parts.append(f"{snapshot.speed:.1f}× real time")
     remaining_s = snapshot.remaining_s

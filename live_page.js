@@ -76,6 +76,7 @@ export default function (component) {
     else if (message.type === 'final') { live.finals.push([message.start_s, message.text]); live.draft = ''; }
     else if (message.type === 'waiting') status.textContent = message.waiting
       ? 'Waiting for a file transcription to finish (the model is shared)…' : 'Listening…';
+    else if (message.type === 'progress') status.textContent = message.text;  // e.g. "Finding speakers… 40%"
     else if (message.type === 'error') { status.textContent = message.message; live.failed = true; }
     else if (message.type === 'done') {
       live.running = false;

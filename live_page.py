@@ -9,6 +9,13 @@ The route accepts only what the page itself opens: a same-origin connection (``O
 from the loopback address, carrying a ticket that the page's own script run made for its model and options.
 One live session at a time per model (`asr.live.LiveSession` refuses a second one, and the page says so);
 a client that disconnects ends its session and frees the model at once. The audio stays in memory.
+
+A ticket holds its page's model and, once stopped, the result until the page takes it. Tickets of pages that are
+gone (closed tabs) are dropped after `TICKET_UNSEEN_S` whenever a ticket is opened or used, so neither a model
+switched away from nor a recording nobody took stays in memory.
+
+With speakers on, Stop ends in the speaker pass a file gets (`LiveSession.finish`), and the tab shows its
+progress ("Finding speakers… 40%").
 """
 
 from __future__ import annotations
@@ -18,6 +25,8 @@ import json
 import logging
 import secrets
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,12 +38,14 @@ from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketDisconnected
 
 import asr
+from page_table import stage_words
 
 logger = logging.getLogger(__name__)
 
 PATH = "/live/ws"
 _POLL_S = 0.1  # how often new drafts and finals are sent to the page
 _MAX_MESSAGE_BYTES = 4 * 192_000  # one second of float32 at 192 kHz: more than any microphone sends at a time
+TICKET_UNSEEN_S = 60.0  # a ticket not in use whose page has been gone (or unheard of) this long is dropped
 
 
 @dataclass
@@ -44,11 +55,40 @@ class _Ticket:
     engine: Any
     options: asr.LiveOptions
     aligner: Any
+    still_wanted: Callable[[], bool] | None = None  # whether its page is still open (None: not known)
+    seen_at: float = field(default_factory=time.monotonic)  # when its page last ran, used it, or was open
+    users: int = 0  # live connections on it now
     result: tuple[asr.Transcript, bytes] | None = field(default=None, repr=False)
 
 
 _tickets: dict[str, _Ticket] = {}
 _tickets_lock = threading.Lock()
+
+
+def _prune() -> None:
+    """Drop the tickets not in use whose page has not been seen for `TICKET_UNSEEN_S` (holding `_tickets_lock`)."""
+    now = time.monotonic()
+    for key, ticket in list(_tickets.items()):
+        if ticket.users or (ticket.still_wanted is not None and ticket.still_wanted()):
+            ticket.seen_at = now
+        elif now - ticket.seen_at >= TICKET_UNSEEN_S:
+            del _tickets[key]
+
+
+def _use_ticket(key: str) -> _Ticket | None:
+    """The ticket a connection names, counted as in use until `_let_go`; None: there is none (or no more)."""
+    with _tickets_lock:
+        _prune()
+        ticket = _tickets.get(key)
+        if ticket is not None:
+            ticket.users += 1
+        return ticket
+
+
+def _let_go(ticket: _Ticket) -> None:
+    with _tickets_lock:
+        ticket.users -= 1
+        ticket.seen_at = time.monotonic()
 
 
 def refusal(headers: dict[str, str], client_host: str | None) -> str | None:
@@ -67,39 +107,62 @@ def _event_message(event: asr.LiveEvent) -> str:
     )
 
 
-async def _send_events(websocket: WebSocket, session: asr.LiveSession) -> None:
-    """Drafts and finals to the page as they come, and whether the session waits for a file transcription."""
-    waiting = False
+@dataclass
+class _Progress:
+    """What a finishing session is doing, in the page's words (set on its thread, sent by `_send_events`)."""
+
+    text: str | None = None
+
+    def stage(self, stage: asr.Stage, share: float) -> None:
+        self.text = stage_words(stage, share)
+
+
+async def _send_events(websocket: WebSocket, session: asr.LiveSession, progress: _Progress) -> None:
+    """Drafts and finals to the page as they come, whether the session waits for a file transcription, and
+    the progress of the passes after Stop."""
+    waiting, said = False, None
     while True:
         for event in session.poll():
             await websocket.send_text(_event_message(event))
         if session.waiting_for_turn != waiting:
             waiting = session.waiting_for_turn
             await websocket.send_text(json.dumps({"type": "waiting", "waiting": waiting}))
+        if progress.text != said:
+            said = progress.text
+            await websocket.send_text(json.dumps({"type": "progress", "text": said}))
         await asyncio.sleep(_POLL_S)
 
 
 async def live_socket(websocket: WebSocket) -> None:
     """The live route: audio in (a JSON header, then binary float32 PCM, then ``{"type": "stop"}``), events out."""
     reason = refusal(dict(websocket.headers), websocket.client.host if websocket.client else None)
-    with _tickets_lock:
-        ticket = _tickets.get(websocket.query_params.get("ticket", ""))
+    ticket = _use_ticket(websocket.query_params.get("ticket", "")) if reason is None else None
     if reason is None and ticket is None:
         reason = "this page's live session has expired: reload the page"
     if reason is not None or ticket is None:
         logger.warning("Live connection refused: %s", reason)
         await websocket.close(code=1008, reason=reason)  # before accept: the handshake fails with HTTP 403
         return
+    try:
+        await _serve(websocket, ticket)
+    finally:
+        _let_go(ticket)
+
+
+async def _serve(websocket: WebSocket, ticket: _Ticket) -> None:
+    """One live session on an accepted connection; its result goes to the ticket."""
     await websocket.accept()
     try:
         session = await asyncio.to_thread(
             asr.LiveSession, ticket.engine, options=ticket.options, aligner=ticket.aligner
         )
-    except asr.LiveSessionBusy as e:
+    except asr.ASRError as e:  # another live session has the model, or CAM++ (speakers) cannot be loaded
+        logger.warning("Live session not started: %s", e)
         await websocket.send_text(json.dumps({"type": "error", "message": str(e)}))
-        await websocket.close(code=1013)
+        await websocket.close(code=1013 if isinstance(e, asr.LiveSessionBusy) else 1011)
         return
-    sender = asyncio.create_task(_send_events(websocket, session))
+    progress = _Progress()
+    sender = asyncio.create_task(_send_events(websocket, session, progress))
     finished = False
     try:
         rate = await _receive_rate(websocket)
@@ -114,7 +177,7 @@ async def live_socket(websocket: WebSocket) -> None:
                 await asyncio.to_thread(session.feed, np.frombuffer(data, dtype="<f4"), rate)
             elif json.loads(message.get("text") or "{}").get("type") == "stop":
                 break
-        transcript = await asyncio.to_thread(session.finish)
+        transcript = await asyncio.to_thread(session.finish, stage=progress.stage)
         finished = True
         ticket.result = (transcript, session.wav_bytes())
         sender.cancel()
@@ -178,23 +241,36 @@ _ASSETS: dict[str, str] = {
 }
 
 
-def open_ticket(engine: Any, options: asr.LiveOptions, aligner: Any, replaces: str | None = None) -> str:
-    """A new ticket (an unguessable string) for a page's model and options; `replaces` is dropped."""
+def open_ticket(
+    engine: Any,
+    options: asr.LiveOptions,
+    aligner: Any,
+    replaces: str | None = None,
+    still_wanted: Callable[[], bool] | None = None,
+) -> str:
+    """A new ticket (an unguessable string) for a page's model and options; `replaces` is dropped.
+
+    `still_wanted` says whether the page is still open (app.py's `page_is_connected`); without it the ticket
+    lasts `TICKET_UNSEEN_S` after its page last ran or used it.
+    """
     ticket = secrets.token_urlsafe(24)
     with _tickets_lock:
+        _prune()
         _tickets.pop(replaces or "", None)
-        _tickets[ticket] = _Ticket(engine, options, aligner)
+        _tickets[ticket] = _Ticket(engine, options, aligner, still_wanted)
     return ticket
 
 
-def _ticket_for(engine: Any, options: asr.LiveOptions, aligner: Any) -> str:
-    """This page's ticket for its current model and options (a new one when they change)."""
+def _ticket_for(engine: Any, options: asr.LiveOptions, aligner: Any, still_wanted: Callable[[], bool] | None) -> str:
+    """This page's ticket for its current model and options (a new one when they change, or it was dropped)."""
     state = st.session_state
     current = state.get("live_ticket")
     with _tickets_lock:
         ticket = _tickets.get(current) if current else None
+        if ticket is not None:
+            ticket.seen_at = time.monotonic()
     if ticket is None or (ticket.engine, ticket.options, ticket.aligner) != (engine, options, aligner):
-        state.live_ticket = open_ticket(engine, options, aligner, replaces=current)
+        state.live_ticket = open_ticket(engine, options, aligner, replaces=current, still_wanted=still_wanted)
     return state.live_ticket
 
 
@@ -208,9 +284,14 @@ def take_result(ticket: str) -> tuple[asr.Transcript, bytes] | None:
     return result
 
 
-def live_panel(engine: Any, options: asr.TranscribeOptions, aligner: Any) -> asr.FileResult | None:
-    """The Live tab; returns the session as a normal result once the user pressed Stop (else None)."""
-    ticket = _ticket_for(engine, asr.LiveOptions(transcribe=options), aligner)
+def live_panel(
+    engine: Any, options: asr.TranscribeOptions, aligner: Any, still_wanted: Callable[[], bool] | None = None
+) -> asr.FileResult | None:
+    """The Live tab; returns the session as a normal result once the user pressed Stop (else None).
+
+    With speakers in `options`, the result has them too; `still_wanted` says whether the page is still open.
+    """
+    ticket = _ticket_for(engine, asr.LiveOptions(transcribe=options), aligner, still_wanted)
     st.caption(
         "Speak and watch the text appear; Stop turns it into a transcript like a file's. "
         "The audio goes only to this computer's own server, and stays in its memory."

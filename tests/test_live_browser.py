@@ -3,7 +3,8 @@
 The microphone plays two sentences with pauses between them (Chromium loops the file), so the page must show a
 draft while a sentence is spoken, finals after each pause, and a normal result with downloads after Stop. Opened
 on a name that is not this computer's (mapped to 127.0.0.1 by Chromium), the page is not a secure context, and
-the tab says to open it on localhost instead of offering a Start that would do nothing.
+the tab says to open it on localhost instead of offering a Start that would do nothing. With speakers on (a second
+browser, whose microphone is two voices), Stop ends in the speaker pass, and the result has a speaker each.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import pytest
 import soundfile as sf
 from playwright.sync_api import Browser, Page, Playwright, expect
 
-from testbed.browser import VIEWPORT, assert_no_traceback, launch_chromium, wait_for_script
+from testbed.browser import VIEWPORT, assert_no_traceback, choose, download, launch_chromium, wait_for_script
+from testbed.conversations import conversation
 from testbed.speech import SAMPLE_RATE, SENTENCES, speech_with_pauses
 
 LIVE_TIMEOUT_MS = 240_000  # the tiny model on two shared cores, with Chromium capturing beside it
@@ -31,6 +33,17 @@ def live_browser(playwright: Playwright, tmp_path_factory) -> Iterator[Browser]:
     sf.write(microphone, samples, SAMPLE_RATE, subtype="PCM_16")
     expect.set_options(timeout=LIVE_TIMEOUT_MS)
     browser = launch_chromium(playwright, microphone, f"--host-resolver-rules=MAP {LAN_NAME} 127.0.0.1")
+    yield browser
+    browser.close()
+
+
+@pytest.fixture(scope="module")
+def two_voice_browser(playwright: Playwright, tmp_path_factory) -> Iterator[Browser]:
+    """A browser whose microphone is two espeak-ng voices taking turns (testbed.conversations)."""
+    microphone = tmp_path_factory.mktemp("live-two-voices") / "two.wav"
+    sf.write(microphone, conversation("short_two").samples, SAMPLE_RATE, subtype="PCM_16")
+    expect.set_options(timeout=LIVE_TIMEOUT_MS)
+    browser = launch_chromium(playwright, microphone)
     yield browser
     browser.close()
 
@@ -76,4 +89,40 @@ def test_an_insecure_page_says_to_open_it_on_localhost(app_server, live_browser)
     expect(page.locator(".live .insecure")).to_be_visible()
     expect(page.locator(".live .insecure")).to_contain_text("localhost")
     expect(page.locator(".live .start")).to_be_disabled()
+    page.context.close()
+
+
+# Every text the tab's status line showed, so that a progress line that came and went between two polls is seen.
+_WATCH_STATUS = """
+window.__statuses = [];
+const status = document.querySelector('.live .status');
+new MutationObserver(() => window.__statuses.push(status.textContent))
+  .observe(status, {childList: true, characterData: true, subtree: true});
+"""
+
+
+@pytest.mark.slow
+def test_with_speakers_on_the_live_result_has_a_speaker_each(app_server, two_voice_browser):
+    page = _open_live_tab(two_voice_browser, app_server.url)
+    sidebar = page.get_by_test_id("stSidebar")
+    sidebar.get_by_text("Speakers", exact=True).last.click()
+    choose(page, sidebar, "How many speakers", re.compile(r"^2$"))
+    start = page.locator(".live .start")
+    expect(start).to_be_enabled()
+    page.evaluate(_WATCH_STATUS)
+    start.click()
+    expect(page.locator(".live .final").nth(1)).to_be_visible()  # both voices have spoken
+    page.locator(".live .stop").click()
+    expect(page.get_by_role("heading", name="Live dictation 1.wav")).to_be_visible()
+    wait_for_script(page)
+    assert any(text.startswith("Finding speakers…") for text in page.evaluate("window.__statuses"))
+    expect(page.get_by_test_id("stCaption").filter(has_text="2 speakers")).to_have_count(1)  # "Made with ..."
+    names = page.get_by_role("textbox", name="Name", exact=True)
+    expect(names).to_have_count(2)  # a panel per speaker, as for a file
+    names.first.fill("Alice")
+    names.first.press("Enter")
+    expect(page.get_by_test_id("stCode")).to_contain_text("Alice: ")
+    name, txt = download(page, "txt")
+    assert name == "Live dictation 1.txt" and txt.startswith("Alice: ")  # S1 speaks first
+    assert_no_traceback(page)
     page.context.close()

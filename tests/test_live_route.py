@@ -116,3 +116,26 @@ def test_a_second_session_is_refused_with_a_message_and_a_dropped_client_frees_t
             break
         time.sleep(0.2)
     assert message["type"] == "done"
+
+
+def test_the_tickets_of_gone_pages_are_dropped_but_not_while_in_use(client, engine, options, monkeypatch):
+    """A closed tab's ticket (its model, and a result nobody took) does not stay in memory; a running one does."""
+    monkeypatch.setattr(live_page, "TICKET_UNSEEN_S", 0.0)  # gone at the next look (60 s in the app)
+    gone = live_page.open_ticket(engine, options, None, still_wanted=lambda: False)
+    unknown = live_page.open_ticket(engine, options, None)  # no runtime to ask: it lasts only while seen
+    running = live_page.open_ticket(engine, options, None, still_wanted=lambda: False)
+    open_page = live_page.open_ticket(engine, options, None, still_wanted=lambda: True)  # a look at the others
+    for dropped in (gone, unknown):
+        assert dropped not in live_page._tickets
+        with pytest.raises(WebSocketDisconnect) as refused, client.websocket_connect(_url(dropped), headers=ORIGIN):
+            pass
+        assert refused.value.code == 1008
+    with client.websocket_connect(_url(running), headers=ORIGIN) as socket:
+        socket.send_text(json.dumps({"sample_rate": RATE}))
+        live_page.open_ticket(engine, options, None, replaces=open_page, still_wanted=lambda: True)  # another look
+        assert running in live_page._tickets  # its page is gone, but its session runs: kept
+        socket.send_text(json.dumps({"type": "stop"}))
+        assert json.loads(socket.receive_text())["type"] == "done"
+    assert live_page.take_result(running) is not None  # the result waits for its page...
+    live_page.open_ticket(engine, options, None, still_wanted=lambda: True)
+    assert running not in live_page._tickets  # ...until its page has been gone for a while
