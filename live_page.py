@@ -183,6 +183,8 @@ async def _serve(websocket: WebSocket, ticket: _Ticket) -> None:
         sender.cancel()
         for event in session.poll():
             await websocket.send_text(_event_message(event))
+        if progress.text is not None:  # the pass's end, which a short pass may finish before the sender's next look
+            await websocket.send_text(json.dumps({"type": "progress", "text": progress.text}))
         await websocket.send_text(json.dumps({"type": "done"}))
         await websocket.close()
     except (ValueError, asr.ASRError) as e:

@@ -1,5 +1,6 @@
 """The live WebSocket route (live_page.py) in process, with the real tiny engine: who may connect, one session
-per model, a dropped client frees it, and a whole session from the browser's rate to a result."""
+per model, a dropped client frees it, a whole session from the browser's rate to a result (with speakers too),
+and the tickets of gone pages are dropped."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from starlette.websockets import WebSocketDisconnect
 import asr
 import live_page
 from asr.live import LiveOptions
+from testbed.conversations import conversation
 from testbed.speech import SENTENCES, speech_with_pauses
 
 BASE = "http://127.0.0.1:8531"
@@ -139,3 +141,32 @@ def test_the_tickets_of_gone_pages_are_dropped_but_not_while_in_use(client, engi
     assert live_page.take_result(running) is not None  # the result waits for its page...
     live_page.open_ticket(engine, options, None, still_wanted=lambda: True)
     assert running not in live_page._tickets  # ...until its page has been gone for a while
+
+
+@pytest.mark.slow
+def test_with_speakers_on_stop_finds_them_and_says_so(client, engine):
+    """The real CAM++ over two espeak-ng voices: the page hears the pass's progress, the result has both."""
+    speakers = LiveOptions(
+        transcribe=asr.TranscribeOptions(
+            decode=asr.DecodeOptions(language="English"), speakers=asr.SpeakerOptions(count=2)
+        )
+    )
+    samples = conversation("short_two").samples.astype("<f4")
+    ticket = live_page.open_ticket(engine, speakers, None)
+    with client.websocket_connect(_url(ticket), headers=ORIGIN) as socket:
+        socket.send_text(json.dumps({"sample_rate": asr.SAMPLE_RATE}))
+        for start in range(0, len(samples), asr.SAMPLE_RATE // 10):
+            socket.send_bytes(samples[start : start + asr.SAMPLE_RATE // 10].tobytes())
+        socket.send_text(json.dumps({"type": "stop"}))
+        messages: list[dict] = []
+        while not messages or messages[-1]["type"] not in ("done", "error"):
+            messages.append(json.loads(socket.receive_text()))
+    assert messages[-1]["type"] == "done", messages[-1]
+    said = [m["text"] for m in messages if m["type"] == "progress"]
+    assert said and all(text.startswith("Finding speakers… ") for text in said) and said[-1].endswith("100%")
+    taken = live_page.take_result(ticket)
+    assert taken is not None
+    transcript, _ = taken
+    assert [s.id for s in transcript.speakers or ()] == ["S1", "S2"]
+    assert {turn.speaker for turn in transcript.speaker_turns} == {"S1", "S2"}
+    assert all(s.speaker in ("S1", "S2") for s in transcript.segments if s.text)
