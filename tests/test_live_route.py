@@ -125,7 +125,8 @@ def test_the_tickets_of_gone_pages_are_dropped_but_not_while_in_use(client, engi
     monkeypatch.setattr(live_page, "TICKET_UNSEEN_S", 0.0)  # gone at the next look (60 s in the app)
     gone = live_page.open_ticket(engine, options, None, still_wanted=lambda: False)
     unknown = live_page.open_ticket(engine, options, None)  # no runtime to ask: it lasts only while seen
-    running = live_page.open_ticket(engine, options, None, still_wanted=lambda: False)
+    page_open = True
+    running = live_page.open_ticket(engine, options, None, still_wanted=lambda: page_open)
     open_page = live_page.open_ticket(engine, options, None, still_wanted=lambda: True)  # a look at the others
     for dropped in (gone, unknown):
         assert dropped not in live_page._tickets
@@ -134,6 +135,7 @@ def test_the_tickets_of_gone_pages_are_dropped_but_not_while_in_use(client, engi
         assert refused.value.code == 1008
     with client.websocket_connect(_url(running), headers=ORIGIN) as socket:
         socket.send_text(json.dumps({"sample_rate": RATE}))
+        page_open = False  # the tab is closed while its session still runs
         live_page.open_ticket(engine, options, None, replaces=open_page, still_wanted=lambda: True)  # another look
         assert running in live_page._tickets  # its page is gone, but its session runs: kept
         socket.send_text(json.dumps({"type": "stop"}))
