@@ -397,3 +397,26 @@ def test_diarized_json_labels_two_speakers_with_known_names(api_server, engine):
         (f"seg_{i}", "transcript.text.segment", s.text, labels[s.speaker or ""]) for i, s in enumerate(spoken)
     ]
     assert {s.id for s in expected.speakers or ()} == {"S1", "S2"}
+
+
+@pytest.mark.slow
+def test_verbose_json_with_speakers_and_a_diarized_stream(api_server, engine):
+    from testbed.conversations import conversation
+
+    wav = soundfile_bytes(conversation("short_two").samples)
+    expected = asr.transcribe_all(wav, engine=engine, options=asr.TranscribeOptions(speakers=asr.SpeakerOptions()))
+    spoken = [s for s in expected.segments if s.text]
+    verbose = client(api_server).audio.transcriptions.create(
+        model="whisper-1", file=("talk.wav", wav), response_format="verbose_json", extra_body={"speakers": "auto"}
+    )
+    assert verbose.segments is not None and verbose.model_extra is not None
+    assert [s.model_extra["speaker"] for s in verbose.segments if s.model_extra] == [s.speaker for s in spoken]
+    assert verbose.model_extra["speakers"] == [{"id": "S1", "name": "Speaker 1"}, {"id": "S2", "name": "Speaker 2"}]
+    events = list(
+        client(api_server).audio.transcriptions.create(
+            model="gpt-4o-transcribe-diarize", file=("talk.wav", wav), response_format="diarized_json", stream=True
+        )
+    )
+    assert [e.type for e in events] == ["transcript.text.segment"] * len(spoken) + ["transcript.text.done"]
+    labels = {"S1": "A", "S2": "B"}
+    assert [(e.text, e.speaker) for e in events[:-1]] == [(s.text, labels[s.speaker or ""]) for s in spoken]
