@@ -241,7 +241,15 @@ def test_unknown_language(api_server, speech_wav):
 @pytest.mark.parametrize(
     "fields, param",
     [
-        ({"response_format": "diarized_json"}, "response_format"),
+        ({"response_format": "diarised_json"}, "response_format"),
+        ({"speakers": "many"}, "speakers"),
+        ({"speakers": "9"}, "speakers"),
+        (
+            {"response_format": "diarized_json", "known_speaker_references[]": "data:audio/wav;base64,AAAA"},
+            "known_speaker_references",
+        ),
+        ({"known_speaker_names[]": "Alice"}, "known_speaker_names"),
+        ({"speakers": "auto", "known_speaker_names[]": ""}, "known_speaker_names"),
         ({"timestamp_granularities[]": "sentence"}, "timestamp_granularities"),
         ({"temperature": "2"}, "temperature"),
         ({"stream": "maybe"}, "stream"),
@@ -362,3 +370,53 @@ def test_cli_refuses_a_public_host_without_a_key():
 
 def _english() -> asr.TranscribeOptions:
     return asr.TranscribeOptions(decode=asr.DecodeOptions(language="English"))
+
+
+# -- speakers: diarized_json and our speakers field, on real CAM++ weights and a two-voice conversation ----------
+
+
+@pytest.mark.slow
+def test_diarized_json_labels_two_speakers_with_known_names(api_server, engine):
+    from testbed.conversations import conversation
+
+    talk = conversation("short_two")
+    wav = soundfile_bytes(talk.samples)
+    result = client(api_server).audio.transcriptions.create(
+        model="gpt-4o-transcribe-diarize",
+        file=("talk.wav", wav),
+        response_format="diarized_json",
+        known_speaker_names=["Alice"],
+        chunking_strategy="auto",
+    )
+    options = asr.TranscribeOptions(speakers=asr.SpeakerOptions(names=("Alice",)))
+    expected = asr.transcribe_all(wav, engine=engine, options=options)
+    spoken = [s for s in expected.segments if s.text]
+    labels = {"S1": "Alice", "S2": "B"}
+    assert result.task == "transcribe" and result.text == expected.text
+    assert [(s.id, s.type, s.text, s.speaker) for s in result.segments] == [
+        (f"seg_{i}", "transcript.text.segment", s.text, labels[s.speaker or ""]) for i, s in enumerate(spoken)
+    ]
+    assert {s.id for s in expected.speakers or ()} == {"S1", "S2"}
+
+
+@pytest.mark.slow
+def test_verbose_json_with_speakers_and_a_diarized_stream(api_server, engine):
+    from testbed.conversations import conversation
+
+    wav = soundfile_bytes(conversation("short_two").samples)
+    expected = asr.transcribe_all(wav, engine=engine, options=asr.TranscribeOptions(speakers=asr.SpeakerOptions()))
+    spoken = [s for s in expected.segments if s.text]
+    verbose = client(api_server).audio.transcriptions.create(
+        model="whisper-1", file=("talk.wav", wav), response_format="verbose_json", extra_body={"speakers": "auto"}
+    )
+    assert verbose.segments is not None and verbose.model_extra is not None
+    assert [s.model_extra["speaker"] for s in verbose.segments if s.model_extra] == [s.speaker for s in spoken]
+    assert verbose.model_extra["speakers"] == [{"id": "S1", "name": "Speaker 1"}, {"id": "S2", "name": "Speaker 2"}]
+    events = list(
+        client(api_server).audio.transcriptions.create(
+            model="gpt-4o-transcribe-diarize", file=("talk.wav", wav), response_format="diarized_json", stream=True
+        )
+    )
+    assert [e.type for e in events] == ["transcript.text.segment"] * len(spoken) + ["transcript.text.done"]
+    labels = {"S1": "A", "S2": "B"}
+    assert [(e.text, e.speaker) for e in events[:-1]] == [(s.text, labels[s.speaker or ""]) for s in spoken]

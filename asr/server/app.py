@@ -1,13 +1,14 @@
 """The routes: OpenAI's audio transcription API on the local engine.
 
 - ``POST /v1/audio/transcriptions``: multipart ``file``, ``model`` (any value: ``whisper-1`` or another name
-  means the loaded model), ``language``, ``prompt``, ``response_format``, ``timestamp_granularities[]``,
-  ``stream``, ``temperature``;
+  means the loaded model), ``language``, ``prompt``, ``response_format`` (``diarized_json`` labels speakers),
+  ``timestamp_granularities[]``, ``stream``, ``temperature``, ``known_speaker_names[]``, and our ``speakers``;
 - ``POST /v1/audio/translations``: 400, Qwen3-ASR does not translate;
 - ``GET /v1/models``, ``GET /v1/models/{id}``, ``GET /health``.
 
 The model is loaded once by `serve`; the forced aligner is loaded the first time a request asks for word
-times (when it is on this computer; otherwise word times are estimated and flagged). Logs name the route,
+times (when it is on this computer; otherwise word times are estimated and flagged), the speaker model
+(CAM++) the first time a request asks for speakers (503 when it is not installed). Logs name the route,
 the status and the time taken, never a file name, a field's value or any text.
 """
 
@@ -31,6 +32,7 @@ from ..generation import Aligner, Engine
 from ..options import TranscribeOptions
 from ..pipeline import transcribe
 from ..results import Segment, Transcript, TranscriptionInfo
+from ..speakers import SpeakerEmbedder, load_speaker_model
 from . import openai_format
 from .errors import APIError, from_asr_error, unexpected
 from .form import parse_form, read_body, transcription_request
@@ -53,11 +55,15 @@ class Service:
     engine: Engine | None
     model_problem: APIError | None = None  # why there is no engine (503), when there is none
     load_aligner: Callable[[], Aligner | None] = lambda: None  # called once, when word times are first asked for
+    # called with the engine's device when speakers are first asked for; raises ModelLoadError when not installed
+    load_speakers: Callable[[str], SpeakerEmbedder] = load_speaker_model
     options: TranscribeOptions = field(default_factory=TranscribeOptions)  # a request sets language and context
     queue: EngineQueue = field(init=False)
     _aligner: Aligner | None = field(default=None, init=False)
     _aligner_tried: bool = field(default=False, init=False)
     _aligner_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+    _speakers: SpeakerEmbedder | None = field(default=None, init=False)
+    _speakers_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 
     def __post_init__(self) -> None:
         self.queue = EngineQueue(self.settings.max_waiting)
@@ -73,6 +79,25 @@ class Service:
                 self._aligner_tried = True
                 self._aligner = self.load_aligner()
             return self._aligner
+
+    def speaker_model(self, device: str) -> SpeakerEmbedder:
+        """The speaker model, loaded on first use (inside the engine's turn, like the aligner).
+
+        Raises:
+            APIError: 503 when it cannot be loaded (a failure is not kept: a reinstall works without a restart).
+        """
+        with self._speakers_lock:
+            if self._speakers is None:
+                try:
+                    self._speakers = self.load_speakers(device)
+                except ASRError as error:
+                    raise APIError(
+                        503,
+                        f"{error} Until then, ask without speakers (no diarized_json, no speakers field).",
+                        param="speakers",
+                        code="model_not_found",
+                    ) from None
+            return self._speakers
 
 
 def create_app(service: Service) -> ASGIApp:
@@ -107,12 +132,15 @@ async def transcriptions(service: Service, request: Request) -> Response:
         asked = transcription_request(form)
         del form  # the request holds the audio now
         decode = replace(service.options.decode, language=asked.language, context=asked.prompt)
-        options = replace(service.options, decode=decode)
+        options = replace(service.options, decode=decode, speakers=asked.speakers)
         engine = service.engine
 
         def work(cancel: threading.Event) -> tuple[Iterator[Segment], TranscriptionInfo]:
+            speakers = service.speaker_model(engine.device) if asked.speakers is not None else None
             aligner = service.aligner() if asked.wants_words else None
-            return transcribe(asked.audio, engine=engine, options=options, cancel=cancel, aligner=aligner)
+            return transcribe(
+                asked.audio, engine=engine, options=options, cancel=cancel, aligner=aligner, speaker_model=speakers
+            )
 
         try:
             run = service.queue.start(work)
@@ -129,7 +157,8 @@ async def transcriptions(service: Service, request: Request) -> Response:
             info = await run.started()
             if asked.stream:
                 streaming = True  # from here the streaming response watches for the client leaving
-                return StreamingResponse(_stream(run), media_type=openai_format.SSE_MEDIA_TYPE)
+                labels = None if asked.speakers is None else openai_format.speaker_labels(Transcript((), info))
+                return StreamingResponse(_stream(run, labels), media_type=openai_format.SSE_MEDIA_TYPE)
             segments = tuple([segment async for segment in run.segments()])
         finally:
             watcher.cancel()
@@ -155,18 +184,24 @@ async def _cancel_when_gone(request: Request, run: Run) -> None:
     run.cancel()
 
 
-async def _stream(run: Run) -> AsyncIterator[bytes]:
-    """SSE: a ``transcript.text.delta`` per segment as the pipeline yields it, then ``transcript.text.done``.
+async def _stream(run: Run, labels: dict[str, str] | None) -> AsyncIterator[bytes]:
+    """SSE: an event per segment as the pipeline yields it, then ``transcript.text.done``.
 
-    The deltas join to the done text, which is `Transcript.text` (one segment a line). A client that leaves
-    makes Starlette cancel this generator, and the run with it.
+    Without speakers each is a ``transcript.text.delta``; the deltas join to the done text, which is
+    `Transcript.text` (one segment a line). With speakers (`labels`: id -> label, known from the turns,
+    which are found before the first chunk) each is a ``transcript.text.segment`` as diarized_json has it.
+    A client that leaves makes Starlette cancel this generator, and the run with it.
     """
     texts: list[str] = []
     try:
         async for segment in run.segments():
-            if segment.text:
+            if not segment.text:
+                continue
+            if labels is None:
                 yield openai_format.text_delta(("\n" if texts else "") + segment.text)
-                texts.append(segment.text)
+            else:
+                yield openai_format.segment_event(len(texts), segment, labels)
+            texts.append(segment.text)
         yield openai_format.text_done("\n".join(texts))
     except ASRError as error:
         yield openai_format.error_event(from_asr_error(error))

@@ -9,7 +9,7 @@ WebM recordings named ``.wav`` (open-webui#14101).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from python_multipart.exceptions import MultipartParseError
@@ -17,15 +17,19 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 
 from ..errors import OptionsError
-from ..options import normalize_language
+from ..options import SpeakerOptions, normalize_language
 from .errors import APIError
 
 if TYPE_CHECKING:
     from python_multipart.multipart import MultipartCallbacks
 
-RESPONSE_FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
+DIARIZED = "diarized_json"  # OpenAI's speaker-labelled body (model gpt-4o-transcribe-diarize): speakers are on
+RESPONSE_FORMATS = ("json", "text", "srt", "vtt", "verbose_json", DIARIZED)
 GRANULARITIES = ("word", "segment")
-_GRANULARITY_FIELDS = ("timestamp_granularities[]", "timestamp_granularities")  # the openai client sends the first
+# The openai client sends a list as repeated "name[]" fields; curl users may leave the brackets out.
+_GRANULARITY_FIELDS = ("timestamp_granularities[]", "timestamp_granularities")
+_NAME_FIELDS = ("known_speaker_names[]", "known_speaker_names")
+_REFERENCE_FIELDS = ("known_speaker_references[]", "known_speaker_references")
 
 
 @dataclass(frozen=True)
@@ -53,10 +57,15 @@ class TranscriptionRequest:
     granularities: frozenset[str] = frozenset({"segment"})  # of verbose_json
     stream: bool = False
     temperature: float = 0.0  # accepted for compatibility: decoding is greedy, as at temperature 0
+    speakers: SpeakerOptions | None = None  # label who speaks (diarized_json, or the speakers field); None: off
 
     @property
     def wants_words(self) -> bool:
-        return self.response_format == "verbose_json" and "word" in self.granularities
+        """Whether the aligner should time the words: verbose_json's words ask for it, and diarized_json does
+        too, because aligned words let a sentence split where the speaker changes (asr/speakers/assign.py)."""
+        return self.response_format == DIARIZED or (
+            self.response_format == "verbose_json" and "word" in self.granularities
+        )
 
 
 def too_large(limit_bytes: int) -> APIError:
@@ -194,7 +203,48 @@ def transcription_request(form: Form) -> TranscriptionRequest:
         granularities=frozenset(granularities or {"segment"}),
         stream=_boolean(form.get("stream"), "stream"),
         temperature=_temperature(form.get("temperature")),
+        speakers=speaker_options(form, response_format),
     )
+
+
+def speaker_options(form: Form, response_format: str) -> SpeakerOptions | None:
+    """Speakers from diarized_json or ``speakers=auto|N`` (our field, for any format), named in order of first
+    appearance by ``known_speaker_names[]``; None when neither asks. Voice references are refused: the speakers
+    are found from the recording alone."""
+    if any(value.strip() for value in form.get_all(*_REFERENCE_FIELDS)):
+        raise APIError(
+            400,
+            "Voice references (known_speaker_references) are not supported: this server finds the speakers from "
+            "the recording alone. Leave them out; known_speaker_names still names the speakers, in the order "
+            "they first speak.",
+            param="known_speaker_references",
+            code="unsupported_value",
+        )
+    count = (form.get("speakers") or "").strip()
+    names = tuple(name.strip() for name in form.get_all(*_NAME_FIELDS))
+    if not count and response_format != DIARIZED:
+        if names:
+            raise APIError(
+                400,
+                "known_speaker_names names the speakers that are found; ask for them with "
+                "response_format=diarized_json or speakers=auto.",
+                param="known_speaker_names",
+            )
+        return None
+    try:
+        options = SpeakerOptions.parse(count or "auto")
+    except OptionsError as error:
+        raise APIError(400, f"speakers: {error}", param="speakers", code="invalid_value") from None
+    if not all(names):
+        raise APIError(
+            400, "known_speaker_names holds an empty name: give every entry a name.", param="known_speaker_names"
+        )
+    try:
+        named = replace(options, names=names)
+        named.validate()
+    except OptionsError as error:
+        raise APIError(400, str(error), param="known_speaker_names", code="invalid_value") from None
+    return named
 
 
 def language(value: str | None) -> str | None:

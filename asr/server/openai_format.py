@@ -11,8 +11,14 @@ Whisper output (``avg_logprob < -1``: failed, ``no_speech_prob > 0.6``: silence)
 - ``seek``: the segment's start in 10 ms frames, as Whisper counts it;
 - ``compression_ratio``: real, the text's length over its zlib-compressed length (Whisper's measure).
 
-Our own extra fields ride along: ``flags`` per segment (e.g. ``approximate_times``) and, once speakers are
-labelled, ``speaker``.
+Our own extra fields ride along: ``flags`` per segment (e.g. ``approximate_times``) and, when speakers are
+asked for, ``speaker`` on segments and words (the id, "S1") with ``speakers: [{id, name}]``, as our JSON has them.
+
+``diarized_json`` is OpenAI's speaker-labelled body (model ``gpt-4o-transcribe-diarize``): ``task``,
+``duration``, ``text``, ``usage`` and ``segments`` of ``type`` ``transcript.text.segment`` with ``id``
+("seg_0"), ``start``, ``end``, ``text`` and ``speaker``: the name given in ``known_speaker_names[]``, else a
+capital letter ("A", "B", ...) by first appearance, as OpenAI labels them. Streamed, each such segment is a
+``transcript.text.segment`` event.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from ..results import Segment, Transcript
 from ..writers import render_srt, render_txt, render_vtt
 from .errors import APIError
+from .form import DIARIZED
 
 SSE_MEDIA_TYPE = "text/event-stream"
 _PLAIN_WRITERS = {"text": render_txt, "srt": render_srt, "vtt": render_vtt}
@@ -44,6 +51,8 @@ def transcription_response(transcript: Transcript, response_format: str, granula
         return PlainTextResponse(_PLAIN_WRITERS[response_format](transcript), media_type="text/plain; charset=utf-8")
     if response_format == "verbose_json":
         return JSONResponse(verbose_body(transcript, granularities))
+    if response_format == DIARIZED:
+        return JSONResponse(diarized_body(transcript))
     return JSONResponse({"text": transcript.text, "usage": _usage(transcript)})
 
 
@@ -61,11 +70,49 @@ def verbose_body(transcript: Transcript, granularities: frozenset[str]) -> dict[
     if "word" in granularities:
         body["words"] = [
             {"word": word.text, "start": _round_s(word.start_s), "end": _round_s(word.end_s)}
+            | ({"speaker": word.speaker} if word.speaker else {})
             for segment in spoken
             for word in segment.words
         ]
+    if transcript.info.options.speakers is not None:
+        body["speakers"] = [{"id": speaker.id, "name": speaker.name} for speaker in transcript.speakers or ()]
     body["usage"] = _usage(transcript)
     return body
+
+
+def diarized_body(transcript: Transcript) -> dict[str, Any]:
+    """OpenAI's diarized_json: the text, and its segments with their speakers' labels."""
+    labels = speaker_labels(transcript)
+    spoken = [segment for segment in transcript.segments if segment.text]
+    return {
+        "task": "transcribe",
+        "duration": _round_s(transcript.info.duration_s),
+        "text": transcript.text,
+        "segments": [diarized_segment(index, segment, labels) for index, segment in enumerate(spoken)],
+        "usage": _usage(transcript),
+    }
+
+
+def speaker_labels(transcript: Transcript) -> dict[str, str]:
+    """Speaker id -> OpenAI's label: its known name when one was given (in order of first appearance), else
+    the capital letter of its place ("A" for the first speaker, "C" for a third one whatever the names)."""
+    given = transcript.info.options.speakers.names if transcript.info.options.speakers else ()
+    return {
+        speaker.id: given[index] if index < len(given) else chr(ord("A") + index)
+        for index, speaker in enumerate(transcript.speakers or ())
+    }
+
+
+def diarized_segment(index: int, segment: Segment, labels: dict[str, str]) -> dict[str, Any]:
+    """One diarized_json segment, which is also the body of a streamed ``transcript.text.segment`` event."""
+    return {
+        "type": "transcript.text.segment",
+        "id": f"seg_{index}",
+        "start": _round_s(segment.start_s),
+        "end": _round_s(segment.end_s),
+        "text": segment.text,
+        "speaker": labels.get(segment.speaker or "", ""),
+    }
 
 
 def segment_body(index: int, segment: Segment) -> dict[str, Any]:
@@ -83,8 +130,8 @@ def segment_body(index: int, segment: Segment) -> dict[str, Any]:
         "no_speech_prob": 0.0,
         "flags": [flag.value for flag in segment.flags],
     }
-    # The speaker label goes here, the one place that writes it: `body["speaker"] = segment.speaker` when the
-    # segment has one, once `Segment.speaker` exists (speaker labels are being added to asr.results).
+    if segment.speaker is not None:
+        body["speaker"] = segment.speaker
     return body
 
 
@@ -101,6 +148,10 @@ def sse_event(body: dict[str, Any]) -> bytes:
 
 def text_delta(delta: str) -> bytes:
     return sse_event({"type": "transcript.text.delta", "delta": delta})
+
+
+def segment_event(index: int, segment: Segment, labels: dict[str, str]) -> bytes:
+    return sse_event(diarized_segment(index, segment, labels))
 
 
 def text_done(text: str) -> bytes:
