@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import httpx2
 import openai
 import pytest
+from openai.types.audio import TranscriptionTextSegmentEvent
 from server_fixtures import TEST_KEY, RunningServer, running_server
 
 import asr
@@ -419,4 +420,5 @@ def test_verbose_json_with_speakers_and_a_diarized_stream(api_server, engine):
     )
     assert [e.type for e in events] == ["transcript.text.segment"] * len(spoken) + ["transcript.text.done"]
     labels = {"S1": "A", "S2": "B"}
-    assert [(e.text, e.speaker) for e in events[:-1]] == [(s.text, labels[s.speaker or ""]) for s in spoken]
+    segments = [e for e in events if isinstance(e, TranscriptionTextSegmentEvent)]
+    assert [(e.text, e.speaker) for e in segments] == [(s.text, labels[s.speaker or ""]) for s in spoken]
