@@ -15,7 +15,7 @@ import streamlit as st
 from streamlit.elements.lib.column_types import ColumnConfig
 
 import asr
-from page_table import table_edits
+from page_table import SPEAKER_WIDTH_PX, table_edits
 
 AUTO_COUNT = "Auto"
 COUNT_CHOICES = [AUTO_COUNT, *map(str, range(1, asr.MAX_SPEAKERS + 1))]
@@ -79,7 +79,12 @@ def speaker_column(original: asr.Transcript, edited: asr.Transcript) -> dict[str
         return edited.speaker_name(str(speaker_id)) or _merged_name(edited, original, str(speaker_id))
 
     column = st.column_config.SelectboxColumn(
-        "Speaker", options=ids, format_func=name_of, required=True, help="Move this sentence to another speaker"
+        "Speaker",
+        options=ids,
+        format_func=name_of,
+        required=True,
+        width=SPEAKER_WIDTH_PX,
+        help="Move this sentence to another speaker",
     )
     return {"Speaker": column}
 

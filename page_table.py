@@ -38,8 +38,9 @@ STAGE_WORDS = {  # what the page says while a pass besides the transcription run
     asr.Stage.WORD_TIMES: "Finding word times",
 }
 # The columns' widths: the table is as wide as they are (a wider one would stretch them, and the rows' height
-# follows the widths). Start and End fit "1:02:03".
-PLAY_WIDTH_PX, TIME_WIDTH_PX, TEXT_WIDTH_PX, NOTE_WIDTH_PX = 60, 70, 440, 220
+# follows the widths). Start and End fit "1:02:03", Speaker "Speaker 8". With the Speaker column they add up to
+# 886 px, under the result card's 906 px inside in the browser's 1400 px window (testbed.browser.VIEWPORT).
+PLAY_WIDTH_PX, TIME_WIDTH_PX, SPEAKER_WIDTH_PX, TEXT_WIDTH_PX, NOTE_WIDTH_PX = 60, 70, 96, 400, 190
 # The grid's text (14 px, cells padded 8 px left and right) as wide as it may be: a letter at most 8 px on average
 # (Source Sans averages under 7), a wide character (CJK) 15; a line is 1.4 times the font's 15 px of ink.
 _PADDING_PX = 2 * 8

@@ -123,6 +123,23 @@ def download(page: Page, fmt: str) -> tuple[str, str]:
     return file.suggested_filename, Path(file.path()).read_bytes().decode("utf-8")  # as sent: no newline translation
 
 
+_TABLE_OVERFLOW_SCRIPT = """table => {
+  const card = table.closest('[data-testid="stVerticalBlockBorderWrapper"]') ?? table.parentElement;
+  const scroller = table.querySelector('.dvn-scroller');
+  return {
+    past_card: table.getBoundingClientRect().right - card.getBoundingClientRect().right,
+    hidden: scroller ? scroller.scrollWidth - scroller.clientWidth : 0,
+  };
+}"""
+
+
+def assert_table_fits(page: Page) -> None:
+    """The result's table ends inside its card, and no column is scrolled out of the grid's view (the grid would
+    clip it at its right edge)."""
+    overflow = page.get_by_test_id("stDataFrame").last.evaluate(_TABLE_OVERFLOW_SCRIPT)
+    assert overflow["past_card"] <= 0 and overflow["hidden"] <= 1, overflow
+
+
 def choose(page: Page, sidebar: Locator, label: str, option: re.Pattern) -> None:
     """Pick an option of a selectbox, as a user does: open it, click the option, see it chosen.
 

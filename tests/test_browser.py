@@ -33,6 +33,7 @@ from testbed.browser import (
     TRANSCRIBE_TIMEOUT_MS,
     add_file,
     assert_no_traceback,
+    assert_table_fits,
     choose,
     download,
     expect_result,
@@ -207,6 +208,7 @@ def test_word_timestamps_a_table_that_shows_all_its_text_and_play_works_as_a_but
     needed = grid.evaluate(_NEEDED_HEIGHTS_SCRIPT, cells)
     assert max(needed) <= row_height, (needed, row_height)
     assert max(needed) > HEADER_PX  # long texts: the rows grew to show them
+    assert_table_fits(page)
     screenshot(page, "08-word-timestamps")
 
     player = page.get_by_test_id("stAudio").last

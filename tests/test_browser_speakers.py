@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 from playwright.sync_api import expect
 
-from testbed.browser import add_file, choose, download, expect_result, transcribe
+from testbed.browser import add_file, assert_table_fits, choose, download, expect_result, transcribe
 from testbed.conversations import conversation
 
 pytestmark = pytest.mark.slow
@@ -27,6 +27,7 @@ def test_a_rename_reaches_the_downloaded_vtt(app_server, open_page, screenshot) 
     add_file(page, "talk.wav", "audio/wav", buffer.getvalue())
     transcribe(page)
     expect_result(page, "talk.wav", timeout_ms=240_000)
+    assert_table_fits(page)  # with the Speaker column too, every column shows whole inside the card
     names = page.get_by_role("textbox", name="Name", exact=True)
     expect(names).to_have_count(2)
     expect(names.first).to_have_value("Speaker 1")
