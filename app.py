@@ -41,7 +41,6 @@ from page_table import (
     note,
     player,
     row_height,
-    stage_words,
     table_columns,
     table_edits,
     table_key,
@@ -405,7 +404,7 @@ def progress_line(snapshot: asr.JobSnapshot) -> str:
         return "Reading the audio…"
     parts = [f"Processed {asr.format_clock(snapshot.processed_s)} / {asr.format_clock(snapshot.total_s)}"]
     if snapshot.stage is not None:
-        parts.append(stage_words(snapshot.stage, snapshot.stage_share))
+        parts.append(snapshot.stage.describe(snapshot.stage_share))
     if snapshot.speed:
         parts.append(f"{snapshot.speed:.1f}× real time")
     remaining_s = snapshot.remaining_s

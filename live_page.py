@@ -38,7 +38,6 @@ from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketDisconnected
 
 import asr
-from page_table import stage_words
 
 logger = logging.getLogger(__name__)
 
@@ -114,7 +113,7 @@ class _Progress:
     text: str | None = None
 
     def stage(self, stage: asr.Stage, share: float) -> None:
-        self.text = stage_words(stage, share)
+        self.text = stage.describe(share)
 
 
 async def _send_events(websocket: WebSocket, session: asr.LiveSession, progress: _Progress) -> None:

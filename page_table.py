@@ -1,8 +1,7 @@
 """The page's results table: rows as tall as their longest text, and Play boxes that work as buttons.
 
 Kept apart from app.py, which draws the table and the player with these helpers. Like app.py it uses only
-`import asr`. The words of a run's other passes (`stage_words`) are here too: app.py's progress line and the
-Live tab (live_page.py) both say them.
+`import asr`.
 
 `st.data_editor` tells of edits, not of clicks, so Play is a tick box. A tick moves the player, and then every
 box is clear again: the table is drawn afresh under its next key (`table_key`), with the user's changes so far
@@ -32,11 +31,6 @@ FLAG_WORDS = {
     asr.SegmentFlag.APPROXIMATE_TIMES: "times estimated from the speech, not word by word",
     asr.SegmentFlag.CONTEXT_ECHO: "dropped: the model only repeated your names and terms (silence or noise?)",
 }
-STAGE_WORDS = {  # what the page says while a pass besides the transcription runs (progress line, Live tab)
-    asr.Stage.SPEAKERS: "Finding speakers",
-    asr.Stage.SPEECH: "Looking for speech",
-    asr.Stage.WORD_TIMES: "Finding word times",
-}
 # The columns' widths: the table is as wide as they are (a wider one would stretch them, and the rows' height
 # follows the widths). Start and End fit "1:02:03", Speaker "Speaker 8". With the Speaker column they add up to
 # 886 px, under the result card's 906 px inside in the browser's 1400 px window (testbed.browser.VIEWPORT).
@@ -53,11 +47,6 @@ state = st.session_state
 def note(flags: Iterable[asr.SegmentFlag]) -> str:
     """A segment's flags in plain words (the table's Note column)."""
     return "; ".join(FLAG_WORDS[flag] for flag in flags if flag in FLAG_WORDS)
-
-
-def stage_words(stage: asr.Stage, share: float) -> str:
-    """e.g. "Finding speakers… 40%"."""
-    return f"{STAGE_WORDS[stage]}… {share:.0%}"
 
 
 def table_columns() -> dict[str, ColumnConfig]:

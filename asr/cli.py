@@ -41,6 +41,7 @@ from .cli_serve import add_serve_parser, run_serve
 from .errors import ASRError, OptionsError
 from .options import TranscribeOptions
 from .pipeline import transcribe
+from .progress import Stage
 from .results import Transcript, format_clock
 from .tempfiles import remove_stale_workdirs
 
@@ -109,12 +110,22 @@ def _progress_bar(file: Path):
         bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix} [{elapsed}<{remaining}]",
     )
 
+    processed = ""
+
     def update(processed_s: float, total_s: float) -> None:
+        nonlocal processed
         bar.total = total_s
         bar.n = processed_s
-        bar.set_postfix_str(f"{format_clock(processed_s)} / {format_clock(total_s)}", refresh=True)
+        processed = f"{format_clock(processed_s)} / {format_clock(total_s)}"
+        bar.set_postfix_str(processed, refresh=True)
 
-    return bar, update
+    def on_stage(stage: Stage, share: float) -> None:
+        """The pass under way besides the transcription, after the processed time: as the page's line says it."""
+        bar.set_postfix_str(
+            f"{processed} · {stage.describe(share)}" if processed else stage.describe(share), refresh=True
+        )
+
+    return bar, update, on_stage
 
 
 def _print_notice(text: str) -> None:
@@ -160,10 +171,16 @@ def _run_transcribe(args: argparse.Namespace) -> int:
         return command_failed(e)
     failed = len(missing)
     for file, outputs in zip(files, _output_paths(files, args.output_dir, formats), strict=True):
-        bar, update = _progress_bar(file)
+        bar, update, on_stage = _progress_bar(file)
         try:
             segments, info = transcribe(
-                file, engine=engine, options=options, progress=update, notice=_print_notice, aligner=aligner
+                file,
+                engine=engine,
+                options=options,
+                progress=update,
+                stage=on_stage,
+                notice=_print_notice,
+                aligner=aligner,
             )
             transcript = Transcript(segments=tuple(segments), info=info)
         except ASRError as e:

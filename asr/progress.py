@@ -43,6 +43,17 @@ class Stage(StrEnum):
     SPEECH = "speech"  # the speech scan of the file's rest, after the first words
     WORD_TIMES = "word times"  # the forced aligner on a batch (word timestamps on)
 
+    def describe(self, share: float) -> str:
+        """e.g. "Finding speakers… 40%": one wording for the page's progress line, its Live tab and the CLI's bar."""
+        return f"{_STAGE_WORDS[self]}… {share:.0%}"
+
+
+_STAGE_WORDS = {
+    Stage.SPEAKERS: "Finding speakers",
+    Stage.SPEECH: "Looking for speech",
+    Stage.WORD_TIMES: "Finding word times",
+}
+
 
 StageProgress = Callable[[Stage, float], None]  # (the pass, its share done: 0 at its start, 1 at its end)
 

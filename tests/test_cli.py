@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -215,6 +216,7 @@ def test_the_aligner_comes_from_qwen3_asr_aligner(capsys, monkeypatch, tmp_path,
     monkeypatch.setenv("QWEN3_ASR_ALIGNER", str(tiny_aligner_dir))
     code, _, err = _cli(capsys, *arguments, "--format", "json", "--output-dir", str(tmp_path / "aligned"))
     assert code == 0 and "note: " not in err, err
+    assert re.search(r"Finding word times… \d+%", err), err  # the bar names the aligner's pass, as the page does
     info = json.loads((tmp_path / "aligned" / "talk.json").read_text(encoding="utf-8"))["info"]
     assert info["aligner"] == str(tiny_aligner_dir)
 
