@@ -18,6 +18,7 @@ Debian's Chromium is driven by Playwright with the browser tests' own steps (`te
 
 from __future__ import annotations
 
+import argparse
 import functools
 import re
 import sys
@@ -149,7 +150,9 @@ def take_each(browser: Browser, server: AppServer, shoot: Shoot, *steps: Callabl
 
 
 def main(argv: list[str] | None = None) -> int:
-    out = Path(argv[0]) if argv else SCREENSHOT_DIR
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0].replace("``", ""))
+    parser.add_argument("folder", nargs="?", type=Path, default=SCREENSHOT_DIR, help="where the PNGs go")
+    out = parser.parse_args(argv).folder
     out.mkdir(parents=True, exist_ok=True)
     expect.set_options(timeout=EXPECT_TIMEOUT_MS)
 
