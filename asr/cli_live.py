@@ -66,4 +66,4 @@ def run_live(args: argparse.Namespace) -> int:
 def _say_stage(stage: Stage, share: float) -> None:
     """The pass after Stop that can take a while (--speakers: seconds per minute heard), said once on stderr."""
     if stage is Stage.SPEAKERS and share == 0.0:
-        print("Finding speakers…", file=sys.stderr)
+        print(f"{stage.words}…", file=sys.stderr)

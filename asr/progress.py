@@ -43,9 +43,14 @@ class Stage(StrEnum):
     SPEECH = "speech"  # the speech scan of the file's rest, after the first words
     WORD_TIMES = "word times"  # the forced aligner on a batch (word timestamps on)
 
+    @property
+    def words(self) -> str:
+        """e.g. "Finding speakers": the one wording of the pass, for the page and the CLI."""
+        return _STAGE_WORDS[self]
+
     def describe(self, share: float) -> str:
-        """e.g. "Finding speakers… 40%": one wording for the page's progress line, its Live tab and the CLI's bar."""
-        return f"{_STAGE_WORDS[self]}… {share:.0%}"
+        """e.g. "Finding speakers… 40%": the page's progress line, its Live tab and the CLI's bar."""
+        return f"{self.words}… {share:.0%}"
 
 
 _STAGE_WORDS = {
