@@ -2,9 +2,9 @@
 
 One `QwenEngine` serves every caller (all Streamlit sessions, all CLI files): it holds no per-call state,
 and a lock makes sure two callers never run `generate` at the same time. Torch is imported here and in the
-modules the engine and the aligner stand on (`device.py`, `decode.py`, `aligner.py`, and `vad.py` for
-Silero); `asr/__init__.py` loads them only when an engine is first used. Reading the model's output text
-needs no torch (`model_output.py`).
+modules the engine and the aligner stand on (`device.py`, `decode.py`, `cpu_linear.py`, `aligner.py`, and
+`vad.py` for Silero); `asr/__init__.py` loads them only when an engine is first used. Reading the model's
+output text needs no torch (`model_output.py`).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from safetensors import SafetensorError
 from transformers import AutoProcessor, Qwen3ASRForConditionalGeneration, StoppingCriteria, StoppingCriteriaList
 
 from .audio import SAMPLE_RATE
+from .cpu_linear import onednn_linears_apply, use_onednn_linears
 from .decode import StepGraphs, greedy_decode, prefill_progress
 from .device import (
     check_placement,
@@ -160,6 +161,8 @@ class QwenEngine:
                 "Download it again with `python -m asr download`.",
             ) from e
         check_placement(getattr(loaded, "hf_device_map", None), model)
+        if onednn_linears_apply(loaded.device, torch_dtype):
+            use_onednn_linears(loaded)
         info = EngineInfo(
             name=model,
             folder=str(folder),
@@ -210,6 +213,8 @@ class QwenEngine:
             try:
                 cpu_dtype = resolve_dtype("auto", "cpu")
                 self._model = self._model.to("cpu", dtype=cpu_dtype)
+                if onednn_linears_apply("cpu", cpu_dtype):
+                    use_onednn_linears(self._model)
             except (RuntimeError, ValueError) as e:  # e.g. a model split over several devices by device_map
                 logger.warning("Could not move the model to the CPU: %s", e)
                 return None

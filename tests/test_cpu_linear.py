@@ -1,0 +1,73 @@
+"""The oneDNN linear layers: same products as `nn.Linear`, shared weights kept shared, and the engine uses them."""
+
+from __future__ import annotations
+
+import platform
+
+import pytest
+import torch
+from torch import nn
+from transformers import Qwen3ASRForConditionalGeneration
+
+from asr.cpu_linear import OneDNNLinear, onednn_linears_apply, use_onednn_linears
+
+X86 = platform.machine().lower() in ("x86_64", "amd64")
+needs_x86 = pytest.mark.skipif(not X86, reason="the oneDNN swap is only made on x86 CPUs")
+
+
+class _TiedHead(nn.Module):
+    """A vocabulary embedding and an output head sharing one matrix, as Qwen3-ASR-0.6B's are."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(50, 16)
+        self.mlp = nn.Sequential(nn.Linear(16, 32), nn.GELU(), nn.Linear(32, 16, bias=False))
+        self.head = nn.Linear(16, 50, bias=False)
+        self.head.weight = self.embed.weight
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.head(self.mlp(self.embed(tokens)))
+
+
+def test_only_float32_on_an_x86_cpu():
+    assert onednn_linears_apply("cpu", torch.float32) is X86
+    assert not onednn_linears_apply("cpu", torch.bfloat16)
+    assert not onednn_linears_apply("meta", torch.float32)
+
+
+@needs_x86
+def test_products_equal_nn_linear_up_to_float32_rounding_and_the_tie_stays():
+    torch.manual_seed(0)
+    model = _TiedHead().eval()
+    tokens = torch.randint(0, 50, (3, 7))
+    with torch.inference_mode():
+        expected = model(tokens)
+    assert use_onednn_linears(model) == 3
+    assert not any(isinstance(m, nn.Linear) for m in model.modules())
+    assert model.head.weight is model.embed.weight  # no second copy of the vocabulary matrix
+    assert model.mlp[0].weight is None  # its weight now lives only in oneDNN's packed form
+    with torch.inference_mode():
+        got = model(tokens)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    assert not torch.equal(got, torch.zeros_like(got))
+
+
+@needs_x86
+def test_the_tiny_checkpoints_logits_match_after_the_swap(tiny_model_dir):
+    model = Qwen3ASRForConditionalGeneration.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
+    tokens = torch.randint(0, model.config.text_config.vocab_size, (2, 9), generator=torch.Generator().manual_seed(1))
+    with torch.inference_mode():
+        expected = model(input_ids=tokens).logits
+        use_onednn_linears(model)
+        got = model(input_ids=tokens).logits
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
+
+
+@needs_x86
+def test_the_engine_on_a_float32_cpu_runs_every_linear_through_onednn(tiny_model_dir):
+    import asr
+
+    engine = asr.QwenEngine.load(str(tiny_model_dir), device="cpu", dtype="float32")
+    modules = list(engine._model.modules())
+    assert not any(isinstance(m, nn.Linear) for m in modules)
+    assert sum(isinstance(m, OneDNNLinear) for m in modules) > 10
