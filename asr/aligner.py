@@ -25,7 +25,7 @@ from safetensors import SafetensorError
 from transformers import AutoModelForTokenClassification, AutoProcessor
 from transformers.models.qwen3_asr.processing_qwen3_asr import FORCED_ALIGNER_LANGUAGES
 
-from .cpu_linear import onednn_linears_apply, use_onednn_linears
+from .cpu_linear import use_onednn_linears
 from .decode import prefill_progress
 from .device import resolve_device, resolve_dtype, return_freed_memory
 from .errors import AlignmentError, ModelLoadError
@@ -93,8 +93,7 @@ class QwenAligner:
             processor, "decode_forced_alignment"
         ):
             raise ModelLoadError(f"{model} is not a Qwen3 forced aligner; use {DEFAULT_ALIGNER} or a copy of it.")
-        if onednn_linears_apply(loaded.device, torch_dtype):
-            use_onednn_linears(loaded)
+        use_onednn_linears(loaded)
         logger.info("Loaded aligner %s on %s in %.1f s", model, device, time.perf_counter() - started)
         return cls(loaded, processor, model, str(loaded.device))
 

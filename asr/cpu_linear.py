@@ -19,18 +19,10 @@ import torch
 from torch import nn
 
 
-def onednn_linears_apply(device: torch.device | str, dtype: torch.dtype) -> bool:
-    """Whether `use_onednn_linears` should run for a model on `device` in `dtype`.
-
-    Only float32 on an x86 CPU: bfloat16 already goes through oneDNN there, and on ARM the BLAS torch uses
-    (Accelerate, OpenBLAS) has no such weakness.
-    """
-    return (
-        torch.device(device).type == "cpu"
-        and dtype == torch.float32
-        and platform.machine().lower() in ("x86_64", "amd64")
-        and torch.backends.mkldnn.is_available()
-    )
+def _onednn_is_the_better_path() -> bool:
+    """On an x86 CPU, where MKL is torch's float32 BLAS; on ARM the BLAS torch uses (Accelerate, OpenBLAS) has no
+    such weakness."""
+    return platform.machine().lower() in ("x86_64", "amd64") and torch.backends.mkldnn.is_available()
 
 
 class OneDNNLinear(nn.Module):
@@ -58,11 +50,13 @@ class OneDNNLinear(nn.Module):
 
 
 def use_onednn_linears(model: nn.Module) -> int:
-    """Replace every float32 `nn.Linear` in `model` (on the CPU) with a `OneDNNLinear`; returns how many.
+    """Replace every float32 `nn.Linear` of `model` on an x86 CPU with a `OneDNNLinear`; returns how many.
 
-    Callers check `onednn_linears_apply` first. After this the model stays on the CPU: moving it elsewhere
-    would leave the packed weights behind.
+    Nothing changes elsewhere (0): a model on a GPU, in bfloat16 (which already goes through oneDNN on the CPU),
+    or on ARM. After this the model stays on the CPU: moving it would leave the packed weights behind.
     """
+    if not _onednn_is_the_better_path():
+        return 0
     linear_weights = {id(m.weight) for m in model.modules() if isinstance(m, nn.Linear)}
     shared = {
         id(p)

@@ -22,7 +22,7 @@ from safetensors import SafetensorError
 from transformers import AutoProcessor, Qwen3ASRForConditionalGeneration, StoppingCriteria, StoppingCriteriaList
 
 from .audio import SAMPLE_RATE
-from .cpu_linear import onednn_linears_apply, use_onednn_linears
+from .cpu_linear import use_onednn_linears
 from .decode import StepGraphs, greedy_decode, prefill_progress
 from .device import (
     check_placement,
@@ -161,8 +161,7 @@ class QwenEngine:
                 "Download it again with `python -m asr download`.",
             ) from e
         check_placement(getattr(loaded, "hf_device_map", None), model)
-        if onednn_linears_apply(loaded.device, torch_dtype):
-            use_onednn_linears(loaded)
+        use_onednn_linears(loaded)
         info = EngineInfo(
             name=model,
             folder=str(folder),
@@ -213,8 +212,7 @@ class QwenEngine:
             try:
                 cpu_dtype = resolve_dtype("auto", "cpu")
                 self._model = self._model.to("cpu", dtype=cpu_dtype)
-                if onednn_linears_apply("cpu", cpu_dtype):
-                    use_onednn_linears(self._model)
+                use_onednn_linears(self._model)
             except (RuntimeError, ValueError) as e:  # e.g. a model split over several devices by device_map
                 logger.warning("Could not move the model to the CPU: %s", e)
                 return None

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from transformers import Qwen3ASRForConditionalGeneration
 
-from asr.cpu_linear import OneDNNLinear, onednn_linears_apply, use_onednn_linears
+from asr.cpu_linear import OneDNNLinear, use_onednn_linears
 
 X86 = platform.machine().lower() in ("x86_64", "amd64")
 needs_x86 = pytest.mark.skipif(not X86, reason="the oneDNN swap is only made on x86 CPUs")
@@ -29,10 +29,13 @@ class _TiedHead(nn.Module):
         return self.head(self.mlp(self.embed(tokens)))
 
 
-def test_only_float32_on_an_x86_cpu():
-    assert onednn_linears_apply("cpu", torch.float32) is X86
-    assert not onednn_linears_apply("cpu", torch.bfloat16)
-    assert not onednn_linears_apply("meta", torch.float32)
+def test_only_float32_layers_on_an_x86_cpu_are_replaced():
+    assert use_onednn_linears(_TiedHead().eval()) == (3 if X86 else 0)
+    assert use_onednn_linears(_TiedHead().to(torch.bfloat16)) == 0
+    assert use_onednn_linears(_TiedHead().to("meta")) == 0
+    kept = _TiedHead().to(torch.bfloat16)
+    use_onednn_linears(kept)
+    assert isinstance(kept.head, nn.Linear)
 
 
 @needs_x86
