@@ -29,13 +29,31 @@ class _TiedHead(nn.Module):
         return self.head(self.mlp(self.embed(tokens)))
 
 
-def test_only_float32_layers_on_an_x86_cpu_are_replaced():
+def test_only_float32_and_bfloat16_layers_on_an_x86_cpu_are_replaced():
     assert use_onednn_linears(_TiedHead().eval()) == (3 if X86 else 0)
-    assert use_onednn_linears(_TiedHead().to(torch.bfloat16)) == 0
+    assert use_onednn_linears(_TiedHead().to(torch.bfloat16)) == (3 if X86 else 0)
+    assert use_onednn_linears(_TiedHead().to(torch.float16)) == 0
     assert use_onednn_linears(_TiedHead().to("meta")) == 0
-    kept = _TiedHead().to(torch.bfloat16)
+    kept = _TiedHead().to(torch.float16)
     use_onednn_linears(kept)
     assert isinstance(kept.head, nn.Linear)
+
+
+@needs_x86
+def test_bfloat16_products_equal_nn_linear():
+    """bfloat16 `nn.Linear` is oneDNN too, reordering its weight on each call: prepacked, the sums are the same."""
+    torch.manual_seed(0)
+    model = _TiedHead().to(torch.bfloat16).eval()
+    tokens = torch.randint(0, 50, (3, 7))
+    with torch.inference_mode():
+        expected = model(tokens)
+    assert use_onednn_linears(model) == 3
+    assert model.mlp[0].weight is None and model.head.weight is model.embed.weight
+    with torch.inference_mode():
+        got = model(tokens)
+    assert got.dtype == torch.bfloat16
+    torch.testing.assert_close(got, expected, rtol=2e-2, atol=2e-2)
+    assert not torch.equal(got, torch.zeros_like(got))
 
 
 @needs_x86

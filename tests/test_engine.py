@@ -270,9 +270,9 @@ class _AnnouncingLock:
 def test_inputs_move_to_the_model_device_only_inside_the_lock(tiny_model_dir, golden_clip):
     """The model changes (here its dtype, as a fall-back to the CPU would change its device) while a call
     waits for the lock: the waiting call must use the model as it is when it gets the lock. An engine of its
-    own: a round trip through float32 turns float32 buffers (rotary frequencies) into bfloat16, and the
-    session's engine must give the same text to every later test."""
-    engine = QwenEngine.load(str(tiny_model_dir), device="cpu")
+    own, in float16: its linear layers stay `nn.Linear` (float32 and bfloat16 ones are prepacked for oneDNN on
+    x86, and a packed weight does not follow `.to()`), and the session's engine must stay as it is."""
+    engine = QwenEngine.load(str(tiny_model_dir), device="cpu", dtype="float16")
     lock = _AnnouncingLock(engine._lock)
     engine._lock = lock  # type: ignore[assignment]  # the same lock, telling when a caller waits for it
     results = []
