@@ -16,6 +16,7 @@ differ from MKL's only by float32 rounding (about 1e-6 relative).
 
 from __future__ import annotations
 
+import itertools
 import platform
 
 import torch
@@ -79,4 +80,18 @@ def use_onednn_linears(model: nn.Module) -> int:
     ]
     for parent, name, child in replacements:
         setattr(parent, name, OneDNNLinear(child, keep_plain_weight=id(child.weight) in shared))
+    if replacements:
+        _copy_out_of_the_checkpoint_file(model)
     return len(replacements)
+
+
+def _copy_out_of_the_checkpoint_file(model: nn.Module) -> None:
+    """Give every tensor left its own memory.
+
+    A bfloat16 checkpoint loads as views of its memory-mapped file. The packed copies replace the linear weights,
+    but the tensors left (embeddings, norms, convolutions) keep the whole mapping alive, and the pages read at
+    load stay resident: Qwen3-ASR-0.6B took 3.20 GB after load (1.68 GB of them file pages) instead of 1.98 GB.
+    """
+    with torch.no_grad():
+        for tensor in itertools.chain(model.parameters(), model.buffers()):
+            tensor.data = tensor.data.clone()

@@ -40,6 +40,18 @@ def test_only_float32_and_bfloat16_layers_on_an_x86_cpu_are_replaced():
 
 
 @needs_x86
+def test_no_tensor_is_left_in_the_memory_it_was_loaded_into():
+    """A bfloat16 checkpoint loads as views of its memory-mapped file: a tensor left there keeps the whole file's
+    pages in memory beside the packed copies, so every tensor that stays is copied (and the tie kept)."""
+    model = _TiedHead().to(torch.bfloat16)
+    loaded = {t.data_ptr() for t in model.parameters()}
+    use_onednn_linears(model)
+    kept = list(model.parameters())
+    assert kept and not loaded & {t.data_ptr() for t in kept}
+    assert model.head.weight is model.embed.weight
+
+
+@needs_x86
 def test_bfloat16_products_equal_nn_linear():
     """bfloat16 `nn.Linear` is oneDNN too, reordering its weight on each call: prepacked, the sums are the same."""
     torch.manual_seed(0)

@@ -11,7 +11,9 @@ from __future__ import annotations
 import itertools
 import time
 
+import numpy as np
 import pytest
+from transformers.modeling_layers import GradientCheckpointingLayer
 
 import asr
 from asr.jobs import JobSnapshot, JobStatus
@@ -67,8 +69,8 @@ def test_progress_moves_inside_a_batch_with_its_prefill_and_steps(tiny_model_dir
     calls = batch["calls"]
     prefill = [share for share, steps in calls if steps == 0]
     steps = [steps for _, steps in calls if steps > 0]
-    layers = len(prefill)  # of the audio encoder and the decoder: the tiny model has two of each
-    assert layers >= 4 and prefill == [done / layers for done in range(1, layers + 1)]  # layer by layer, once
+    parts = len(prefill)  # the encoder's convolutions (by slices), its layers and the decoder's: two of each
+    assert parts >= 7 and prefill == [done / parts for done in range(1, parts + 1)]  # one by one, once
     assert steps == list(range(1, batch["budget"] + 1))  # every step, up to the longest budget
     # The processed seconds move on through the batch, from the first chunk's end towards the batch's end.
     inside = batch["reports"]
@@ -77,6 +79,33 @@ def test_progress_moves_inside_a_batch_with_its_prefill_and_steps(tiny_model_dir
     first_end, batch_end = max(first["reports"]), reports[-1]
     assert first_end < inside[0] and inside[-1] <= batch_end == info.duration_s
     assert reports == sorted(reports)
+
+
+def test_the_prefill_reports_its_convolutions_slice_by_slice_with_the_same_output(tiny_model_dir):
+    """A batch of 3 x 9 s has 27 one-second windows: the encoder's three convolutions run in two slices each while
+    progress is reported, and the logits are those of the whole batch at once."""
+    import torch
+
+    from asr.decode import CONV_SLICE_WINDOWS, prefill_progress
+
+    engine = asr.QwenEngine.load(str(tiny_model_dir), device="cpu", dtype="float32")
+    model = engine._model
+    speech = np.resize(speech_with_pauses(SENTENCES[:2], (1.0,))[0], 27 * 16000)
+    waves = [speech[start : start + 9 * 16000] for start in (0, 9 * 16000, 18 * 16000)]
+    inputs = engine._processor.apply_transcription_request(audio=waves, language=None, prompt=None)
+    with torch.inference_mode():
+        expected = model(**inputs).logits
+        shares: list[float] = []
+        with prefill_progress(model, lambda share, steps: shares.append(share)):
+            got = model(**inputs).logits
+        again = model(**inputs).logits  # the convolutions are whole again afterwards: no report, same output
+    layers = sum(isinstance(m, GradientCheckpointingLayer) for m in model.modules())
+    slices = -(-27 // CONV_SLICE_WINDOWS)
+    assert slices == 2 and len(shares) == layers + 3 * slices
+    assert shares == [done / len(shares) for done in range(1, len(shares) + 1)]
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-5)
+    assert torch.equal(again, expected)
+    assert not any("forward" in vars(m) for m in model.modules())
 
 
 def test_a_batch_expects_the_steps_that_earlier_chunks_needed():
