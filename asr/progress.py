@@ -12,7 +12,8 @@ batches what they cost:
   the budget, and then this is the budget);
 - how much the prefill weighs against the steps: its seconds per second of audio and the seconds per step.
 
-Before anything is learned (the first chunk), the prefill counts as `FIRST_PREFILL_SHARE` of the batch.
+Before anything is learned (the first chunk), the prefill weighs `FIRST_PREFILL_STEPS_PER_AUDIO_S` decode steps per
+second of audio.
 
 With word timestamps on, the forced aligner runs after the engine on each batch: the batch's last
 `align_share` of the way (as long as alignment took in the batch before, `FIRST_ALIGN_SHARE` at first) moves
@@ -62,8 +63,11 @@ _STAGE_WORDS = {
 
 StageProgress = Callable[[Stage, float], None]  # (the pass, its share done: 0 at its start, 1 at its end)
 
-# The prefill's share of a batch's time on a CPU: encoder and prefill were 23 s of 51 s in bench/run.py (5 min).
-FIRST_PREFILL_SHARE = 0.45
+# The prefill's cost in decode steps per second of the batch's audio, before a batch has been timed: a first chunk of
+# 2.65 s took 0.35 s of encoder and prefill at 70 ms a step (bfloat16, AVX-512), a 24 s chunk 3.8 s at 94 ms a step
+# (float32, AVX2): 1.7-1.9 steps a second on both. As a share of the batch (0.45 before), it made the processed
+# seconds jump through a short first chunk's prefill and then crawl through its steps.
+FIRST_PREFILL_STEPS_PER_AUDIO_S = 2.0
 _STEPS_MARGIN = 1.25  # expect this many times the steps earlier chunks' text needed: a denser row ends later
 # The aligner's share of an aligned batch's time before one was timed: on a 2-core CPU word timestamps added 16%
 # (30 s) to 89% (5 min) to a run's time (README), a share of 0.14 to 0.47.
@@ -124,7 +128,7 @@ class BatchProgress:
         if steps > 0:
             self._last_step_at, self._steps = now, steps
         expected = max(self.pace.expected_steps(self.longest_speech_s, self.longest_budget), round(steps / 0.95))
-        weight = self._prefill_weight(expected)
+        weight = self._prefill_weight()
         self._advance((weight * prefill + steps) / (weight + expected) * (1 - self.align_share))
 
     def aligning(self, share: float) -> None:
@@ -145,11 +149,11 @@ class BatchProgress:
             self._reported = share
             self.report(share)
 
-    def _prefill_weight(self, expected_steps: int) -> float:
+    def _prefill_weight(self) -> float:
         """The prefill's cost in decode steps."""
         pace = self.pace
         if pace.prefill_s_per_audio_s is None or not pace.step_s:
-            return expected_steps * FIRST_PREFILL_SHARE / (1 - FIRST_PREFILL_SHARE)
+            return FIRST_PREFILL_STEPS_PER_AUDIO_S * self.audio_s
         return pace.prefill_s_per_audio_s * self.audio_s / pace.step_s
 
     def learn(self, results: Sequence[ChunkText], speech_s: Sequence[float]) -> None:
