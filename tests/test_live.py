@@ -12,7 +12,7 @@ import pytest
 import asr
 from asr.jobs import _TURN
 from asr.live import LiveEventType, LiveOptions, LiveSession, LiveSessionBusy
-from asr.live.endpoint import Endpointer, EndpointRules
+from asr.live.endpoint import Endpointer, EndpointRules, Utterance
 from testbed.speech import SENTENCES, silence, speak, speech_with_pauses
 
 PIECE = asr.SAMPLE_RATE // 10  # 100 ms, as a microphone delivers it
@@ -100,6 +100,61 @@ def test_words_cut_off_by_stop_are_in_the_result(engine32):
     start = round(final.audio_start_s * asr.SAMPLE_RATE)
     offline = asr.transcribe_all(whole[start:cut], engine=engine32, options=session.final_options())
     assert transcript.text == offline.text != ""
+
+
+def _wait_for(condition, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def _feed_until_a_pause_is_past_its_padding(session: LiveSession, samples: np.ndarray) -> int:
+    """Feed 100 ms pieces until the pause under way has lasted the end padding; returns the samples fed."""
+    for start in range(0, len(samples), PIECE):
+        session.feed(samples[start : start + PIECE])
+        if session._endpointer.ending is not None:
+            return start + PIECE
+    raise AssertionError("no pause past its padding")
+
+
+def test_a_final_is_decoded_while_its_pause_is_awaited_and_shown_when_the_pause_ends_it(engine32):
+    """Past the pause's 0.2 s padding, before the 0.5 s that end an utterance, the final is decoded; the piece that
+    completes the pause shows it at once, with no second decode of the utterance."""
+    spy = _SpyEngine(engine32)
+    sentence = np.concatenate([silence(0.5), speak(SENTENCES[0]), silence(1.0)])
+    session = LiveSession(spy, options=LiveOptions(transcribe=ENGLISH, min_draft_growth_s=100.0))  # no drafts
+    fed = _feed_until_a_pause_is_past_its_padding(session, sentence)
+    _wait_for(lambda: session._early_result is not None)
+    assert _finals(session) == [] and len(spy.calls) == 1  # the pause has not ended the utterance yet
+    while not _finals(session):
+        session.feed(sentence[fed : fed + PIECE])  # shown by the feed that ends the pause: no decode in between
+        fed += PIECE
+    transcript = session.finish()
+    (final,) = _finals(session)
+    start, end = round(final.audio_start_s * asr.SAMPLE_RATE), round(final.audio_end_s * asr.SAMPLE_RATE)
+    assert len(spy.calls) == 1
+    offline = asr.transcribe_all(sentence[start:end], engine=engine32, options=session.final_options())
+    assert final.text == transcript.text == offline.text != ""
+
+
+def test_an_early_final_is_thrown_away_when_speech_resumes(engine32):
+    """Two sentences with the espeak files' own silence between them (about 0.4 s, less than ends an utterance):
+    the early final started in that pause is stopped or dropped, and the one final covers both sentences, as a
+    file of that audio would be transcribed."""
+    spy = _SpyEngine(engine32)
+    both = np.concatenate([silence(0.5), speak(SENTENCES[0]), speak(SENTENCES[1]), silence(1.0)])
+    session = LiveSession(spy, options=LiveOptions(transcribe=ENGLISH, min_draft_growth_s=100.0))
+    fed = _feed_until_a_pause_is_past_its_padding(session, both)
+    _wait_for(lambda: len(spy.calls) == 1)  # the early final has started
+    _feed_all(session, both[fed:])
+    session.finish()
+    (final,) = _finals(session)
+    start, end = round(final.audio_start_s * asr.SAMPLE_RATE), round(final.audio_end_s * asr.SAMPLE_RATE)
+    assert end > fed  # the utterance went on after the short pause
+    offline = asr.transcribe_all(both[start:end], engine=engine32, options=session.final_options())
+    assert final.text == offline.text != ""
+    assert len(spy.calls) >= 2 and spy.calls[0][0] < spy.calls[-1][0]  # the final heard more than the early one
 
 
 def test_a_minute_of_silence_gives_no_text(engine32):
@@ -217,6 +272,20 @@ def test_a_pause_ends_an_utterance_padded_on_both_sides():
     (utterance,) = endpointer.push(probs)
     assert (utterance.start_sample, utterance.end_sample) == ((20 - 6) * 512, (50 + 6) * 512)
     assert endpointer.flush(70 * 512) is None
+
+
+def test_a_pause_past_its_padding_tells_which_utterance_it_will_end():
+    endpointer = Endpointer(RULES)
+    assert endpointer.push(np.array([0.0] * 20 + [0.9] * 30 + [0.0] * 5)) == []
+    assert endpointer.ending is None  # 5 windows of pause: its padding (6) is not all heard yet
+    endpointer.push(np.array([0.0]))
+    expected = Utterance((20 - 6) * 512, (50 + 6) * 512)
+    assert endpointer.ending == expected
+    assert endpointer.push(np.array([0.0] * 10)) == [expected] and endpointer.ending is None
+    endpointer.push(np.array([0.9] * 30 + [0.0] * 8))
+    assert endpointer.ending is not None
+    endpointer.push(np.array([0.9]))  # speech resumed: the pause ends nothing
+    assert endpointer.ending is None
 
 
 def test_a_click_is_no_utterance():

@@ -63,6 +63,21 @@ class Endpointer:
                 done.append(utterance)
         return done
 
+    @property
+    def ending(self) -> Utterance | None:
+        """The utterance that the pause under way ends if it lasts, once the pause has lasted its padding.
+
+        Its audio is all heard then, so its final can be decoded while the rest of the pause is awaited. None
+        without such a pause, or when the utterance would be dropped (too little speech).
+        """
+        if self.open_start is None or self._pause_start is None:
+            return None
+        end = self._pause_start + self._rules.pad
+        heard = self._windows * self._rules.window
+        if heard < end or end <= self.open_start or self._speech < self._rules.min_speech:
+            return None
+        return Utterance(self.open_start, end)
+
     def flush(self, stream_end: int) -> Utterance | None:
         """The utterance still open when the stream ends (Stop) at sample `stream_end` (a window may be partial)."""
         if self.open_start is None:

@@ -11,6 +11,9 @@ Work per update stays bounded however long the session runs. Each sample is hear
 - A **final** is the utterance transcribed by `pipeline.transcribe_all`, exactly as a file of that audio
   would be (the same loop and echo guards, word times when an aligner is given). Final text is never
   rewritten; silence makes no utterance, so it makes no text.
+- A final starts **early**: once a pause has lasted the utterance's end padding, the utterance's audio is all
+  heard (`Endpointer.ending`), so its final is decoded while the rest of the pause is awaited, and shown the
+  moment the pause ends it. When speech resumes first, that decode is stopped and thrown away.
 - With the language on Auto, the first final's language is kept for the rest of the session.
 - With speakers on, `finish` runs the speaker pass a file gets (`pipeline.label_speakers`) once over the whole
   recording, so a voice keeps one label from start to end; finals themselves carry no speakers. CAM++ is
@@ -121,6 +124,9 @@ class LiveSession:
         self._unread = 0  # index of the first event `poll` has not returned
         self._segments: list[Segment] = []
         self._draft_stop = threading.Event()
+        self._early: Utterance | None = None  # the utterance whose final was started early (before it ended)
+        self._early_result: tuple[Transcript, float] | None = None  # that final's transcript and start time
+        self._early_stop = threading.Event()  # set when speech resumed: the early final is stale
         self._draft_heard = 0  # samples the last draft heard (of the open utterance)
         self._next_draft_at = 0.0
         self._closing = False  # no more audio: finish the finals, then end
@@ -143,8 +149,14 @@ class LiveSession:
             if self._closing:
                 raise RuntimeError("This live session has finished; start a new one.")
             self._audio.append(samples)
-            self._end_utterances(self._endpointer.push(probs))
-            self._lock.notify_all()  # the open utterance grew: a draft may be due
+            ended = self._endpointer.push(probs)
+            ending = self._endpointer.ending
+            if self._early is not None and self._early not in ended and self._early != ending:
+                self._drop_early()  # speech resumed (or the cap cut elsewhere): that final is stale
+            if ending is not None and ending != self._early:
+                self._draft_stop.set()  # the early final goes first
+            self._end_utterances(ended)
+            self._lock.notify_all()  # the open utterance grew: a draft or an early final may be due
 
     def poll(self) -> list[LiveEvent]:
         """The events since the last call, in order."""
@@ -184,6 +196,8 @@ class LiveSession:
         """
         with self._lock:
             last = self._endpointer.flush(self._audio.length)
+            if self._early is not None and self._early != last:
+                self._drop_early()  # Stop came before its pause ended, and the last utterance ends elsewhere
             self._end_utterances([last] if last is not None else [])
             self._closing = True
             self._lock.notify_all()
@@ -210,6 +224,7 @@ class LiveSession:
             self._closing = True
             self._finals.clear()
             self._draft_stop.set()
+            self._early_stop.set()
             self._lock.notify_all()
         self._worker.join()
         self._release()
@@ -226,17 +241,35 @@ class LiveSession:
             raise self._error
 
     def _end_utterances(self, ended: list[Utterance]) -> None:
-        """Queue finished utterances for their finals (holding `_lock`); a draft running is stopped."""
+        """Queue finished utterances for their finals (holding `_lock`); a draft running is stopped. An utterance
+        whose early final is done is shown at once."""
+        for utterance in ended:
+            if utterance == self._early and self._early_result is not None and not self._finals:
+                self._publish(utterance, *self._early_result)
+                self._early, self._early_result = None, None
+            else:
+                self._finals.append(utterance)
         if ended:
-            self._finals.extend(ended)
             self._draft_heard = 0
             self._draft_stop.set()
             self._lock.notify_all()
 
+    def _drop_early(self) -> None:
+        """Forget the early final (holding `_lock`); one still decoding is stopped."""
+        self._early_stop.set()
+        self._early, self._early_result = None, None
+
+    def _early_due(self) -> Utterance | None:
+        """The utterance whose final can start early now, or None (holding `_lock`)."""
+        ending = self._endpointer.ending
+        if ending is None or ending == self._early or self._closing:
+            return None
+        return ending
+
     def _draft_due(self) -> tuple[int, int] | None:
         """The stretch of the open utterance to draft now, or None (holding `_lock`)."""
         start = self._endpointer.open_start
-        if start is None or self._closing or self._clock() < self._next_draft_at:
+        if start is None or self._closing or self._early is not None or self._clock() < self._next_draft_at:
             return None
         end = self._audio.length
         if end - start - self._draft_heard < self._options.min_draft_growth_s * SAMPLE_RATE:
@@ -253,6 +286,12 @@ class LiveSession:
                         return
                     if self._finals:
                         job = functools.partial(self._finalise, self._finals.popleft())
+                        break
+                    early = self._early_due()
+                    if early is not None:
+                        self._early, self._early_result = early, None
+                        self._early_stop.clear()
+                        job = functools.partial(self._finalise_early, early)
                         break
                     draft = self._draft_due()
                     if draft is not None:
@@ -312,28 +351,60 @@ class LiveSession:
             self._events.append(LiveEvent(LiveEventType.DRAFT, at_s, start / SAMPLE_RATE, end / SAMPLE_RATE, text))
 
     def _finalise(self, utterance: Utterance) -> None:
+        with self._lock:
+            early = None
+            if utterance == self._early:
+                early = self._early_result
+                self._early, self._early_result = None, None
+        if early is not None:  # decoded while its pause was awaited
+            with self._lock:
+                self._publish(utterance, *early)
+            return
+        began = self._clock()
+        transcript = self._transcribe_utterance(utterance, self._cancel)
+        if transcript is not None:
+            with self._lock:
+                self._publish(utterance, transcript, began)
+
+    def _finalise_early(self, utterance: Utterance) -> None:
+        """The final of an utterance whose pause has begun: kept for when the pause ends it, shown if it has."""
+        began = self._clock()
+        try:
+            transcript = self._transcribe_utterance(utterance, self._early_stop)  # `close` sets it too
+        except TranscriptionCancelled:
+            if self._cancel.is_set():
+                raise
+            return  # speech resumed: the utterance goes on, and so do its drafts
+        with self._lock:
+            if transcript is None or utterance != self._early:
+                return
+            if self._finals and self._finals[0] == utterance:  # the pause ended it meanwhile
+                self._finals.popleft()
+                self._early = None
+                self._publish(utterance, transcript, began)
+            else:
+                self._early_result = (transcript, began)
+
+    def _transcribe_utterance(self, utterance: Utterance, cancel: threading.Event) -> Transcript | None:
         wave = self._audio.slice(utterance.start_sample, utterance.end_sample)
         options = self._final_options()
-        began = self._clock()
-        transcript = self._with_turn(
-            lambda: transcribe_all(
-                wave, engine=self._engine, options=options, aligner=self._aligner, cancel=self._cancel
-            )
+        return self._with_turn(
+            lambda: transcribe_all(wave, engine=self._engine, options=options, aligner=self._aligner, cancel=cancel)
         )
-        if transcript is None:
-            return
+
+    def _publish(self, utterance: Utterance, transcript: Transcript, began: float) -> None:
+        """Add an utterance's final to the session (holding `_lock`)."""
         offset_s = utterance.start_sample / SAMPLE_RATE
         segments = tuple(_shifted(segment, offset_s) for segment in transcript.segments)
-        with self._lock:
-            self._next_draft_at = began + self._options.draft_pace * (self._clock() - began)
-            if self._language is None:
-                self._language = next((s.language for s in segments if s.language), None)
-            self._segments.extend(segments)
-            text = " ".join(s.text for s in segments if s.text)
-            if text:
-                at_s = self._clock() - self._started_at
-                start_s, end_s = utterance.start_sample / SAMPLE_RATE, utterance.end_sample / SAMPLE_RATE
-                self._events.append(LiveEvent(LiveEventType.FINAL, at_s, start_s, end_s, text, segments))
+        self._next_draft_at = max(self._next_draft_at, began + self._options.draft_pace * (self._clock() - began))
+        if self._language is None:
+            self._language = next((s.language for s in segments if s.language), None)
+        self._segments.extend(segments)
+        text = " ".join(s.text for s in segments if s.text)
+        if text:
+            at_s = self._clock() - self._started_at
+            start_s, end_s = utterance.start_sample / SAMPLE_RATE, utterance.end_sample / SAMPLE_RATE
+            self._events.append(LiveEvent(LiveEventType.FINAL, at_s, start_s, end_s, text, segments))
 
     def _final_options(self) -> TranscribeOptions:
         """The file options for one utterance: one chunk (it is never longer), the session's language, and no
