@@ -5,8 +5,8 @@ a cache that grows by concatenation, a host sync every step): 53-65 ms a step on
 batch size, where the weights alone would allow well under a millisecond. This loop does only what
 greedy transcription needs: one prefill through the model's forward into a `StaticCache` sized for the
 whole batch, then one-token steps whose argmax stays on the device, with a look at the host (all rows
-done? cancelled?) only every `SYNC_EVERY` steps. On CUDA the one-token step can be captured once per
-batch-size bucket in a CUDA graph and replayed.
+done?) only every `SYNC_EVERY` steps; `stop` is a host-side flag, read every step. On CUDA the one-token
+step can be captured once per batch-size bucket in a CUDA graph and replayed.
 
 It is a module of its own because it is the one place that knows how `generate` prepares the model's
 inputs (position ids from the attention mask, the audio merged only at prefill) and must keep matching
@@ -29,7 +29,7 @@ from transformers.modeling_layers import GradientCheckpointingLayer
 
 from .progress import EngineProgress
 
-SYNC_EVERY = 8  # steps between looks at the host; cancel is seen within this many steps
+SYNC_EVERY = 8  # steps between looks at the device's "every row done?"
 GRAPH_BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
 CONV_SLICE_WINDOWS = 16  # audio windows (1 s each) per slice of the encoder's convolutions while progress is reported
 _CACHE_LENGTH_STEP = 128  # graph caches are sized in steps of this, so a slightly longer batch rarely recaptures
@@ -50,7 +50,8 @@ def greedy_decode(
 
     Row r stops at its first end-of-text token (kept) or after `budgets[r]` tokens; after that its
     places hold `pad_id`, as in `generate`'s output. The loop ends when every row has stopped (seen at
-    the next look at the host) or when `stop` is set (seen at step 0, SYNC_EVERY, 2 x SYNC_EVERY, ...).
+    the next look at the host) or at the first step after `stop` is set (a live draft gives way to a final
+    within a step).
     `progress` hears of the prefill's layers (`prefill_progress`) and of every step; the step count is
     the host's own, so reporting it costs no look at the device.
     """
@@ -89,7 +90,7 @@ def greedy_decode(
             progress(1.0, index + 1)
         if index + 1 == longest:
             break
-        if index % SYNC_EVERY == 0 and ((stop is not None and stop.is_set()) or bool(done.all())):
+        if (stop is not None and stop.is_set()) or (index % SYNC_EVERY == 0 and bool(done.all())):
             steps_run = index + 1
             break
         next_token = step(token)

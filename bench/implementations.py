@@ -15,7 +15,16 @@ import numpy as np
 from asr.audio import SAMPLE_RATE
 from bench.checkpoints import aligner_folder
 from bench.inputs import SyntheticSpeech
-from bench.measurement import ForwardTimer, Loaded, RunResult, Stopwatch, finish_run, rss_now_mb, start_peak_rss
+from bench.measurement import (
+    AlignerTimer,
+    ForwardTimer,
+    Loaded,
+    RunResult,
+    Stopwatch,
+    finish_run,
+    rss_now_mb,
+    start_peak_rss,
+)
 from testbed.voiced import EXTRA_SENTENCES
 
 IMPLS = ("ours", "reference")
@@ -127,6 +136,7 @@ def run_ours(speech: SyntheticSpeech, args: argparse.Namespace) -> RunResult:
         asr.load_speaker_model(engine.device)  # loaded with the engine, as the app's cache does
     get_speech_spans(np.zeros(SAMPLE_RATE, np.float32), asr.VadOptions())  # loads Silero once, as the app does
     timer = ForwardTimer(engine._model, cuda=args.device == "cuda")  # the engine keeps its model private
+    aligner_timer = None if aligner is None else AlignerTimer(aligner, cuda=args.device == "cuda")
     loaded = Loaded(clock.wall_s(), rss_now_mb(), engine.info.dtype, timer)
     start_peak_rss()
     language = WORDS_LANGUAGE if args.word_timestamps else None
@@ -162,6 +172,7 @@ def run_ours(speech: SyntheticSpeech, args: argparse.Namespace) -> RunResult:
         budget_tokens=sum(call.budgets for call in calls),
         audio_pad_fraction=1 - sum(c.samples for c in calls) / max(1, sum(c.padded_samples for c in calls)),
         nonempty_texts=len(texts),
+        aligner_split=None if aligner_timer is None else aligner_timer.split(),
     )
 
 

@@ -53,6 +53,8 @@ class RunResult:
     rss_after_load_mb: float  # resident memory when transcription starts (model loaded, input built)
     peak_rss_mb: float  # the highest resident memory while transcribing (Linux: VmHWM, reset after load)
     peak_gpu_mb: float | None
+    # ours-words: where the aligner's passes went (`AlignerTimer.split`); None without word timestamps
+    aligner_split: dict[str, float] | None = None
 
     @property
     def rtf(self) -> float:
@@ -122,6 +124,58 @@ class ForwardTimer:
     def _encoder_stop(self, module: Any, args: tuple, output: Any) -> None:
         self._sync()
         self.encoder_s += time.perf_counter() - self._encoder_started
+
+
+class AlignerTimer:
+    """Times the forced aligner's passes (`align` calls): its audio encoder, the rest of its one forward pass, and
+    what is left of the call (the processor: features, tokenizing the words, reading the times off the logits)."""
+
+    def __init__(self, aligner: Any, *, cuda: bool) -> None:
+        import torch
+
+        self._sync: Callable[[], None] = torch.cuda.synchronize if cuda else (lambda: None)
+        self.pass_s = self.forward_s = self.encoder_s = 0.0
+        self.passes = 0
+        model = aligner._model  # the aligner keeps its model private
+        for module, field_name in ((model, "forward_s"), (model.model.audio_tower, "encoder_s")):
+            module.register_forward_pre_hook(self._starter(field_name))
+            module.register_forward_hook(self._stopper(field_name))
+        self._started: dict[str, float] = {}
+        align = aligner.align
+
+        def timed_align(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return align(*args, **kwargs)
+            finally:
+                self._sync()
+                self.pass_s += time.perf_counter() - started
+                self.passes += 1
+
+        aligner.align = timed_align
+
+    def _starter(self, field_name: str) -> Callable[..., None]:
+        def start(*_: Any) -> None:
+            self._sync()
+            self._started[field_name] = time.perf_counter()
+
+        return start
+
+    def _stopper(self, field_name: str) -> Callable[..., None]:
+        def stop(*_: Any) -> None:
+            self._sync()
+            setattr(self, field_name, getattr(self, field_name) + time.perf_counter() - self._started[field_name])
+
+        return stop
+
+    def split(self) -> dict[str, float]:
+        return {
+            "passes": float(self.passes),
+            "pass_s": self.pass_s,
+            "encoder_s": self.encoder_s,
+            "prefill_s": self.forward_s - self.encoder_s,
+            "processor_s": self.pass_s - self.forward_s,
+        }
 
 
 def _status_mb(field_name: str) -> float | None:

@@ -114,6 +114,22 @@ def feature_cost(runs: list[RunResult], impls: tuple[str, str], feature: str) ->
             f"| {added.first_text_s:.1f} / {plain.first_text_s:.1f} s "
             f"| {added.peak_rss_mb / 1024:.2f} / {plain.peak_rss_mb / 1024:.2f} GB |"
         )
+    aligned = [(audio_s, best[impls[1]]) for audio_s, best in _best_rounds(runs, impls) if best[impls[1]].aligner_split]
+    if aligned:
+        lines += [
+            "",
+            "| input | aligner passes | aligner encoder / prefill / processor s | speech model encoder + prefill s "
+            "| aligner / speech model |",
+            "|---|---|---|---|---|",
+        ]
+        for audio_s, run in aligned:
+            split = run.aligner_split or {}
+            model_s = run.encoder_s + run.prefill_s
+            lines.append(
+                f"| {format_duration(audio_s)} | {split['passes']:.0f} in {split['pass_s']:.1f} s "
+                f"| {split['encoder_s']:.1f} / {split['prefill_s']:.1f} / {split['processor_s']:.1f} "
+                f"| {model_s:.1f} | {_ratio(split['pass_s'], model_s)} |"
+            )
     return "\n".join(lines)
 
 

@@ -145,11 +145,12 @@ def test_cancel_mid_way_keeps_generates_tokens_so_far(model_and_processor, clips
     budgets = [40, 25, 40]
     inputs = _inputs(processor, clips[:3], None, "")
     eos_ids = set(model.generation_config.eos_token_id)
-    stop = _SetOnLook(3)  # looks at steps 0 and SYNC_EVERY see it clear; the third, at 2 x SYNC_EVERY, set
+    stop = _SetOnLook(11)  # looked at every step, not only every SYNC_EVERY: the look at step 10 sees it set
     with torch.inference_mode():
         ours = _loop(model, inputs, budgets, eos_ids, stop=stop)
         full = _rows(_generate(model, inputs, budgets), budgets, eos_ids)
-    steps = 2 * SYNC_EVERY + 1
+    steps = 11
+    assert steps % SYNC_EVERY != 1  # a stop seen between the loop's looks at the device
     assert stop.is_set() and ours.shape[1] == steps
     assert _rows(ours, budgets, eos_ids) == [row[:steps] for row in full]
 

@@ -276,16 +276,16 @@ def test_a_pause_ends_an_utterance_padded_on_both_sides():
 
 def test_a_pause_past_its_padding_tells_which_utterance_it_will_end():
     endpointer = Endpointer(RULES)
-    assert endpointer.push(np.array([0.0] * 20 + [0.9] * 30 + [0.0] * 5)) == []
-    assert endpointer.ending is None  # 5 windows of pause: its padding (6) is not all heard yet
-    endpointer.push(np.array([0.0]))
+    endings = []
+    for probs in ([0.0] * 20 + [0.9] * 30 + [0.0] * 5, [0.0], [0.0] * 10, [0.9] * 30 + [0.0] * 8, [0.9]):
+        ended = endpointer.push(np.array(probs))
+        endings.append((ended, endpointer.ending))
     expected = Utterance((20 - 6) * 512, (50 + 6) * 512)
-    assert endpointer.ending == expected
-    assert endpointer.push(np.array([0.0] * 10)) == [expected] and endpointer.ending is None
-    endpointer.push(np.array([0.9] * 30 + [0.0] * 8))
-    assert endpointer.ending is not None
-    endpointer.push(np.array([0.9]))  # speech resumed: the pause ends nothing
-    assert endpointer.ending is None
+    assert endings[0] == ([], None)  # 5 windows of pause: its padding (6) is not all heard yet
+    assert endings[1] == ([], expected)
+    assert endings[2] == ([expected], None)  # the pause ended it, as told
+    assert endings[3][1] is not None
+    assert endings[4] == ([], None)  # speech resumed: the pause ends nothing
 
 
 def test_a_click_is_no_utterance():

@@ -64,6 +64,11 @@ class Endpointer:
         return done
 
     @property
+    def pausing(self) -> bool:
+        """Whether the open utterance is in a pause (which may end it)."""
+        return self._pause_start is not None
+
+    @property
     def ending(self) -> Utterance | None:
         """The utterance that the pause under way ends if it lasts, once the pause has lasted its padding.
 

@@ -151,7 +151,8 @@ class LiveSession:
             self._audio.append(samples)
             ended = self._endpointer.push(probs)
             ending = self._endpointer.ending
-            if self._early is not None and self._early not in ended and self._early != ending:
+            early = self._early
+            if early is not None and early not in ended and early not in self._finals and early != ending:
                 self._drop_early()  # speech resumed (or the cap cut elsewhere): that final is stale
             if ending is not None and ending != self._early:
                 self._draft_stop.set()  # the early final goes first
@@ -271,6 +272,8 @@ class LiveSession:
         start = self._endpointer.open_start
         if start is None or self._closing or self._early is not None or self._clock() < self._next_draft_at:
             return None
+        if self._endpointer.pausing:
+            return None  # a draft begun in a pause would only hold up the final the pause may call for
         end = self._audio.length
         if end - start - self._draft_heard < self._options.min_draft_growth_s * SAMPLE_RATE:
             return None
