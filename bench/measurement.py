@@ -127,20 +127,17 @@ class ForwardTimer:
 
 
 class AlignerTimer:
-    """Times the forced aligner's passes (`align` calls): its audio encoder, the rest of its one forward pass, and
-    what is left of the call (the processor: features, tokenizing the words, reading the times off the logits)."""
+    """Times the forced aligner's passes (`align` calls): its audio encoder and the rest of its one forward pass
+    (a `ForwardTimer` on its model: every call is a prefill), and what is left of the call (the processor:
+    features, tokenizing the words, reading the times off the logits)."""
 
     def __init__(self, aligner: Any, *, cuda: bool) -> None:
         import torch
 
-        self._sync: Callable[[], None] = torch.cuda.synchronize if cuda else (lambda: None)
-        self.pass_s = self.forward_s = self.encoder_s = 0.0
+        sync: Callable[[], None] = torch.cuda.synchronize if cuda else (lambda: None)
+        self.forward = ForwardTimer(aligner._model, cuda=cuda)  # the aligner keeps its model private
+        self.pass_s = 0.0
         self.passes = 0
-        model = aligner._model  # the aligner keeps its model private
-        for module, field_name in ((model, "forward_s"), (model.model.audio_tower, "encoder_s")):
-            module.register_forward_pre_hook(self._starter(field_name))
-            module.register_forward_hook(self._stopper(field_name))
-        self._started: dict[str, float] = {}
         align = aligner.align
 
         def timed_align(*args: Any, **kwargs: Any) -> Any:
@@ -148,33 +145,20 @@ class AlignerTimer:
             try:
                 return align(*args, **kwargs)
             finally:
-                self._sync()
+                sync()
                 self.pass_s += time.perf_counter() - started
                 self.passes += 1
 
         aligner.align = timed_align
 
-    def _starter(self, field_name: str) -> Callable[..., None]:
-        def start(*_: Any) -> None:
-            self._sync()
-            self._started[field_name] = time.perf_counter()
-
-        return start
-
-    def _stopper(self, field_name: str) -> Callable[..., None]:
-        def stop(*_: Any) -> None:
-            self._sync()
-            setattr(self, field_name, getattr(self, field_name) + time.perf_counter() - self._started[field_name])
-
-        return stop
-
     def split(self) -> dict[str, float]:
+        forward = self.forward
         return {
             "passes": float(self.passes),
             "pass_s": self.pass_s,
-            "encoder_s": self.encoder_s,
-            "prefill_s": self.forward_s - self.encoder_s,
-            "processor_s": self.pass_s - self.forward_s,
+            "encoder_s": forward.encoder_s,
+            "prefill_s": forward.prefill_s - forward.encoder_s,
+            "processor_s": self.pass_s - forward.prefill_s,
         }
 
 

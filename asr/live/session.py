@@ -270,9 +270,9 @@ class LiveSession:
     def _draft_due(self) -> tuple[int, int] | None:
         """The stretch of the open utterance to draft now, or None (holding `_lock`)."""
         start = self._endpointer.open_start
-        if start is None or self._closing or self._early is not None or self._clock() < self._next_draft_at:
+        if start is None or self._closing or self._clock() < self._next_draft_at:
             return None
-        if self._endpointer.pausing:
+        if self._endpointer.pausing:  # so also while an early final is decoded or kept: it is this pause's
             return None  # a draft begun in a pause would only hold up the final the pause may call for
         end = self._audio.length
         if end - start - self._draft_heard < self._options.min_draft_growth_s * SAMPLE_RATE:
@@ -355,14 +355,11 @@ class LiveSession:
 
     def _finalise(self, utterance: Utterance) -> None:
         with self._lock:
-            early = None
             if utterance == self._early:
-                early = self._early_result
-                self._early, self._early_result = None, None
-        if early is not None:  # decoded while its pause was awaited
-            with self._lock:
-                self._publish(utterance, *early)
-            return
+                early, self._early, self._early_result = self._early_result, None, None
+                if early is not None:  # decoded while its pause was awaited
+                    self._publish(utterance, *early)
+                    return
         began = self._clock()
         transcript = self._transcribe_utterance(utterance, self._cancel)
         if transcript is not None:
