@@ -399,14 +399,19 @@ def page_is_connected() -> Callable[[], bool] | None:
 
 def progress_line(snapshot: asr.JobSnapshot) -> str:
     """e.g. "Processed 1:12 / 2:38 · 2.4× real time · about 0:36 left", or while the aligner runs
-    "Processed 1:12 / 2:38 · Finding word times… 40% · 2.4× real time · about 0:36 left"."""
+    "Processed 1:12 / 2:38 · Finding word times… 40% · 2.4× real time · about 0:36 left"; slower than real time
+    "Processed 0:03.4 / 2:38 · 0.6× real time · about 3:50 left"."""
     if not snapshot.total_s:
         return "Reading the audio…"
-    parts = [f"Processed {asr.format_clock(snapshot.processed_s)} / {asr.format_clock(snapshot.total_s)}"]
+    # Slower than real time, whole seconds of audio would stand still for more than a poll or two: tenths move.
+    speed = round(snapshot.speed, 1) if snapshot.speed else None  # as the line shows it
+    slow = not speed or speed < 1.0
+    processed = asr.format_clock(snapshot.processed_s, tenths=slow)
+    parts = [f"Processed {processed} / {asr.format_clock(snapshot.total_s)}"]
     if snapshot.stage is not None:
         parts.append(snapshot.stage.describe(snapshot.stage_share))
-    if snapshot.speed:
-        parts.append(f"{snapshot.speed:.1f}× real time")
+    if speed:
+        parts.append(f"{speed:.1f}× real time")
     remaining_s = snapshot.remaining_s
     if remaining_s is not None:
         parts.append(f"about {asr.format_clock(remaining_s)} left" if remaining_s >= 1 else "almost done")

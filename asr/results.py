@@ -16,11 +16,13 @@ if TYPE_CHECKING:
     from .options import TranscribeOptions
 
 
-def format_clock(seconds: float) -> str:
-    """Seconds as a clock reading: "2:38", or "1:02:03" from one hour on."""
-    minutes, secs = divmod(round(seconds), 60)
+def format_clock(seconds: float, tenths: bool = False) -> str:
+    """Seconds as a clock reading: "2:38", or "1:02:03" from one hour on; with `tenths`, "2:38.4"."""
+    tenth_count = round(seconds * 10) if tenths else round(seconds) * 10
+    minutes, secs = divmod(tenth_count // 10, 60)
     hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+    clock = f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+    return f"{clock}.{tenth_count % 10}" if tenths else clock
 
 
 def format_size(size_bytes: float) -> str:

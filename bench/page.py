@@ -14,7 +14,8 @@ In one run, on one file (about 57 s of espeak-ng sentences with pauses, a WAV bu
 - queued: two tabs with the file, the second clicks Transcribe as soon as the first one's run has started; the
   first tab's click-to-result while the second waits its turn (the goal), and the second's (its wait included);
 - progress: in each tab that ran, every change of the progress line's text with its time (a MutationObserver in the
-  page), and the longest gap between two changes of its "Processed m:ss" part from the first one to the result.
+  page), and the longest gap between two changes of its "Processed m:ss" part (m:ss.s while slower than real
+  time) from the first one to the result.
   The estimate ("about m:ss left") counts down between updates, so the whole line changes every second; the gap
   that matters is the one between real progress reports.
 
@@ -62,7 +63,7 @@ GOALS = {"alone": 1.10, "queued": 1.25, "progress_gap_s": 2.0}
 RESULT_TIMEOUT_MS = 15 * 60_000
 LOAD_TIMEOUT_MS = 5 * 60_000  # the first page of the server imports torch and loads the full-size model
 _LOADED = re.compile(r"Loaded .* in (\d+(?:\.\d+)?) s")
-_PROCESSED = re.compile(r"Processed (\d+:\d\d(?::\d\d)?) /")
+_PROCESSED = re.compile(r"Processed (\d+:\d\d(?::\d\d)?(?:\.\d)?) /")
 # Every change of the progress bar's text with the page's clock (ms), and every alert text, from the page's start.
 _PROGRESS_SCRIPT = """
 window.__progressLog = [];

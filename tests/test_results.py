@@ -33,3 +33,13 @@ def test_the_facts_line_and_the_model_sizes_use_them():
     )
     assert info.summary() == "2:38 · 44.1 kHz · stereo · PCM 24-bit · 27 kB"
     assert asr.MODEL_SIZES[asr.DEFAULT_MODEL] == "about 1.9 GB"
+
+
+@pytest.mark.parametrize(
+    ("seconds", "whole", "tenths"),
+    [(0, "0:00", "0:00.0"), (3.44, "0:03", "0:03.4"), (59.96, "1:00", "1:00.0"), (3723.4, "1:02:03", "1:02:03.4")],
+)
+def test_a_clock_reads_in_whole_seconds_or_in_tenths(seconds, whole, tenths):
+    """Tenths are for the page's progress while it runs slower than real time (whole seconds would stand still)."""
+    assert asr.format_clock(seconds) == whole
+    assert asr.format_clock(seconds, tenths=True) == tenths
