@@ -8,8 +8,8 @@ handful of elements, and Streamlit's full garbage collection after every rerun i
 loop tens of milliseconds of GIL on a busy machine (py-spy, docs/performance.md), hence the intervals. Results live
 in `st.session_state`, one card per input in the inputs' order; a new run of an input replaces its card, but
 an error or a cancel never replaces a finished result. While there are results or a run, the browser asks
-before the page is left or reloaded (`leave_guard`). A job stops by itself when its page has been
-disconnected for a few seconds (a closed tab), see `page_is_connected`.
+before the page is left or reloaded (`leave_guard`), and a reload gets the results back (`page_restore`). A job
+stops by itself when its page has been disconnected for a few seconds (a closed tab), see `page_is_connected`.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 import asr
 import live_page
+import page_restore
 from page_speakers import (
     speaker_cell,
     speaker_column,
@@ -104,6 +105,7 @@ def start_run() -> None:
     """What every script run does first (not at import: Streamlit's server imports this file for `app`)."""
     st.set_page_config(page_title="Transcriber · private speech-to-text", page_icon=":material/mic:", layout="wide")
     asr.netwatch.start_watching()
+    page_restore.restore()  # a reloaded page gets its results back
     state.setdefault("model", MODEL)
     state.setdefault("aligner", ALIGNER)
     state.setdefault("model_folders", [] if asr.is_repo_id(MODEL) else [MODEL])  # offered beside the two repos
@@ -674,6 +676,7 @@ def main() -> None:
     download_all(cards)
     for card in cards:
         show_result(card)
+    page_restore.keep()
 
 
 if __name__ == "__main__":  # a script run of the page

@@ -29,8 +29,8 @@ fi
 # The project itself, editable: the `asr` command in .venv/bin works from any folder (as the launchers set it up).
 .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps -e .
 
-.venv/bin/ruff check asr tests testbed bench launchers app.py live_page.py page_speakers.py page_table.py
-.venv/bin/ruff format --check asr tests testbed bench launchers app.py live_page.py page_speakers.py page_table.py
+.venv/bin/ruff check asr tests testbed bench launchers app.py live_page.py page_restore.py page_speakers.py page_table.py
+.venv/bin/ruff format --check asr tests testbed bench launchers app.py live_page.py page_restore.py page_speakers.py page_table.py
 .venv/bin/lint-imports --no-logo  # the module map in pyproject.toml (docs/architecture.md)
 .venv/bin/mypy  # the type checker; what it checks is in pyproject.toml ([tool.mypy])
 

@@ -529,6 +529,47 @@ def test_the_leave_page_guard_is_on_while_there_are_results(app, meeting_wav):
     assert not guard()
 
 
+def _reloaded(token: str) -> AppTest:
+    """A new session of the page at an address that carries `token`, as a reload of the browser's tab starts one."""
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.query_params["session"] = token
+    at.run()
+    assert not at.exception
+    return at
+
+
+def test_a_reload_brings_back_the_results_and_edits_once_and_clear_forgets_them(app, meeting_wav):
+    app.file_uploader(key="uploads-0").set_value(("meeting.wav", meeting_wav, "audio/wav")).run()
+    app.button(key="transcribe").click().run()
+    _finish(app)
+    ((result_id, result),) = _results(app)
+    app.session_state[f"edit-{result_id}-0"] = {"edited_rows": {1: {"Text": "Please call Stella."}}}
+    app.run()
+    token = app.query_params["session"]
+    reloaded = _reloaded(token)
+    assert [card.result for card in reloaded.session_state.cards.values()] == [result]
+    assert [header.value for header in reloaded.subheader] == ["meeting.wav"]
+    assert reloaded.code[0].value.endswith("\nPlease call Stella.")  # the edit came back with it
+    new_token = reloaded.query_params["session"]
+    assert new_token != token
+    assert not _reloaded(token).session_state.cards  # taken once: a second tab at the old address starts empty
+    reloaded.button(key="clear").click().run()
+    assert not _reloaded(new_token).session_state.cards  # Clear: nothing is kept
+
+
+def test_a_kept_page_is_dropped_after_its_idle_time(app, meeting_wav):
+    import page_restore
+
+    app.file_uploader(key="uploads-0").set_value(("meeting.wav", meeting_wav, "audio/wav")).run()
+    app.button(key="transcribe").click().run()
+    _finish(app)
+    page_restore.STORE.sweep(now=time.monotonic() + page_restore.IDLE_S - 60)
+    reloaded = _reloaded(app.query_params["session"])
+    assert reloaded.session_state.cards  # within its idle time
+    page_restore.STORE.sweep(now=time.monotonic() + page_restore.IDLE_S + 1)
+    assert not _reloaded(reloaded.query_params["session"]).session_state.cards
+
+
 def test_a_damaged_model_folder_is_named_in_the_page_s_own_words(monkeypatch, tmp_path, tiny_model_dir):
     broken = tmp_path / "damaged"
     shutil.copytree(tiny_model_dir, broken)

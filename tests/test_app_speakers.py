@@ -94,3 +94,10 @@ def test_switch_column_rename_move_and_merge_reach_the_copy_block_and_downloads(
     at.button(key=f"merge-{result_id}").click().run()
     assert "Speaker 2" not in at.code[0].value and at.code[0].value.startswith("Alice: ")
     assert json.loads(served["talk.json"])["speakers"] == [{"id": "S1", "name": "Alice"}]
+
+    # A reload brings the names, the move and the merge back with the result (page_restore).
+    reloaded = AppTest.from_file(APP, default_timeout=180)
+    reloaded.query_params["session"] = at.query_params["session"]
+    reloaded.run()
+    assert not reloaded.exception
+    assert reloaded.code[0].value == at.code[0].value

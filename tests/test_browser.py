@@ -501,3 +501,21 @@ def test_an_edit_typed_into_the_table_reaches_the_copy_block_and_downloads_and_s
     _, text = download(page, "txt")
     assert text.startswith("Fixed by hand")
     assert_no_traceback(page)
+
+
+def test_a_reload_brings_the_results_back(app_server, open_page, interview_mp3):
+    page = open_page(app_server)
+    add_file(page, "interview.mp3", "audio/mpeg", interview_mp3)
+    wait_for_script(page)
+    transcribe(page)
+    expect_result(page, "interview.mp3")
+    wait_for_script(page)
+    text = page.get_by_test_id("stCode").last.inner_text()
+    address = page.url
+    assert "session=" in address
+    page.on("dialog", lambda dialog: dialog.accept())  # the leave-page guard asks first: "Reload"
+    page.reload()
+    expect_result(page, "interview.mp3")
+    expect(page.get_by_test_id("stCode").last).to_have_text(text)
+    assert "session=" in page.url and page.url != address  # the new session has a token of its own
+    assert_no_traceback(page)
