@@ -52,6 +52,13 @@ def _results(at: AppTest) -> list[tuple[int, asr.FileResult]]:
     return [(card.id, card.result) for card in at.session_state.cards.values()]
 
 
+def _transcribe(at: AppTest, wav: bytes) -> None:
+    """Upload `wav` as meeting.wav, press Transcribe and wait for its card."""
+    at.file_uploader(key="uploads-0").set_value(("meeting.wav", wav, "audio/wav")).run()
+    at.button(key="transcribe").click().run()
+    _finish(at)
+
+
 def _finish(at: AppTest, timeout_s: float = 60) -> None:
     """Rerun the page (as the polling fragment would) until the background job has handed over."""
     deadline = time.monotonic() + timeout_s
@@ -81,9 +88,7 @@ def test_upload_transcribe_shows_text_segments_and_downloads(app, meeting_wav):
 def test_language_and_context_reach_the_engine(app, meeting_wav):
     app.selectbox(key="language").set_value("German")
     app.text_area(key="context").input("Stella, Kubernetes")
-    app.file_uploader(key="uploads-0").set_value(("meeting.wav", meeting_wav, "audio/wav")).run()
-    app.button(key="transcribe").click().run()
-    _finish(app)
+    _transcribe(app, meeting_wav)
     ((_, result),) = _results(app)
     assert result.transcript is not None, result.error
     assert result.transcript.info.options.decode.language == "German"
@@ -102,9 +107,7 @@ def test_recording_is_transcribed(app):
 
 
 def test_bad_file_shows_its_error_and_keeps_the_earlier_result(app, meeting_wav):
-    app.file_uploader(key="uploads-0").set_value(("meeting.wav", meeting_wav, "audio/wav")).run()
-    app.button(key="transcribe").click().run()
-    _finish(app)
+    _transcribe(app, meeting_wav)
     app.file_uploader(key="uploads-0").set_value(
         [("meeting.wav", meeting_wav, "audio/wav"), ("notes.mp3", b"my notes, not audio\n" * 40, "audio/mpeg")]
     ).run()
@@ -125,9 +128,7 @@ def test_edits_flow_into_every_download(app, meeting_wav, monkeypatch):
         return real_store(self, path_or_data, mimetype, kind, filename)
 
     monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", recording_store)
-    app.file_uploader(key="uploads-0").set_value(("meeting.wav", meeting_wav, "audio/wav")).run()
-    app.button(key="transcribe").click().run()
-    _finish(app)
+    _transcribe(app, meeting_wav)
     ((result_id, _),) = _results(app)
     app.session_state[f"edit-{result_id}-0"] = {"edited_rows": {1: {"Text": "Please call Stella."}}}
     app.run()
@@ -144,9 +145,7 @@ def test_edits_flow_into_every_download(app, meeting_wav, monkeypatch):
 
 def test_play_works_as_a_button_it_plays_the_sentence_clears_its_box_and_keeps_the_edits(app, meeting_wav):
     """`st.data_editor` tells of edits, not clicks: here the edits are given as the browser sends them."""
-    app.file_uploader(key="uploads-0").set_value(("meeting.wav", meeting_wav, "audio/wav")).run()
-    app.button(key="transcribe").click().run()
-    _finish(app)
+    _transcribe(app, meeting_wav)
     ((result_id, result),) = _results(app)
     assert result.transcript is not None, result.error
     second = result.transcript.segments[1]
@@ -170,9 +169,7 @@ def test_play_works_as_a_button_it_plays_the_sentence_clears_its_box_and_keeps_t
 
 
 def test_clear_resets_inputs_and_results(app, meeting_wav):
-    app.file_uploader(key="uploads-0").set_value(("meeting.wav", meeting_wav, "audio/wav")).run()
-    app.button(key="transcribe").click().run()
-    _finish(app)
+    _transcribe(app, meeting_wav)
     assert app.button(key="transcribe").proto.label == "Transcribe again"
     app.button(key="clear").click().run()
     assert app.session_state.cards == {} and app.session_state.input_nonce == 1
@@ -213,9 +210,7 @@ def test_a_move_to_the_cpu_after_out_of_memory_is_shown_with_the_result(app, mee
 
     monkeypatch.setattr(engine, "transcribe_chunks", full_gpu)
     monkeypatch.setattr(engine, "fall_back_to_cpu", to_cpu)
-    app.file_uploader(key="uploads-0").set_value(("meeting.wav", meeting_wav, "audio/wav")).run()
-    app.button(key="transcribe").click().run()
-    _finish(app)
+    _transcribe(app, meeting_wav)
     ((_, result),) = _results(app)
     assert result.transcript is not None, result.error
     assert result.transcript.segments and not result.error
@@ -324,9 +319,7 @@ def test_download_all_offers_one_zip_once_several_files_are_done(app, meeting_wa
         return real_add(self, data_callable, mimetype, coordinates, file_name, **kwargs)
 
     monkeypatch.setattr(MediaFileManager, "add_deferred", recording_add)
-    app.file_uploader(key="uploads-0").set_value(("meeting.wav", meeting_wav, "audio/wav")).run()
-    app.button(key="transcribe").click().run()
-    _finish(app)
+    _transcribe(app, meeting_wav)
     assert not deferred  # one file: its own buttons are enough
     app.file_uploader(key="uploads-0").set_value(
         [("call.wav", meeting_wav, "audio/wav"), ("meeting.wav", meeting_wav, "audio/wav")]
@@ -347,9 +340,7 @@ def test_download_all_offers_one_zip_once_several_files_are_done(app, meeting_wa
 
 def test_chinese_script_choice_reaches_the_options(app, meeting_wav):
     app.selectbox(key="chinese_script").set_value("Traditional, Hong Kong (繁體)")
-    app.file_uploader(key="uploads-0").set_value(("meeting.wav", meeting_wav, "audio/wav")).run()
-    app.button(key="transcribe").click().run()
-    _finish(app)
+    _transcribe(app, meeting_wav)
     ((_, result),) = _results(app)
     assert result.transcript is not None, result.error
     assert result.transcript.info.options.chinese_script == "traditional-hk"
@@ -418,9 +409,7 @@ def test_transcribe_again_replaces_each_card_in_the_inputs_order_and_says_what_m
 def test_a_failed_run_again_keeps_the_finished_result(app, meeting_wav, monkeypatch):
     """A run that fails for a reason no input can show here (the model breaks) is simulated: real faults are
     tested in the pipeline's own tests."""
-    app.file_uploader(key="uploads-0").set_value(("meeting.wav", meeting_wav, "audio/wav")).run()
-    app.button(key="transcribe").click().run()
-    _finish(app)
+    _transcribe(app, meeting_wav)
     ((_, before),) = _results(app)
 
     def broken(self, chunks, **kwargs):
@@ -539,9 +528,7 @@ def _reloaded(token: str) -> AppTest:
 
 
 def test_a_reload_brings_back_the_results_and_edits_once_and_clear_forgets_them(app, meeting_wav):
-    app.file_uploader(key="uploads-0").set_value(("meeting.wav", meeting_wav, "audio/wav")).run()
-    app.button(key="transcribe").click().run()
-    _finish(app)
+    _transcribe(app, meeting_wav)
     ((result_id, result),) = _results(app)
     app.session_state[f"edit-{result_id}-0"] = {"edited_rows": {1: {"Text": "Please call Stella."}}}
     app.run()
@@ -560,9 +547,7 @@ def test_a_reload_brings_back_the_results_and_edits_once_and_clear_forgets_them(
 def test_a_kept_page_is_dropped_after_its_idle_time(app, meeting_wav):
     import page_restore
 
-    app.file_uploader(key="uploads-0").set_value(("meeting.wav", meeting_wav, "audio/wav")).run()
-    app.button(key="transcribe").click().run()
-    _finish(app)
+    _transcribe(app, meeting_wav)
     page_restore.STORE.sweep(now=time.monotonic() + page_restore.IDLE_S - 60)
     reloaded = _reloaded(app.query_params["session"])
     assert reloaded.session_state.cards  # within its idle time

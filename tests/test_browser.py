@@ -53,6 +53,16 @@ QUEUED = (
 )
 
 
+def interview_transcribed(page: Page, interview_mp3: bytes) -> Page:
+    """`page` with the 15 s interview transcribed, its result drawn and the page's script done."""
+    add_file(page, "interview.mp3", "audio/mpeg", interview_mp3)
+    wait_for_script(page)
+    transcribe(page)
+    expect_result(page, "interview.mp3")
+    wait_for_script(page)
+    return page
+
+
 def work_folders(server: AppServer) -> set[str]:
     """The private work folders of the server's runs that exist now (one while a file is being transcribed)."""
     return {path.name for path in server.temp.glob(f"{TEMP_PREFIX}*")}
@@ -466,12 +476,7 @@ def test_download_all_gives_one_zip_of_every_format(app_server, open_page, inter
 def test_an_edit_typed_into_the_table_reaches_the_copy_block_and_downloads_and_survives_play(
     app_server, open_page, interview_mp3
 ):
-    page = open_page(app_server)
-    add_file(page, "interview.mp3", "audio/mpeg", interview_mp3)
-    wait_for_script(page)
-    transcribe(page)
-    expect_result(page, "interview.mp3")
-    wait_for_script(page)
+    page = interview_transcribed(open_page(app_server), interview_mp3)
     _, document = download(page, "json")
     rows = len(json.loads(document)["segments"])
     # As a user does: select the sentence, open its editor with a double click, replace the text, Enter.
@@ -504,12 +509,7 @@ def test_an_edit_typed_into_the_table_reaches_the_copy_block_and_downloads_and_s
 
 
 def test_a_reload_brings_the_results_back(app_server, open_page, interview_mp3):
-    page = open_page(app_server)
-    add_file(page, "interview.mp3", "audio/mpeg", interview_mp3)
-    wait_for_script(page)
-    transcribe(page)
-    expect_result(page, "interview.mp3")
-    wait_for_script(page)
+    page = interview_transcribed(open_page(app_server), interview_mp3)
     text = page.get_by_test_id("stCode").last.inner_text()
     address = page.url
     assert "session=" in address
