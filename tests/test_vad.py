@@ -169,7 +169,7 @@ def test_parallel_streams_find_what_silero_finds_sequentially():
     import silero_vad
     import torch
 
-    sentences = SENTENCES * 6  # about 110 s: crosses the borders between 20 s streams
+    sentences = SENTENCES * 6  # about 110 s: crosses many borders between 5 s streams
     samples, _ = speech_with_pauses(sentences, tuple(0.4 + 0.3 * (i % 5) for i in range(len(sentences) - 1)))
     options = VadOptions()
     ours = get_speech_spans(samples, options)
