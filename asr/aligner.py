@@ -28,6 +28,7 @@ from transformers.models.qwen3_asr.processing_qwen3_asr import FORCED_ALIGNER_LA
 from .cpu_linear import use_onednn_linears
 from .decode import prefill_progress
 from .device import resolve_device, resolve_dtype, return_freed_memory
+from .encoder_rows import encode_rows_apart
 from .errors import AlignmentError, ModelLoadError
 from .hub import ALIGNER_ENV, DEFAULT_ALIGNER, locate_model
 from .progress import ShareProgress
@@ -94,6 +95,7 @@ class QwenAligner:
         ):
             raise ModelLoadError(f"{model} is not a Qwen3 forced aligner; use {DEFAULT_ALIGNER} or a copy of it.")
         use_onednn_linears(loaded)
+        encode_rows_apart(loaded)
         logger.info("Loaded aligner %s on %s in %.1f s", model, device, time.perf_counter() - started)
         return cls(loaded, processor, model, str(loaded.device))
 

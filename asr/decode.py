@@ -18,7 +18,7 @@ token for token) and the fallback (the repetition-penalty retry).
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Protocol
@@ -27,11 +27,11 @@ import torch
 from transformers import StaticCache
 from transformers.modeling_layers import GradientCheckpointingLayer
 
+from .encoder_rows import audio_encoder
 from .progress import EngineProgress
 
 SYNC_EVERY = 8  # steps between looks at the device's "every row done?"
 GRAPH_BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
-CONV_SLICE_WINDOWS = 16  # audio windows (1 s each) per slice of the encoder's convolutions while progress is reported
 _CACHE_LENGTH_STEP = 128  # graph caches are sized in steps of this, so a slightly longer batch rarely recaptures
 
 
@@ -99,22 +99,34 @@ def greedy_decode(
 
 @contextmanager
 def prefill_progress(model: torch.nn.Module, progress: EngineProgress | None) -> Iterator[None]:
-    """Report the share of the prefill done as it goes: the audio encoder's convolutions, its layers, the decoder's.
+    """Report the share of the prefill done as it goes: the audio encoder's convolutions and layers, the decoder's.
 
     The prefill is one forward pass, seconds long on a CPU for a batch of long chunks; its layers are where
-    it can be seen to move. The convolutions in front of the audio encoder see every 1 s window of the batch's
-    audio at once and took a quarter of a prefill on a 2-core CPU (2 s for 54 s of audio), so while progress
-    is reported they run `CONV_SLICE_WINDOWS` windows at a time, each slice a report; the windows are
-    independent, so the result is the same. Each report counts alike. Only the first pass through the layers
-    counts: in `generate` the decoder's layers run again for every step, and those steps are reported as
-    steps. The aligner's one forward pass is reported the same way (`aligner.QwenAligner.align`).
+    it can be seen to move. The audio encoder runs one row at a time (`encoder_rows`), so each row's three
+    convolutions and its layers are reports of their own, and the number of rows is known when the encoder
+    is called. Each report counts alike. Only the first pass through the layers counts: in `generate` the
+    decoder's layers run again for every step, and those steps are reported as steps. The aligner's one
+    forward pass is reported the same way (`aligner.QwenAligner.align`).
     """
     if progress is None:
         yield
         return
-    layers = [module for module in model.modules() if isinstance(module, GradientCheckpointingLayer)]
-    convs = [module for module in model.modules() if isinstance(module, torch.nn.Conv2d)]
-    done, total = 0, len(layers)
+    encoder = audio_encoder(model)
+    encoder_parts = [
+        module for module in encoder.modules() if isinstance(module, GradientCheckpointingLayer | torch.nn.Conv2d)
+    ]
+    in_encoder = set(encoder.modules())
+    decoder_layers = [
+        module
+        for module in model.modules()
+        if isinstance(module, GradientCheckpointingLayer) and module not in in_encoder
+    ]
+    done, total = 0, len(decoder_layers)
+
+    def rows_known(_module: object, _args: object, kwargs: dict[str, torch.Tensor]) -> None:
+        nonlocal total
+        if done == 0:
+            total = kwargs["input_features"].shape[0] * len(encoder_parts) + len(decoder_layers)
 
     def tick(*_: object) -> None:
         nonlocal done
@@ -122,32 +134,13 @@ def prefill_progress(model: torch.nn.Module, progress: EngineProgress | None) ->
             done += 1
             progress(done / total, 0)
 
-    def sliced(conv: torch.nn.Conv2d) -> Callable[[torch.Tensor], torch.Tensor]:
-        whole = conv.forward
-
-        def forward(windows: torch.Tensor) -> torch.Tensor:
-            nonlocal total
-            starts = range(0, windows.shape[0], CONV_SLICE_WINDOWS)
-            if conv is convs[0] and done == 0:  # the first convolution: now the number of reports is known
-                total = len(layers) + len(convs) * len(starts)
-            pieces = []
-            for start in starts:
-                pieces.append(whole(windows[start : start + CONV_SLICE_WINDOWS]))
-                tick()
-            return torch.cat(pieces)
-
-        return forward
-
-    handles = [layer.register_forward_hook(tick) for layer in layers]
-    for conv in convs:
-        conv.forward = sliced(conv)  # the instance's own, removed below
+    handles = [encoder.register_forward_pre_hook(rows_known, with_kwargs=True)]
+    handles += [module.register_forward_hook(tick) for module in [*encoder_parts, *decoder_layers]]
     try:
         yield
     finally:
         for handle in handles:
             handle.remove()
-        for conv in convs:
-            del conv.forward
 
 
 def _pad_rows(

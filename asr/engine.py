@@ -2,9 +2,9 @@
 
 One `QwenEngine` serves every caller (all Streamlit sessions, all CLI files): it holds no per-call state,
 and a lock makes sure two callers never run `generate` at the same time. Torch is imported here and in the
-modules the engine and the aligner stand on (`device.py`, `decode.py`, `cpu_linear.py`, `aligner.py`, and
-`vad.py` for Silero); `asr/__init__.py` loads them only when an engine is first used. Reading the model's
-output text needs no torch (`model_output.py`).
+modules the engine and the aligner stand on (`device.py`, `decode.py`, `cpu_linear.py`, `encoder_rows.py`,
+`aligner.py`, and `vad.py` for Silero); `asr/__init__.py` loads them only when an engine is first used.
+Reading the model's output text needs no torch (`model_output.py`).
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from .device import (
     resolve_dtype,
     return_freed_memory,
 )
+from .encoder_rows import encode_rows_apart
 from .errors import DeviceMemoryError, ModelLoadError, OptionsError
 from .hub import locate_model
 from .model_output import eos_token_ids, parse_generated
@@ -162,6 +163,7 @@ class QwenEngine:
             ) from e
         check_placement(getattr(loaded, "hf_device_map", None), model)
         use_onednn_linears(loaded)
+        encode_rows_apart(loaded)
         info = EngineInfo(
             name=model,
             folder=str(folder),

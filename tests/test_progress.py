@@ -69,7 +69,7 @@ def test_progress_moves_inside_a_batch_with_its_prefill_and_steps(tiny_model_dir
     calls = batch["calls"]
     prefill = [share for share, steps in calls if steps == 0]
     steps = [steps for _, steps in calls if steps > 0]
-    parts = len(prefill)  # the encoder's convolutions (by slices), its layers and the decoder's: two of each
+    parts = len(prefill)  # each row's three convolutions and encoder layers, then the decoder's layers
     assert parts >= 7 and prefill == [done / parts for done in range(1, parts + 1)]  # one by one, once
     assert steps == list(range(1, batch["budget"] + 1))  # every step, up to the longest budget
     # The processed seconds move on through the batch, from the first chunk's end towards the batch's end.
@@ -81,31 +81,44 @@ def test_progress_moves_inside_a_batch_with_its_prefill_and_steps(tiny_model_dir
     assert reports == sorted(reports)
 
 
-def test_the_prefill_reports_its_convolutions_slice_by_slice_with_the_same_output(tiny_model_dir):
-    """A batch of 3 x 9 s has 27 one-second windows: the encoder's three convolutions run in two slices each while
-    progress is reported, and the logits are those of the whole batch at once."""
+def test_the_encoder_runs_row_by_row_with_the_batch_s_output_and_reports_each_row(tiny_model_dir):
+    """Rows of 9, 5 and 2 s: the audio encoder run one row at a time, each cut to its own windows, gives the logits
+    of transformers' encoder over the whole padded batch; the padding windows are never computed; with progress on,
+    each row's three convolutions and its layers are reports, then the decoder's layers."""
     import torch
 
-    from asr.decode import CONV_SLICE_WINDOWS, prefill_progress
+    from asr.decode import prefill_progress
+    from asr.encoder_rows import audio_encoder
 
     engine = asr.QwenEngine.load(str(tiny_model_dir), device="cpu", dtype="float32")
     model = engine._model
-    speech = np.resize(speech_with_pauses(SENTENCES[:2], (1.0,))[0], 27 * 16000)
-    waves = [speech[start : start + 9 * 16000] for start in (0, 9 * 16000, 18 * 16000)]
+    encoder = audio_encoder(model)
+    speech = np.resize(speech_with_pauses(SENTENCES[:2], (1.0,))[0], 16 * 16000)
+    waves = [speech[: 9 * 16000], speech[9 * 16000 : 14 * 16000], speech[14 * 16000 :]]
     inputs = engine._processor.apply_transcription_request(audio=waves, language=None, prompt=None)
+    windows_seen: list[int] = []
+    watch = encoder.conv2d1.register_forward_hook(lambda _m, args, _o: windows_seen.append(args[0].shape[0]))
     with torch.inference_mode():
+        rows_apart = encoder.forward
+        del encoder.forward  # transformers' own, for the reference
         expected = model(**inputs).logits
+        encoder.forward = rows_apart
+        got = model(**inputs).logits
         shares: list[float] = []
         with prefill_progress(model, lambda share, steps: shares.append(share)):
-            got = model(**inputs).logits
-        again = model(**inputs).logits  # the convolutions are whole again afterwards: no report, same output
-    layers = sum(isinstance(m, GradientCheckpointingLayer) for m in model.modules())
-    slices = -(-27 // CONV_SLICE_WINDOWS)
-    assert slices == 2 and len(shares) == layers + 3 * slices
-    assert shares == [done / len(shares) for done in range(1, len(shares) + 1)]
+            reported = model(**inputs).logits
+    watch.remove()
+    window = encoder.n_window * 2
+    mask = inputs["input_features_mask"]
+    padded_windows = mask.shape[-1] // window
+    own_windows = [-(-int(row.sum()) // window) for row in mask]
+    assert windows_seen == [3 * padded_windows, *own_windows, *own_windows] and own_windows[2] < padded_windows
     torch.testing.assert_close(got, expected, rtol=0, atol=1e-5)
-    assert torch.equal(again, expected)
-    assert not any("forward" in vars(m) for m in model.modules())
+    assert torch.equal(reported, got)
+    layers = sum(isinstance(m, GradientCheckpointingLayer) for m in model.modules())
+    decoder_layers = layers - len(encoder.layers)
+    assert len(shares) == decoder_layers + 3 * (len(encoder.layers) + 3)  # each row: three convolutions, its layers
+    assert shares == [done / len(shares) for done in range(1, len(shares) + 1)]
 
 
 def test_a_batch_expects_the_steps_that_earlier_chunks_needed():
