@@ -53,6 +53,7 @@ class RunResult:
     rss_after_load_mb: float  # resident memory when transcription starts (model loaded, input built)
     peak_rss_mb: float  # the highest resident memory while transcribing (Linux: VmHWM, reset after load)
     peak_gpu_mb: float | None
+    peak_stage: str  # the stage in which resident memory last reached a new high (`PeakStage`)
     # ours-words: where the aligner's passes went (`AlignerTimer.split`); None without word timestamps
     aligner_split: dict[str, float] | None = None
 
@@ -65,15 +66,39 @@ class RunResult:
         return self.tokens / self.wall_s
 
 
+class PeakStage:
+    """Which stage the peak of resident memory happened in: at the end of each stage (the hooks of the
+    `ForwardTimer`s), if the high-water mark rose since the last look, the stage that just ran raised it. The
+    kernel updates the mark before memory is given back, so a peak inside a stage is seen at its end. One look
+    reads /proc/self/status (tens of microseconds), against a decode step's tens of milliseconds."""
+
+    def __init__(self) -> None:
+        self.stage = "outside the model"
+        self._high_mb = 0.0
+
+    def restart(self) -> None:
+        self.stage, self._high_mb = "outside the model", peak_rss_mb()
+
+    def ended(self, stage: str) -> None:
+        high = peak_rss_mb()
+        if high > self._high_mb:
+            self.stage, self._high_mb = stage, high
+
+
+PEAK_STAGE = PeakStage()
+
+
 class ForwardTimer:
     """Times the forward passes that `generate` makes: prefill (whole prompt) vs one-token decode steps.
 
-    Hooks on the top-level model and on its audio encoder; on CUDA they synchronise so times are real.
+    Hooks on the top-level model and on its audio encoder; on CUDA they synchronise so times are real. The same
+    hooks tell `PEAK_STAGE` where each stage ends (`name` tells the aligner's apart).
     """
 
-    def __init__(self, model: Any, *, cuda: bool) -> None:
+    def __init__(self, model: Any, *, cuda: bool, name: str = "") -> None:
         import torch
 
+        self._name = name
         self._sync: Callable[[], None] = torch.cuda.synchronize if cuda else (lambda: None)
         self.encoder_s = self.prefill_s = self.decode_s = 0.0
         self.prefills = self.steps = self.tokens = 0
@@ -101,6 +126,7 @@ class ForwardTimer:
 
     def _start(self, module: Any, args: tuple, kwargs: dict) -> None:
         self._sync()
+        PEAK_STAGE.ended("outside the model")
         self._started = time.perf_counter()
 
     def _stop(self, module: Any, args: tuple, kwargs: dict, output: Any) -> None:
@@ -112,18 +138,22 @@ class ForwardTimer:
         if length > 1:
             self.prefills += 1
             self.prefill_s += elapsed
+            PEAK_STAGE.ended(self._name + "prefill")
         else:
             self.steps += 1
             self.decode_s += elapsed
             self.step_times.setdefault(rows, []).append(elapsed)
+            PEAK_STAGE.ended(self._name + "decode")
 
     def _encoder_start(self, module: Any, args: tuple) -> None:
         self._sync()
+        PEAK_STAGE.ended(self._name + "prefill")  # the embeddings before the encoder
         self._encoder_started = time.perf_counter()
 
     def _encoder_stop(self, module: Any, args: tuple, output: Any) -> None:
         self._sync()
         self.encoder_s += time.perf_counter() - self._encoder_started
+        PEAK_STAGE.ended(self._name + "encoder")
 
 
 class AlignerTimer:
@@ -135,7 +165,7 @@ class AlignerTimer:
         import torch
 
         sync: Callable[[], None] = torch.cuda.synchronize if cuda else (lambda: None)
-        self.forward = ForwardTimer(aligner._model, cuda=cuda)  # the aligner keeps its model private
+        self.forward = ForwardTimer(aligner._model, cuda=cuda, name="aligner ")  # it keeps its model private
         self.pass_s = 0.0
         self.passes = 0
         align = aligner.align
@@ -180,6 +210,7 @@ def start_peak_rss() -> None:
     building the input or loading the model (Linux: writing 5 to clear_refs resets VmHWM)."""
     with contextlib.suppress(OSError):
         Path("/proc/self/clear_refs").write_text("5")
+    PEAK_STAGE.restart()
 
 
 def peak_rss_mb() -> float:
@@ -232,6 +263,7 @@ def finish_run(
     import torch
 
     wall_s, cpu_s, load_avg = clock.wall_s(), clock.cpu_s(), clock.load_avg()
+    PEAK_STAGE.ended("outside the model")
     timer = loaded.timer
     return RunResult(
         impl=impl,
@@ -254,5 +286,6 @@ def finish_run(
         rss_after_load_mb=loaded.rss_after_load_mb,
         peak_rss_mb=peak_rss_mb(),
         peak_gpu_mb=torch.cuda.max_memory_allocated() / 2**20 if args.device == "cuda" else None,
+        peak_stage=PEAK_STAGE.stage,
         **measured,
     )

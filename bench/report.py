@@ -35,7 +35,7 @@ def format_duration(seconds: float) -> str:
 
 HEADER = (
     "| input | impl | wall s | RTF | x real time | first text s | tokens (asked) | tok/s "
-    "| encoder / prefill / decode / other s | ms per decode step (rows) | CPU s | peak RSS GB (at start) "
+    "| encoder / prefill / decode / other s | ms per decode step (rows) | CPU s | peak RSS GB (at start; stage) "
     "| load s | load avg |"
 )
 
@@ -48,7 +48,7 @@ def _run_line(run: RunResult) -> str:
         f"| {run.rtf:.3f} | {1 / run.rtf:.2f} | {run.first_text_s:.1f} | {run.tokens} ({run.budget_tokens}) "
         f"| {run.tokens_per_s:.2f} | {run.encoder_s:.1f} / {run.prefill_s:.1f} / {run.decode_s:.1f} / "
         f"{run.other_s:.1f} | {steps} | {run.cpu_s:.0f} "
-        f"| {run.peak_rss_mb / 1024:.2f} ({run.rss_after_load_mb / 1024:.2f}) | {run.load_s:.1f} "
+        f"| {run.peak_rss_mb / 1024:.2f} ({run.rss_after_load_mb / 1024:.2f}; {run.peak_stage}) | {run.load_s:.1f} "
         f"| {run.load_avg[0]:.1f}-{run.load_avg[1]:.1f} |"
     )
 

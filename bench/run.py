@@ -43,10 +43,10 @@ decode steps, the rest), the rows of each generate call and the decode steps tha
 generated tokens (rows x steps, counted with forward hooks) and tokens per second, where the forward
 time goes (audio encoder, LM prefill, one-token decode steps; the rest is VAD, features, tokenizing and
 generate's own overhead), resident memory when transcription starts and its peak while transcribing
-(VmHWM, reset after load, so building the input and loading the model do not count), and on CUDA peak
-GPU memory. The table shows, per input and implementation, the round with the lowest wall time;
-speedup = reference wall / our wall at the same audio (our throughput / the reference's); every round
-is in `--json`.
+(VmHWM, reset after load, so building the input and loading the model do not count) and the stage it was
+reached in (encoder, prefill, decode, the aligner's, or outside the model), and on CUDA peak GPU memory.
+The table shows, per input and implementation, the round with the lowest wall time; speedup = reference
+wall / our wall at the same audio (our throughput / the reference's); every round is in `--json`.
 
 The weights are random, so the generated ids almost all lie outside the small test tokenizer and
 decode to "": the texts are empty, nothing loops, and our pipeline retries nothing (`retries` would
@@ -250,7 +250,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(
                     f"{format_duration(audio_s)} round {round_} {impl}: wall {run.wall_s:.1f} s, first text "
                     f"{run.first_text_s:.2f} s, {run.tokens} tokens, {run.sequential_steps} sequential steps in "
-                    f"batches of {run.batch_rows}, load {run.load_s:.1f} s, peak RSS {run.peak_rss_mb / 1024:.2f} GB, "
+                    f"batches of {run.batch_rows}, load {run.load_s:.1f} s, peak RSS {run.peak_rss_mb / 1024:.2f} GB "
+                    f"(stage: {run.peak_stage}), "
                     f"load average {run.load_avg[0]:.1f}-{run.load_avg[1]:.1f}",
                     file=sys.stderr,
                     flush=True,
