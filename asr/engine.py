@@ -23,7 +23,7 @@ from transformers import AutoProcessor, Qwen3ASRForConditionalGeneration, Stoppi
 
 from .audio import SAMPLE_RATE
 from .cpu_linear import use_onednn_linears
-from .decode import StepGraphs, greedy_decode, prefill_progress
+from .decode import KeptCache, StepGraphs, greedy_decode, prefill_progress
 from .device import (
     check_placement,
     default_batch_size,
@@ -106,6 +106,7 @@ class QwenEngine:
         self._decoder = ("loop" if info.device == "cpu" else "generate") if decoder == "auto" else decoder
         # Captured step graphs, kept across calls like the weights (guarded by the lock); None: no graphs.
         self._graphs = StepGraphs() if cuda_graphs and info.device.startswith("cuda") else None
+        self._kept_cache = KeptCache()  # the CPU loop's cache, reused from batch to batch (guarded by the lock)
         self.info = info
         self.name = info.name
         free = torch.cuda.mem_get_info(model.device)[0] if info.device.startswith("cuda") else 0
@@ -301,9 +302,12 @@ class QwenEngine:
                         pad_id=self._pad_id(),
                         stop=stop,
                         graphs=self._graphs if self._model.device.type == "cuda" else None,
+                        kept_cache=self._kept_cache if self._model.device.type == "cpu" else None,
                         progress=progress,
                     )
         except (torch.OutOfMemoryError, MemoryError) as e:
+            with self._lock:
+                self._kept_cache.release()
             raise DeviceMemoryError(
                 f"Ran out of {self.info.device} memory on a batch of {len(chunks)} chunk(s). Try a batch size of 1, "
                 "the 0.6B model, or the CPU, and close other programs that use the memory."

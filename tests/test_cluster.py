@@ -138,10 +138,18 @@ def test_bad_and_vanished_files_are_recorded_and_the_rest_done(cluster, tiny_mod
     assert {f: r["error"] for f, r in records.items()} == {str(f.resolve()): m for f, m in failed.items()}
 
 
+def _signal_state(pid: int | str) -> str:
+    """The signals a process ignores, blocks and catches (bit masks from /proc), to tell why a Ctrl-C was not heard."""
+    lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    return " ".join(line.replace("\t", "") for line in lines if line.startswith(("SigIgn", "SigBlk", "SigCgt")))
+
+
 @pytest.mark.slow
 def test_cli_ray_local_stops_on_ctrl_c_and_resumes(tiny_model_dir, tmp_path):
-    """The command as people run it: its own local cluster, Ctrl-C part way, then a rerun with a bad file too."""
-    clips, out = write_clips(tmp_path / "in", 6, prefix=PREFIX), tmp_path / "out"
+    """The command as people run it: its own local cluster, Ctrl-C part way, then a rerun with a bad file too.
+    Twelve files, so that the Ctrl-C after the first two finds work left even on a fast machine (with six, the
+    last four were once done before it arrived)."""
+    clips, out = write_clips(tmp_path / "in", 12, prefix=PREFIX), tmp_path / "out"
     folder = clips[0].parent
     command = [sys.executable, "-m", "asr", "batch", str(folder), "--ray", "local", "--workers", "2"]
     command += ["--model", str(tiny_model_dir), "--device", "cpu", "--format", "all", "--output-dir", str(out)]
@@ -152,9 +160,10 @@ def test_cli_ray_local_stops_on_ctrl_c_and_resumes(tiny_model_dir, tmp_path):
         assert driver.poll() is None, driver.stderr.read()[-3000:]
         assert time.monotonic() < deadline, "the driver wrote no manifest lines in time"
         time.sleep(0.05)
+    signals = _signal_state(driver.pid)  # read before the signal, for the message below
     driver.send_signal(signal.SIGINT)
     _, err = driver.communicate(timeout=120)
-    assert driver.returncode == 130, err[-3000:]
+    assert driver.returncode == 130, f"driver {signals}, pytest {_signal_state('self')}\n{err[-3000:]}"
     assert "Stopped (Ctrl-C)" in err and "Traceback" not in err
     finished = {line["file"] for line in manifest_lines(out)}
     assert 2 <= len(finished) < len(clips)

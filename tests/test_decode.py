@@ -17,7 +17,7 @@ import torch
 from transformers import AutoProcessor, Qwen3ASRForConditionalGeneration
 
 import asr
-from asr.decode import SYNC_EVERY, StepGraphs, _pad_rows, greedy_decode
+from asr.decode import SYNC_EVERY, KeptCache, StepGraphs, _pad_rows, greedy_decode
 from asr.engine import QwenEngine
 from testbed.speech import SENTENCES, speak
 
@@ -153,6 +153,30 @@ def test_cancel_mid_way_keeps_generates_tokens_so_far(model_and_processor, clips
     assert steps % SYNC_EVERY != 1  # a stop seen between the loop's looks at the device
     assert stop.is_set() and ours.shape[1] == steps
     assert _rows(ours, budgets, eos_ids) == [row[:steps] for row in full]
+
+
+def test_a_kept_cache_serves_the_next_batch_of_its_shape_with_the_same_tokens(model_and_processor, clips):
+    """The CPU keeps one static cache from batch to batch (asr/decode.py's `KeptCache`): a batch decoded in the
+    cache that a longer batch filled gives generate's tokens; a batch of another size gets a cache of its own."""
+    model, processor = model_and_processor
+    eos_ids = set(model.generation_config.eos_token_id)
+    pad = model.generation_config.pad_token_id
+    kept = KeptCache()
+    longer = _inputs(processor, clips[:3], None, "")
+    shorter = _inputs(processor, clips[4:7], "English", "")  # halves of the clips: shorter prompts
+    budgets = [12, 5, 20]
+    assert shorter["input_ids"].shape[1] < longer["input_ids"].shape[1]
+    with torch.inference_mode():
+        greedy_decode(model, longer, [30, 30, 30], eos_ids=eos_ids, pad_id=pad, kept_cache=kept)
+        filled = kept._cache
+        ours = greedy_decode(model, shorter, budgets, eos_ids=eos_ids, pad_id=pad, kept_cache=kept)
+        assert kept._cache is filled
+        reference = _rows(_generate(model, shorter, budgets), budgets, eos_ids)
+        greedy_decode(
+            model, _inputs(processor, clips[:2], None, ""), [5, 5], eos_ids=eos_ids, pad_id=pad, kept_cache=kept
+        )
+    assert _rows(ours, budgets, eos_ids) == reference
+    assert kept._cache is not filled and kept._rows == 2
 
 
 def test_engine_uses_the_loop_and_generate_alike(tiny_model_dir, clips):
