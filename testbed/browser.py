@@ -99,6 +99,9 @@ def input_title(page: Page, name: str) -> Locator:
 
 
 def transcribe(page: Page) -> None:
+    """Click Transcribe once the run that the last upload started has ended (a click on a button that run is
+    still redrawing was once not heard: two files added, the button clicked, nothing started in 240 s)."""
+    wait_for_script(page)
     button = page.get_by_role("button", name=re.compile(r"^Transcribe( again)?$"))
     expect(button).to_be_enabled()
     button.click()
