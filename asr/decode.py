@@ -148,6 +148,11 @@ def prefill_progress(model: torch.nn.Module, progress: EngineProgress | None) ->
             handle.remove()
 
 
+def _round_up(length: int, step: int) -> int:
+    """`length` rounded up to a multiple of `step` (a kept cache's or a graph's positions)."""
+    return -(-length // step) * step
+
+
 def _pad_rows(
     inputs: dict[str, torch.Tensor], budgets: Sequence[int], rows: int
 ) -> tuple[dict[str, torch.Tensor], list[int]]:
@@ -190,9 +195,8 @@ class KeptCache:
         if cache is not None and self._rows == rows and cache.layers[0].max_cache_len >= length:
             cache.reset()
             return cache
-        self.release()
-        del cache  # before the next one is made
-        length = -(-length // _KEPT_CACHE_LENGTH_STEP) * _KEPT_CACHE_LENGTH_STEP
+        self.release()  # a StaticCache fills its tensors at the prefill: by then nothing holds the old one
+        length = _round_up(length, _KEPT_CACHE_LENGTH_STEP)
         self._cache, self._rows = StaticCache(config=model.config, max_cache_len=length), rows
         return self._cache
 
@@ -267,7 +271,7 @@ class StepGraphs:
         if graph is None or graph.mask.shape[1] < length:
             self._graphs.pop(batch, None)
             del graph
-            self._graphs[batch] = _capture(model, batch, -(-length // _CACHE_LENGTH_STEP) * _CACHE_LENGTH_STEP)
+            self._graphs[batch] = _capture(model, batch, _round_up(length, _CACHE_LENGTH_STEP))
         self._current = self._graphs[batch]
         self._current.cache.reset()
         return self

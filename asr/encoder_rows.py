@@ -9,7 +9,7 @@ rest). One row at a time holds an eighth of that, and the padding windows are ne
 The result is the same: the windows and the encoder's attention never cross rows (its layers see the rows'
 valid positions packed one after the other, row by row), so the rows' outputs, concatenated in order, are the
 batch's. Only the order of floating-point sums in a matrix product may differ (tests compare the logits).
-Installed once at load, on the speech model and on the aligner, which share this encoder.
+Installed once at load, on the speech model and on the aligner (each has an encoder of this class).
 """
 
 from __future__ import annotations

@@ -72,12 +72,14 @@ class PeakStage:
     kernel updates the mark before memory is given back, so a peak inside a stage is seen at its end. One look
     reads /proc/self/status (tens of microseconds), against a decode step's tens of milliseconds."""
 
+    OUTSIDE = "outside the model"  # between forward passes: VAD, features, the pipeline, the text
+
     def __init__(self) -> None:
-        self.stage = "outside the model"
+        self.stage = self.OUTSIDE
         self._high_mb = 0.0
 
     def restart(self) -> None:
-        self.stage, self._high_mb = "outside the model", peak_rss_mb()
+        self.stage, self._high_mb = self.OUTSIDE, peak_rss_mb()
 
     def ended(self, stage: str) -> None:
         high = peak_rss_mb()
@@ -126,7 +128,7 @@ class ForwardTimer:
 
     def _start(self, module: Any, args: tuple, kwargs: dict) -> None:
         self._sync()
-        PEAK_STAGE.ended("outside the model")
+        PEAK_STAGE.ended(PEAK_STAGE.OUTSIDE)
         self._started = time.perf_counter()
 
     def _stop(self, module: Any, args: tuple, kwargs: dict, output: Any) -> None:
@@ -263,7 +265,7 @@ def finish_run(
     import torch
 
     wall_s, cpu_s, load_avg = clock.wall_s(), clock.cpu_s(), clock.load_avg()
-    PEAK_STAGE.ended("outside the model")
+    PEAK_STAGE.ended(PEAK_STAGE.OUTSIDE)
     timer = loaded.timer
     return RunResult(
         impl=impl,
