@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import platform
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -104,3 +107,21 @@ def test_the_engine_on_a_float32_cpu_runs_every_linear_through_onednn(tiny_model
     modules = list(engine._model.modules())
     assert not any(isinstance(m, nn.Linear) for m in modules)
     assert sum(isinstance(m, OneDNNLinear) for m in modules) > 10
+
+
+_KERNEL_CACHES = ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "LRU_CACHE_CAPACITY")
+
+
+def _caches_after_import_asr(**preset: str) -> list[str]:
+    """The two kernel caches' capacities that a fresh process sees once it has imported asr."""
+    env = {name: value for name, value in os.environ.items() if name not in _KERNEL_CACHES} | preset
+    code = f"import os, asr; print(*(os.environ.get(n, 'unset') for n in {_KERNEL_CACHES!r}))"
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.split()
+
+
+def test_importing_asr_bounds_onednn_s_kernel_caches_and_keeps_a_value_the_user_set() -> None:
+    """Unbounded, they kept a kernel per chunk length and a 30-minute file's memory grew batch by batch."""
+    assert _caches_after_import_asr() == ["64", "64"]
+    assert _caches_after_import_asr(LRU_CACHE_CAPACITY="8") == ["64", "8"]
