@@ -78,7 +78,7 @@ from .writers import DEFAULT_LAYOUT, FORMATS, WRITERS, SubtitleLayout, render, s
 
 # oneDNN keeps a compiled kernel for each input shape it has seen, up to 1024 in each of its two caches (oneDNN's
 # own and ideep's). Every batch of a file has chunks of new lengths, so a 30-minute file added about 10 MB a batch
-# and peaked 0.12 GB higher than with 64 (docs/performance.md); 64 still hold the decode steps' kernels, which
+# and peaked 0.09 GB higher than with 64 (docs/performance.md); 64 still hold the decode steps' kernels, which
 # repeat, and measured no slower. Set at import, before torch (loaded lazily) computes anything; a value already
 # set wins.
 for _cache in ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "LRU_CACHE_CAPACITY"):
