@@ -22,6 +22,8 @@ import platform
 import torch
 from torch import nn
 
+from .device import cpu_has_fast_bfloat16
+
 
 def _onednn_is_the_better_path() -> bool:
     """On an x86 CPU, where MKL is torch's float32 BLAS; on ARM the BLAS torch uses (Accelerate, OpenBLAS) has no
@@ -53,17 +55,22 @@ class OneDNNLinear(nn.Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, packed={self._packed is not None}"
 
 
-_PACKED_DTYPES = (torch.float32, torch.bfloat16)
+def _packed_dtypes() -> tuple[torch.dtype, ...]:
+    """bfloat16 only where oneDNN has native kernels for it: on an AVX2-only CPU prepacking a bfloat16 weight
+    raises (it needs AVX-512 or AVX-NE-CONVERT), and such a layer stays an `nn.Linear`."""
+    return (torch.float32, torch.bfloat16) if cpu_has_fast_bfloat16() else (torch.float32,)
 
 
 def use_onednn_linears(model: nn.Module) -> int:
-    """Replace every float32 or bfloat16 `nn.Linear` of `model` on an x86 CPU with a `OneDNNLinear`; returns how many.
+    """Replace every float32 `nn.Linear` of `model` on an x86 CPU with a `OneDNNLinear`, and every bfloat16 one
+    where the CPU computes bfloat16 natively; returns how many.
 
     Nothing changes elsewhere (0): a model on a GPU, in float16, or on ARM. After this the model stays on the
     CPU: moving it would leave the packed weights behind.
     """
     if not _onednn_is_the_better_path():
         return 0
+    packed_dtypes = _packed_dtypes()
     linear_weights = {id(m.weight) for m in model.modules() if isinstance(m, nn.Linear)}
     shared = {
         id(p)
@@ -76,7 +83,7 @@ def use_onednn_linears(model: nn.Module) -> int:
         (parent, name, child)
         for parent in model.modules()
         for name, child in parent.named_children()
-        if isinstance(child, nn.Linear) and child.weight.dtype in _PACKED_DTYPES and child.weight.device.type == "cpu"
+        if isinstance(child, nn.Linear) and child.weight.dtype in packed_dtypes and child.weight.device.type == "cpu"
     ]
     for parent, name, child in replacements:
         setattr(parent, name, OneDNNLinear(child, keep_plain_weight=id(child.weight) in shared))

@@ -191,7 +191,12 @@ def test_real_engine_end_to_end(engine, four_sentences):
     samples, _ = four_sentences
     transcript = asr.transcribe_all(samples, engine=engine)
     assert len(transcript.segments) == 4
-    assert len({s.text for s in transcript.segments}) == 4  # each chunk got its own text
+    one_at_a_time = asr.TranscribeOptions(decode=asr.DecodeOptions(batch_size=1))
+    alone = asr.transcribe_all(samples, engine=engine, options=one_at_a_time)
+    # Each chunk got its own text: the one it gets decoded alone. (Two chunks may share a text: with random weights
+    # the float32 model says the same for the second and third sentence, so the texts are not all distinct.)
+    assert [s.text for s in transcript.segments] == [s.text for s in alone.segments]
+    assert len({s.text for s in transcript.segments}) >= 2  # the audio reached the model
     for segment in transcript.segments:
         assert "<asr_text>" not in segment.text and segment.language != "None"
         assert SegmentFlag.TOKEN_CAP in segment.flags  # random weights never say end-of-text
