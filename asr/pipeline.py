@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio import SAMPLE_RATE, AudioSource, decode_audio
+from .audio import SAMPLE_RATE, AudioSource, decode_audio, release_resident_pages
 from .chinese import convert_segment
 from .errors import TranscriptionCancelled
 from .generation import Aligner, Engine, GenerationRequest, NoticeCallback, align, generate_fitting
@@ -339,6 +339,7 @@ class _Run:
                     _check_cancel(self.cancel, done)
                     scan = self.progress.of(Stage.SPEECH)
                     rest_spans = _spans_after(self.samples, first.end_sample, self.options, self.cancel, scan)
+                release_resident_pages(self.samples)  # the scans read it all; each batch reads its chunks again
                 chunks = collect_batched_chunks(
                     self.samples,
                     rest_spans,
@@ -359,6 +360,7 @@ class _Run:
                         self.cancel,
                         self.progress,
                     )
+                    release_resident_pages(self.samples)
                     yield from segments
                     done += len(segments)
                     self._report(batch[-1].end_sample)

@@ -36,7 +36,7 @@ Why it is built this way:
 
 from .decoder import decode_audio, read_source_info
 from .overview import AudioOverview, overview
-from .samples import SAMPLE_RATE, SPILL_AFTER_S
+from .samples import SAMPLE_RATE, SPILL_AFTER_S, release_resident_pages, spill_map
 from .source import AUDIO_SUFFIXES, AudioSource
 
 __all__ = [
@@ -48,4 +48,6 @@ __all__ = [
     "decode_audio",
     "overview",
     "read_source_info",
+    "release_resident_pages",
+    "spill_map",
 ]

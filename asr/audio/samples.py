@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import mmap
 import threading
 import uuid
 from collections.abc import Iterable, Iterator
@@ -129,12 +130,37 @@ def collect(
                 parts.append(block)
         if spill is not None:
             spill.close()
-            return np.memmap(
-                spill.name, dtype=np.float32, mode="c"
-            )  # copy-on-write: writable for torch, file untouched
+            with open(spill.name, "rb") as spilled:
+                # Copy-on-write: writable for torch, the file untouched. The array keeps the map alive (`.base`).
+                mapping = mmap.mmap(spilled.fileno(), 0, access=mmap.ACCESS_COPY)
+            return np.frombuffer(mapping, dtype=np.float32)
     finally:
         if spill is not None:
             spill.close()
     if not parts:
         return np.zeros(0, dtype=np.float32)
     return np.concatenate(parts).astype(np.float32, copy=False)
+
+
+def spill_map(samples: np.ndarray) -> mmap.mmap | None:
+    """The memory map that holds samples `collect` spilled to disk (or a slice of them); None for samples in RAM."""
+    owner: object = samples.base  # numpy types it as an array or None; a buffer it wraps is neither
+    while isinstance(owner, np.ndarray):
+        owner = owner.base
+    if isinstance(owner, memoryview):  # `np.frombuffer` holds its buffer through a view
+        owner = owner.obj
+    return owner if isinstance(owner, mmap.mmap) else None
+
+
+def release_resident_pages(samples: np.ndarray) -> None:
+    """Let the OS drop the pages of spilled samples that are in memory; touched again, they are read back from
+    the file. Samples held in RAM are left alone.
+
+    The speech scan reads every page, and a mapped page stays resident until the OS needs memory: a 30-minute
+    recording kept 110 MB of them in the process's resident set until the run ended. Call it only between
+    passes that read the samples; nothing in the pipeline writes to them (a page written in the copy-on-write
+    map would go back to the file's contents).
+    """
+    mapping = spill_map(samples)
+    if mapping is not None and hasattr(mmap, "MADV_DONTNEED"):  # Windows has no madvise
+        mapping.madvise(mmap.MADV_DONTNEED)
