@@ -148,7 +148,8 @@ def run_ours(speech: SyntheticSpeech, args: argparse.Namespace) -> RunResult:
     clock = Stopwatch()
     min_chunk_s = args.min_chunk_s or asr.TranscribeOptions().min_chunk_s
     options = asr.TranscribeOptions(decode=decode, speakers=speakers, min_chunk_s=min_chunk_s)
-    segments, _ = asr.transcribe(speech.samples, engine=recording, options=options, aligner=aligner)
+    audio = getattr(args, "audio_file", None) or speech.samples  # a path with --from-file
+    segments, _ = asr.transcribe(audio, engine=recording, options=options, aligner=aligner)
     first_text_s = clock.wall_s()  # the first chunk is generated before transcribe() returns
     calls = recording.calls
     first_split = timer.split(first_text_s, calls[0].started - clock.started if calls else first_text_s)
