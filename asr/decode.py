@@ -53,7 +53,7 @@ def greedy_decode(
     Row r stops at its first end-of-text token (kept) or after `budgets[r]` tokens; after that its
     places hold `pad_id`, as in `generate`'s output. The loop ends when every row has stopped (seen at
     the next look at the host) or at the first step after `stop` is set (a live draft gives way to a final
-    within a step).
+    within a step); `stop` set during the prefill ends it before its next layer, with no tokens.
     `progress` hears of the prefill's layers (`prefill_progress`) and of every step; the step count is
     the host's own, so reporting it costs no look at the device. Without graphs, `kept_cache` lends the cache
     of the batch before when it fits.
@@ -74,10 +74,13 @@ def greedy_decode(
         step = _EagerStep(model, kept_cache.take(model, batch, prompt_length + longest))
     else:
         step = _EagerStep(model, StaticCache(config=model.config, max_cache_len=prompt_length + longest))
-    with prefill_progress(model, progress):
-        logits = model(
-            **inputs, position_ids=positions, past_key_values=step.cache, use_cache=True, logits_to_keep=1
-        ).logits
+    try:
+        with prefill_progress(model, progress), _stoppable_prefill(model, stop):
+            logits = model(
+                **inputs, position_ids=positions, past_key_values=step.cache, use_cache=True, logits_to_keep=1
+            ).logits
+    except _PrefillStopped:
+        return input_ids.new_full((rows, 0), pad_id).cpu()
     next_token = logits[:, -1].argmax(-1)
     del logits
     step.start(mask, positions[:, -1:] + 1)
@@ -100,6 +103,36 @@ def greedy_decode(
             break
         next_token = step(token)
     return tokens[:rows, :steps_run].cpu()
+
+
+class _PrefillStopped(Exception):
+    """`stop` was set while the prefill ran (raised from a layer's hook, caught in `greedy_decode`)."""
+
+
+@contextmanager
+def _stoppable_prefill(model: torch.nn.Module, stop: threading.Event | None) -> Iterator[None]:
+    """Let `stop` end the prefill before any of the model's layers (the audio encoder's and the decoder's).
+
+    Why: the prefill is one forward pass, up to a second for a live draft on two CPU cores. A draft that began
+    just as a pause did ran its whole prefill before giving way, and the utterance's final waited for it: in
+    `bench/live.py` on an AVX2 host, half the finals started 0.6-1.5 s after their audio had all been heard.
+    A layer takes milliseconds. The cache it leaves half written is emptied before its next use.
+    """
+    if stop is None:
+        yield
+        return
+
+    def check(*_: object) -> None:
+        if stop.is_set():
+            raise _PrefillStopped
+
+    layers = [module for module in model.modules() if isinstance(module, GradientCheckpointingLayer)]
+    handles = [layer.register_forward_pre_hook(check) for layer in layers]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 @contextmanager

@@ -274,8 +274,9 @@ class QwenEngine:
             max_new_tokens: cap on generated tokens, one per chunk. The batch runs to the largest;
                 each row is then cut to its own cap, so a chunk's text does not depend on its batch.
             repetition_penalty: used when a chunk is decoded again after a loop.
-            stop: when set from another thread, generation ends at its next step (a CPU batch can take
-                20 s); the texts are then cut short, and the caller is expected to discard them.
+            stop: when set from another thread, generation ends at its next step, or with our loop during
+                the prefill before its next layer (a CPU batch can take 20 s); the texts are then cut short
+                or empty, and the caller is expected to discard them.
             progress: called (from this thread) as the work goes on: with the share of the prefill done
                 (audio encoder and decoder, layer by layer), then with the number of decode steps done.
 

@@ -15,9 +15,11 @@ import numpy as np
 import pytest
 import torch
 from transformers import AutoProcessor, Qwen3ASRForConditionalGeneration
+from transformers.modeling_layers import GradientCheckpointingLayer
 
 import asr
 from asr.decode import SYNC_EVERY, KeptCache, StepGraphs, _pad_rows, greedy_decode
+from asr.encoder_rows import audio_encoder
 from asr.engine import QwenEngine
 from testbed.speech import SENTENCES, speak
 
@@ -145,7 +147,8 @@ def test_cancel_mid_way_keeps_generates_tokens_so_far(model_and_processor, clips
     budgets = [40, 25, 40]
     inputs = _inputs(processor, clips[:3], None, "")
     eos_ids = set(model.generation_config.eos_token_id)
-    stop = _SetOnLook(11)  # looked at every step, not only every SYNC_EVERY: the look at step 10 sees it set
+    prefill_looks = len(_layers(model))  # the prefill looks before each layer (`_stoppable_prefill`)
+    stop = _SetOnLook(prefill_looks + 11)  # looked at every step, not only every SYNC_EVERY: step 10's look sets it
     with torch.inference_mode():
         ours = _loop(model, inputs, budgets, eos_ids, stop=stop)
         full = _rows(_generate(model, inputs, budgets), budgets, eos_ids)
@@ -153,6 +156,39 @@ def test_cancel_mid_way_keeps_generates_tokens_so_far(model_and_processor, clips
     assert steps % SYNC_EVERY != 1  # a stop seen between the loop's looks at the device
     assert stop.is_set() and ours.shape[1] == steps
     assert _rows(ours, budgets, eos_ids) == [row[:steps] for row in full]
+
+
+def _layers(model) -> list[torch.nn.Module]:
+    return [module for module in model.modules() if isinstance(module, GradientCheckpointingLayer)]
+
+
+def test_a_stop_during_the_prefill_ends_it_before_the_next_layer(model_and_processor, clips):
+    """A live draft gives way to its utterance's final within a layer of its prefill, not after the whole pass;
+    the kept cache it left half written then serves the next batch with generate's tokens."""
+    model, processor = model_and_processor
+    eos_ids = set(model.generation_config.eos_token_id)
+    pad = model.generation_config.pad_token_id
+    in_encoder = set(audio_encoder(model).modules())
+    layers = _layers(model)
+    first_decoder_layer = next(layer for layer in layers if layer not in in_encoder)
+    stop, ran = threading.Event(), []
+    handles = [layer.register_forward_hook(lambda *_: ran.append(1)) for layer in layers]
+    handles.append(first_decoder_layer.register_forward_hook(lambda *_: stop.set()))
+    inputs = _inputs(processor, clips[:3], None, "")
+    budgets = [12, 5, 20]
+    kept = KeptCache()
+    try:
+        with torch.inference_mode():
+            stopped = greedy_decode(model, inputs, budgets, eos_ids=eos_ids, pad_id=pad, stop=stop, kept_cache=kept)
+    finally:
+        for handle in handles:
+            handle.remove()
+    assert stopped.shape == (3, 0)
+    assert len(ran) == len(in_encoder & set(layers)) + 1  # the encoder's layers and the decoder's first
+    with torch.inference_mode():
+        ours = greedy_decode(model, inputs, budgets, eos_ids=eos_ids, pad_id=pad, kept_cache=kept)
+        reference = _rows(_generate(model, inputs, budgets), budgets, eos_ids)
+    assert _rows(ours, budgets, eos_ids) == reference
 
 
 def test_a_kept_cache_serves_the_next_batch_of_its_shape_with_the_same_tokens(model_and_processor, clips):

@@ -152,13 +152,13 @@ def test_each_chunk_of_a_batch_stops_at_its_own_cap(engine, golden_clip, other_c
     assert mixed[1].text == short[0].text  # the batch's longer cap does not leak into this chunk's text
 
 
-def test_a_set_stop_ends_generation_at_the_next_step(engine, golden_clip):
+def test_a_set_stop_ends_generation_before_the_prefill_runs(engine, golden_clip):
     stop = threading.Event()
     stop.set()
     (cut,) = engine.transcribe_chunks([golden_clip], language="English", context="", max_new_tokens=[200], stop=stop)
     (full,) = engine.transcribe_chunks([golden_clip], language="English", context="", max_new_tokens=[200])
-    # The prefill picks the first token before the stop is first looked at; random weights never end by themselves.
-    assert (cut.num_tokens, cut.finished) == (1, False)
+    # The loop looks at the stop before each of the prefill's layers; random weights never end by themselves.
+    assert (cut.text, cut.num_tokens, cut.finished) == ("", 0, False)
     assert (full.num_tokens, full.finished) == (200, False)
 
 

@@ -6,8 +6,8 @@ Work per update stays bounded however long the session runs. Each sample is hear
 
 - A **draft** is the open utterance decoded again as it grows. Drafts pace themselves: the next starts no
   sooner than `draft_pace` times the last decode's time after it, so a slow machine shows fewer drafts
-  instead of falling ever further behind. A draft running when an utterance ends is stopped, so the final
-  comes first.
+  instead of falling ever further behind. A draft running when an utterance ends is stopped (before the next
+  layer of its prefill, or the next step of its decode), so the final comes first.
 - A **final** is the utterance transcribed by `pipeline.transcribe_all`, exactly as a file of that audio
   would be (the same loop and echo guards, word times when an aligner is given). Final text is never
   rewritten; silence makes no utterance, so it makes no text.
