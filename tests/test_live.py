@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import threading
 import time
 from dataclasses import replace
 
@@ -155,6 +156,37 @@ def test_an_early_final_is_thrown_away_when_speech_resumes(engine32):
     offline = asr.transcribe_all(both[start:end], engine=engine32, options=session.final_options())
     assert final.text == offline.text != ""
     assert len(spy.calls) >= 2 and spy.calls[0][0] < spy.calls[-1][0]  # the final heard more than the early one
+
+
+class _GatedEngine(_SpyEngine):
+    """The spy, with each decode held until `gate` is set: Stop pressed while a final is being decoded."""
+
+    def __init__(self, engine) -> None:
+        super().__init__(engine)
+        self.gate = threading.Event()
+
+    def transcribe_chunks(self, chunks, **kwargs):
+        self.calls += [(len(chunk), kwargs["language"]) for chunk in chunks]
+        self.gate.wait()
+        return self._engine.transcribe_chunks(chunks, **kwargs)
+
+
+def test_stop_while_an_ended_utterances_early_final_decodes_keeps_that_decode(engine32):
+    """The pause has ended the utterance while its early final is still decoding, and then Stop comes: that decode is
+    the utterance's final (Stop threw it away and decoded the utterance again, a whole decode more to wait)."""
+    spy = _GatedEngine(engine32)
+    sentence = np.concatenate([silence(0.5), speak(SENTENCES[0]), silence(1.0)])
+    session = LiveSession(spy, options=LiveOptions(transcribe=ENGLISH, min_draft_growth_s=100.0))  # no drafts
+    fed = _feed_until_a_pause_is_past_its_padding(session, sentence)
+    _wait_for(lambda: len(spy.calls) == 1)  # the early final has started, and waits at the gate
+    _feed_all(session, sentence[fed:])  # the pause ends the utterance meanwhile
+    threading.Timer(0.3, spy.gate.set).start()
+    transcript = session.finish()
+    (final,) = _finals(session)
+    assert len(spy.calls) == 1
+    start, end = round(final.audio_start_s * asr.SAMPLE_RATE), round(final.audio_end_s * asr.SAMPLE_RATE)
+    offline = asr.transcribe_all(sentence[start:end], engine=engine32, options=session.final_options())
+    assert transcript.text == offline.text != ""
 
 
 def test_a_minute_of_silence_gives_no_text(engine32):

@@ -197,7 +197,7 @@ class LiveSession:
         """
         with self._lock:
             last = self._endpointer.flush(self._audio.length)
-            if self._early is not None and self._early != last:
+            if self._early is not None and self._early != last and self._early not in self._finals:
                 self._drop_early()  # Stop came before its pause ended, and the last utterance ends elsewhere
             self._end_utterances([last] if last is not None else [])
             self._closing = True
