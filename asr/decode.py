@@ -27,7 +27,7 @@ import torch
 from transformers import StaticCache
 from transformers.modeling_layers import GradientCheckpointingLayer
 
-from .encoder_rows import audio_encoder
+from .encoder_rows import audio_encoder, encoder_passes
 from .progress import EngineProgress
 
 SYNC_EVERY = 8  # steps between looks at the device's "every row done?"
@@ -140,9 +140,9 @@ def prefill_progress(model: torch.nn.Module, progress: EngineProgress | None) ->
     """Report the share of the prefill done as it goes: the audio encoder's convolutions and layers, the decoder's.
 
     The prefill is one forward pass, seconds long on a CPU for a batch of long chunks; its layers are where
-    it can be seen to move. The audio encoder runs one row at a time (`encoder_rows`), so each row's three
-    convolutions and its layers are reports of their own, and the number of rows is known when the encoder
-    is called. Each report counts alike. Only the first pass through the layers counts: in `generate` the
+    it can be seen to move. The audio encoder runs one row at a time, in pieces of 8 s (`encoder_rows`), so each
+    piece's three convolutions and its layers are reports of their own, and the number of pieces is known when
+    the encoder is called. Each report counts alike. Only the first pass through the layers counts: in `generate` the
     decoder's layers run again for every step, and those steps are reported as steps. The aligner's one
     forward pass is reported the same way (`aligner.QwenAligner.align`).
     """
@@ -161,10 +161,10 @@ def prefill_progress(model: torch.nn.Module, progress: EngineProgress | None) ->
     ]
     done, total = 0, len(decoder_layers)
 
-    def rows_known(_module: object, _args: object, kwargs: dict[str, torch.Tensor]) -> None:
+    def passes_known(_module: object, _args: object, kwargs: dict[str, torch.Tensor]) -> None:
         nonlocal total
         if done == 0:
-            total = kwargs["input_features"].shape[0] * len(encoder_parts) + len(decoder_layers)
+            total = encoder_passes(encoder, kwargs["input_features_mask"]) * len(encoder_parts) + len(decoder_layers)
 
     def tick(*_: object) -> None:
         nonlocal done
@@ -172,7 +172,7 @@ def prefill_progress(model: torch.nn.Module, progress: EngineProgress | None) ->
             done += 1
             progress(done / total, 0)
 
-    handles = [encoder.register_forward_pre_hook(rows_known, with_kwargs=True)]
+    handles = [encoder.register_forward_pre_hook(passes_known, with_kwargs=True)]
     handles += [module.register_forward_hook(tick) for module in [*encoder_parts, *decoder_layers]]
     try:
         yield

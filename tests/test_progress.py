@@ -82,9 +82,9 @@ def test_progress_moves_inside_a_batch_with_its_prefill_and_steps(tiny_model_dir
 
 
 def test_the_encoder_runs_row_by_row_with_the_batch_s_output_and_reports_each_row(tiny_model_dir):
-    """Rows of 9, 5 and 2 s: the audio encoder run one row at a time, each cut to its own windows, gives the logits
-    of transformers' encoder over the whole padded batch; the padding windows are never computed; with progress on,
-    each row's three convolutions and its layers are reports, then the decoder's layers."""
+    """Rows of 9, 5 and 2 s: the audio encoder run one row at a time, each cut to its own windows and in pieces of
+    8 s, gives the logits of transformers' encoder over the whole padded batch; the padding windows are never
+    computed; with progress on, each piece's three convolutions and its layers are reports, then the decoder's."""
     import torch
 
     from asr.decode import prefill_progress
@@ -112,12 +112,14 @@ def test_the_encoder_runs_row_by_row_with_the_batch_s_output_and_reports_each_ro
     mask = inputs["input_features_mask"]
     padded_windows = mask.shape[-1] // window
     own_windows = [-(-int(row.sum()) // window) for row in mask]
-    assert windows_seen == [3 * padded_windows, *own_windows, *own_windows] and own_windows[2] < padded_windows
+    assert own_windows[0] == 9 and encoder.n_window_infer == 8 * window  # the 9 s row: a piece of 8 s, one of 1 s
+    pieces = [8, 1, *own_windows[1:]]
+    assert windows_seen == [3 * padded_windows, *pieces, *pieces] and own_windows[2] < padded_windows
     torch.testing.assert_close(got, expected, rtol=0, atol=1e-5)
     assert torch.equal(reported, got)
     layers = sum(isinstance(m, GradientCheckpointingLayer) for m in model.modules())
     decoder_layers = layers - len(encoder.layers)
-    assert len(shares) == decoder_layers + 3 * (len(encoder.layers) + 3)  # each row: three convolutions, its layers
+    assert len(shares) == decoder_layers + 4 * (len(encoder.layers) + 3)  # each piece: three convolutions, its layers
     assert shares == [done / len(shares) for done in range(1, len(shares) + 1)]
 
 
