@@ -269,3 +269,23 @@ def test_loop_gives_generates_tokens_on_cuda(tiny_model_dir, clips, graphs):
             pad = model.generation_config.pad_token_id
             ours = greedy_decode(model, inputs, budgets, eos_ids=eos_ids, pad_id=pad, graphs=step_graphs)
         assert _rows(ours, budgets, eos_ids) == reference
+
+
+def test_a_kept_cache_grows_when_a_batch_outlives_its_first_size_with_the_same_tokens(model_and_processor, clips):
+    """A kept CPU cache starts at half the longest budget (`_first_cache_steps`); rows that run on past it (the
+    random weights never end by themselves) grow it mid-decode, and still give generate's tokens; the kept
+    cache keeps its grown size for the batch after."""
+    model, processor = model_and_processor
+    eos_ids = set(model.generation_config.eos_token_id)
+    pad = model.generation_config.pad_token_id
+    kept = KeptCache()
+    inputs = _inputs(processor, clips[:3], None, "")
+    prompt = inputs["input_ids"].shape[1]
+    budgets = [40, 90, 150]
+    with torch.inference_mode():
+        first = kept.take(model, 3, prompt + 75).layers[0].max_cache_len  # what the decode takes: half of 150
+        ours = greedy_decode(model, inputs, budgets, eos_ids=eos_ids, pad_id=pad, kept_cache=kept)
+        reference = _rows(_generate(model, inputs, budgets), budgets, eos_ids)
+    assert kept._cache is not None
+    assert first < prompt + 150 <= kept._cache.layers[0].max_cache_len
+    assert _rows(ours, budgets, eos_ids) == reference and [len(row) for row in reference] == budgets
