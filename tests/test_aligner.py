@@ -60,6 +60,22 @@ def test_aligner_equals_the_plain_transformers_usage(aligner, tiny_aligner_dir, 
     assert len({t.start_s for row in ours for t in row}) >= 2  # the times differ: the comparison means something
 
 
+def test_on_a_cpu_each_row_has_a_pass_of_its_own_and_progress_covers_the_batch(aligner, golden_clip, other_clip):
+    """One row's activations stay in the CPU's cache (faster than the batch's); the times equal the batch's
+    (the test above compares them with one batched pass)."""
+    passes: list[int] = []
+    handle = aligner._model.register_forward_hook(
+        lambda _m, args, kwargs, _out: passes.append(len(kwargs["input_ids"])), with_kwargs=True
+    )
+    shares: list[float] = []
+    try:
+        aligner.align([golden_clip, other_clip], [SENTENCES[0], "Please, call Stella!"], ["English"] * 2, shares.append)
+    finally:
+        handle.remove()
+    assert passes == [1, 1]
+    assert shares == sorted(shares) and 0.5 in shares and shares[-1] == 1.0  # the first row's end, the batch's
+
+
 def test_pipeline_places_the_aligned_times_on_the_original_timeline(engine, aligner, tiny_aligner_dir, spoken):
     transcript = asr.transcribe_all(spoken, engine=engine, aligner=aligner, options=ONE_CHUNK)
     (chunk,) = collect_chunks(spoken, get_speech_spans(spoken, ONE_CHUNK.vad), max_chunk_s=24.0)
