@@ -26,7 +26,7 @@ from safetensors import SafetensorError
 from transformers import AutoModelForTokenClassification, AutoProcessor
 from transformers.models.qwen3_asr.processing_qwen3_asr import FORCED_ALIGNER_LANGUAGES
 
-from .cpu_linear import use_onednn_linears
+from .cpu_layout import use_onednn_layouts
 from .decode import prefill_progress
 from .device import resolve_device, resolve_dtype, return_freed_memory
 from .encoder_rows import encode_rows_apart
@@ -95,7 +95,7 @@ class QwenAligner:
             processor, "decode_forced_alignment"
         ):
             raise ModelLoadError(f"{model} is not a Qwen3 forced aligner; use {DEFAULT_ALIGNER} or a copy of it.")
-        use_onednn_linears(loaded)
+        use_onednn_layouts(loaded)
         encode_rows_apart(loaded)
         logger.info("Loaded aligner %s on %s in %.1f s", model, device, time.perf_counter() - started)
         return cls(loaded, processor, model, str(loaded.device))

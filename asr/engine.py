@@ -2,7 +2,7 @@
 
 One `QwenEngine` serves every caller (all Streamlit sessions, all CLI files): it holds no per-call state,
 and a lock makes sure two callers never run `generate` at the same time. Torch is imported here and in the
-modules the engine and the aligner stand on (`device.py`, `decode.py`, `cpu_linear.py`, `encoder_rows.py`,
+modules the engine and the aligner stand on (`device.py`, `decode.py`, `cpu_layout.py`, `encoder_rows.py`,
 `aligner.py`, and `vad.py` for Silero); `asr/__init__.py` loads them only when an engine is first used.
 Reading the model's output text needs no torch (`model_output.py`).
 """
@@ -22,7 +22,7 @@ from safetensors import SafetensorError
 from transformers import AutoProcessor, Qwen3ASRForConditionalGeneration, StoppingCriteria, StoppingCriteriaList
 
 from .audio import SAMPLE_RATE
-from .cpu_linear import use_onednn_linears
+from .cpu_layout import use_onednn_layouts
 from .decode import KeptCache, StepGraphs, greedy_decode, prefill_progress
 from .device import (
     check_placement,
@@ -163,7 +163,7 @@ class QwenEngine:
                 "Download it again with `python -m asr download`.",
             ) from e
         check_placement(getattr(loaded, "hf_device_map", None), model)
-        use_onednn_linears(loaded)
+        use_onednn_layouts(loaded)
         encode_rows_apart(loaded)
         info = EngineInfo(
             name=model,
@@ -215,7 +215,7 @@ class QwenEngine:
             try:
                 cpu_dtype = resolve_dtype("auto", "cpu")
                 self._model = self._model.to("cpu", dtype=cpu_dtype)
-                use_onednn_linears(self._model)
+                use_onednn_layouts(self._model)
             except (RuntimeError, ValueError) as e:  # e.g. a model split over several devices by device_map
                 logger.warning("Could not move the model to the CPU: %s", e)
                 return None

@@ -1,4 +1,5 @@
-"""The oneDNN linear layers: same products as `nn.Linear`, shared weights kept shared, and the engine uses them."""
+"""The oneDNN layouts: linear layers with the same products as `nn.Linear`, shared weights kept shared; the audio
+encoder's convolutions channels-last with the same outputs; and the engine and the aligner use both."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ import torch
 from torch import nn
 from transformers import Qwen3ASRForConditionalGeneration
 
-from asr.cpu_linear import OneDNNLinear, use_onednn_linears
+from asr.cpu_layout import OneDNNLinear, use_channels_last_convolutions, use_onednn_linears
 from asr.device import cpu_has_fast_bfloat16
+from asr.encoder_rows import audio_encoder
 
 X86 = platform.machine().lower() in ("x86_64", "amd64")
 needs_x86 = pytest.mark.skipif(not X86, reason="the oneDNN swap is only made on x86 CPUs")
@@ -116,6 +118,56 @@ def test_the_engine_on_a_float32_cpu_runs_every_linear_through_onednn(tiny_model
     modules = list(engine._model.modules())
     assert not any(isinstance(m, nn.Linear) for m in modules)
     assert sum(isinstance(m, OneDNNLinear) for m in modules) > 10
+
+
+def _encoder_and_features(model_dir, dtype: torch.dtype):
+    """The tiny checkpoint's audio encoder and features of 3 s of noise (3 of its convolutions' windows)."""
+    model = Qwen3ASRForConditionalGeneration.from_pretrained(model_dir, dtype=dtype).eval()
+    encoder = audio_encoder(model)
+    features = torch.randn(1, encoder.config.num_mel_bins, 300, generator=torch.Generator().manual_seed(2))
+    return model, encoder, features.to(dtype), torch.ones(1, 300, dtype=torch.long)
+
+
+@needs_x86
+@pytest.mark.parametrize(
+    "dtype",
+    [torch.float32, pytest.param(torch.bfloat16, marks=needs_native_bfloat16)],
+)
+def test_channels_last_convolutions_give_the_encoder_the_same_output(tiny_model_dir, dtype):
+    """The same output up to float32 rounding; in bfloat16 bit for bit."""
+    model, encoder, features, mask = _encoder_and_features(tiny_model_dir, dtype)
+    with torch.inference_mode():
+        expected = encoder(features, mask).last_hidden_state
+        assert use_channels_last_convolutions(model) == 3
+        assert encoder.conv2d2.weight.is_contiguous(memory_format=torch.channels_last)
+        assert not encoder.conv2d2.weight.is_contiguous()
+        got = encoder(features, mask).last_hidden_state
+    if dtype == torch.bfloat16:
+        assert torch.equal(got, expected)
+    else:
+        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    assert got.abs().sum() > 0
+
+
+def test_convolutions_keep_their_layout_off_the_onednn_path():
+    """float16 (and anything on ARM or a GPU) keeps PyTorch's default layout."""
+    half = nn.Sequential(nn.Conv2d(2, 4, 3)).to(torch.float16)
+    assert use_channels_last_convolutions(half) == 0
+    assert half[0].weight.is_contiguous()
+    assert use_channels_last_convolutions(nn.Sequential(nn.Conv2d(1, 4, 3))) == (1 if X86 else 0)
+
+
+@needs_x86
+def test_the_engine_and_the_aligner_lay_out_their_convolutions_channels_last(tiny_model_dir, tiny_aligner_dir):
+    import asr
+    from asr.aligner import QwenAligner
+
+    engine = asr.QwenEngine.load(str(tiny_model_dir), device="cpu", dtype="float32")
+    aligner = QwenAligner.load(str(tiny_aligner_dir), device="cpu", dtype="float32")
+    for model in (engine._model, aligner._model):
+        weights = [m.weight for m in model.modules() if isinstance(m, nn.Conv2d)]
+        assert len(weights) == 3
+        assert all(w.is_contiguous(memory_format=torch.channels_last) for w in weights)
 
 
 _KERNEL_CACHES = ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "LRU_CACHE_CAPACITY")
