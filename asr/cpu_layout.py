@@ -69,7 +69,7 @@ def _packed_dtypes() -> tuple[torch.dtype, ...]:
 
 def use_onednn_layouts(model: nn.Module) -> None:
     """Lay the model's weights out for oneDNN where it is the better path (see the module's text): the engine
-    and the aligner call this once the model is on the CPU."""
+    and the aligner call this after loading and after a move to the CPU; layers on a GPU are left as they are."""
     use_onednn_linears(model)
     use_channels_last_convolutions(model)
 
