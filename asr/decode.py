@@ -21,6 +21,7 @@ import threading
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import takewhile
 from typing import Protocol
 
 import torch
@@ -47,6 +48,7 @@ def greedy_decode(
     graphs: StepGraphs | None = None,
     kept_cache: KeptCache | None = None,
     progress: EngineProgress | None = None,
+    proposal: Sequence[int] = (),
 ) -> torch.Tensor:
     """Generate greedily for a left-padded batch; return the new tokens, shape (batch, steps run), on the CPU.
 
@@ -57,6 +59,12 @@ def greedy_decode(
     `progress` hears of the prefill's layers (`prefill_progress`) and of every step; the step count is
     the host's own, so reporting it costs no look at the device. Without graphs, `kept_cache` lends the cache
     of the batch before when it fits.
+
+    `proposal` (a batch of one row, without graphs): the tokens the row is expected to begin with, e.g. a live
+    draft's of the same utterance. The prefill runs over the prompt and the proposal together, the proposed
+    tokens that the model itself would have written are kept, and the steps go on after them: the same tokens
+    as without it, in fewer sequential steps when the proposal is right, at the price of a slightly longer
+    prefill when it is not.
     """
     rows = inputs["input_ids"].shape[0]
     if graphs is not None:
@@ -65,32 +73,49 @@ def greedy_decode(
     batch, prompt_length = input_ids.shape
     longest = max(budgets)
     device = input_ids.device
+    # Proposed tokens take the places of the first output tokens; the last place is always the model's own.
+    # An end-of-text token ends a proposal: what follows it would never be written.
+    proposed = list(takewhile(lambda token: token not in eos_ids, proposal)) if rows == 1 and graphs is None else []
+    proposed = proposed[: longest - 1]
+    prefill_inputs = _with_proposal(inputs, proposed)
     # As generate: positions count only real tokens, so a left-padded row starts at 0 like an unpadded one.
-    positions = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 0)
+    prefill_mask = prefill_inputs["attention_mask"]
+    positions = (prefill_mask.long().cumsum(-1) - 1).masked_fill(prefill_mask == 0, 0)
     step: _Step
     if graphs is not None:
         step = graphs.prepare(model, batch, prompt_length + longest)
     elif kept_cache is not None:
-        step = _EagerStep(model, kept_cache.take(model, batch, prompt_length + _first_cache_steps(longest)))
+        first_steps = max(_first_cache_steps(longest), len(proposed) + 1)
+        step = _EagerStep(model, kept_cache.take(model, batch, prompt_length + first_steps))
     else:
         step = _EagerStep(model, StaticCache(config=model.config, max_cache_len=prompt_length + longest))
     try:
         with prefill_progress(model, progress), _stoppable_prefill(model, stop):
             logits = model(
-                **inputs, position_ids=positions, past_key_values=step.cache, use_cache=True, logits_to_keep=1
+                **prefill_inputs,
+                position_ids=positions,
+                past_key_values=step.cache,
+                use_cache=True,
+                logits_to_keep=len(proposed) + 1,
             ).logits
     except _PrefillStopped:
         return input_ids.new_full((rows, 0), pad_id).cpu()
-    next_token = logits[:, -1].argmax(-1)
+    predicted = logits.argmax(-1)  # (batch, proposed + 1): the model's token for each output place
     del logits
-    step.start(mask, positions[:, -1:] + 1)
+    accepted = _accepted(predicted[0, :-1].tolist(), proposed) if proposed else 0
+    _forget_last(step.cache, len(proposed) - accepted)
+    next_token = predicted[:, accepted]
+    step.start(mask, positions[:, prompt_length - 1 : prompt_length] + 1 + accepted)
 
     eos = torch.tensor(sorted(eos_ids), dtype=torch.long, device=device)
     budget = torch.tensor(list(budgets), device=device)
     tokens = torch.full((batch, longest), pad_id, dtype=torch.long, device=device)
+    tokens[:, :accepted] = torch.tensor(proposed[:accepted], dtype=torch.long, device=device)
     done = torch.zeros(batch, dtype=torch.bool, device=device)
     steps_run = longest
-    for index in range(longest):
+    if accepted and progress is not None:
+        progress(1.0, accepted)
+    for index in range(accepted, longest):
         token = torch.where(done, pad_id, next_token)
         tokens[:, index] = token
         done |= torch.isin(token, eos) | (budget <= index + 1)
@@ -104,6 +129,34 @@ def greedy_decode(
         step.make_room(prompt_length + index + 1, prompt_length + longest)
         next_token = step(token)
     return tokens[:rows, :steps_run].cpu()
+
+
+def _with_proposal(inputs: dict[str, torch.Tensor], proposed: Sequence[int]) -> dict[str, torch.Tensor]:
+    """The prefill's inputs: the prompt, followed by the proposed tokens (unchanged when there are none)."""
+    if not proposed:
+        return inputs
+    input_ids, mask = inputs["input_ids"], inputs["attention_mask"]
+    extra = torch.tensor([list(proposed)], dtype=input_ids.dtype, device=input_ids.device)
+    return {
+        **inputs,
+        "input_ids": torch.cat([input_ids, extra], dim=1),
+        "attention_mask": torch.cat([mask, mask.new_ones(extra.shape)], dim=1),
+    }
+
+
+def _accepted(predicted: Sequence[int], proposed: Sequence[int]) -> int:
+    """How many proposed tokens, from the first, are the ones the model predicts in their places."""
+    pairs = enumerate(zip(predicted, proposed, strict=True))
+    return next((place for place, (ours, theirs) in pairs if ours != theirs), len(proposed))
+
+
+def _forget_last(cache: StaticCache, count: int) -> None:
+    """Drop the last `count` positions a static cache holds (rejected proposed tokens): the next step writes
+    over them, and the attention masks what lies past the cache's length (`StaticLayer.cumulative_length`,
+    which a `StaticCache` has no `crop` to lower)."""
+    if count:
+        for layer in cache.layers:
+            layer.cumulative_length.sub_(count)
 
 
 def _first_cache_steps(longest: int) -> int:

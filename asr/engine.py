@@ -264,6 +264,7 @@ class QwenEngine:
         repetition_penalty: float | None = None,
         stop: threading.Event | None = None,
         progress: EngineProgress | None = None,
+        proposal: Sequence[int] = (),
     ) -> list[ChunkText]:
         """Transcribe a batch of mono float32 16 kHz chunks with greedy decoding.
 
@@ -279,6 +280,9 @@ class QwenEngine:
                 or empty, and the caller is expected to discard them.
             progress: called (from this thread) as the work goes on: with the share of the prefill done
                 (audio encoder and decoder, layer by layer), then with the number of decode steps done.
+            proposal: for one chunk, the tokens its output is expected to begin with (a live draft's `tokens` of
+                the same utterance): our loop checks them in the prefill and decodes only what follows the ones
+                that hold; the result is the same as without them. Ignored for a batch and by `generate`.
 
         Returns:
             One `ChunkText` per chunk, in the order given.
@@ -305,6 +309,7 @@ class QwenEngine:
                         graphs=self._graphs if self._model.device.type == "cuda" else None,
                         kept_cache=self._kept_cache if self._model.device.type == "cpu" else None,
                         progress=progress,
+                        proposal=proposal,
                     )
         except (torch.OutOfMemoryError, MemoryError) as e:
             with self._lock:
@@ -326,5 +331,7 @@ class QwenEngine:
             row = [token for token in row if token != pad_id]
             raw = self._processor.decode(row, skip_special_tokens=True)
             detected, text = parse_generated(raw, language)
-            results.append(ChunkText(text=text, language=detected, finished=finished, num_tokens=len(row)))
+            results.append(
+                ChunkText(text=text, language=detected, finished=finished, num_tokens=len(row), tokens=tuple(row))
+            )
         return results

@@ -46,6 +46,7 @@ class Engine(Protocol):
         repetition_penalty: float | None = None,
         stop: threading.Event | None = None,
         progress: EngineProgress | None = None,
+        proposal: Sequence[int] = (),
     ) -> list[ChunkText]: ...
 
     def fall_back_to_cpu(self) -> str | None: ...

@@ -152,6 +152,7 @@ class ChunkText:
     language: str | None  # the language the model named, or None if it named none
     finished: bool  # False when generation hit the token cap instead of end-of-text
     num_tokens: int  # generated tokens, prompt excluded
+    tokens: tuple[int, ...] = ()  # those tokens' ids, end-of-text excluded (a live draft proposes them to its final)
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,16 @@ class FakeEngine:
         self.on_cpu = False  # after a fallback, max_rows no longer applies: the CPU has room
 
     def transcribe_chunks(
-        self, chunks, *, language, context, max_new_tokens, repetition_penalty=None, stop=None, progress=None
+        self,
+        chunks,
+        *,
+        language,
+        context,
+        max_new_tokens,
+        repetition_penalty=None,
+        stop=None,
+        progress=None,
+        proposal=(),
     ):
         if self.gate is not None and len(self.calls) >= self.free_calls:
             assert self.gate.wait(10), "the test never opened the gate"

@@ -289,3 +289,72 @@ def test_a_kept_cache_grows_when_a_batch_outlives_its_first_size_with_the_same_t
     assert kept._cache is not None
     assert first < prompt + 150 <= kept._cache.layers[0].max_cache_len
     assert _rows(ours, budgets, eos_ids) == reference and [len(row) for row in reference] == budgets
+
+
+def _decode_counting_passes(model, inputs, budgets, eos_ids, **kwargs) -> tuple[torch.Tensor, int]:
+    """The loop's tokens, and how many forward passes it made (the prefill and each step)."""
+    passes = 0
+
+    def count(*_: object) -> None:
+        nonlocal passes
+        passes += 1
+
+    handle = model.register_forward_pre_hook(count)
+    try:
+        pad = model.generation_config.pad_token_id
+        tokens = greedy_decode(model, inputs, budgets, eos_ids=eos_ids, pad_id=pad, **kwargs)
+    finally:
+        handle.remove()
+    return tokens, passes
+
+
+@pytest.mark.parametrize("kept", [False, True])
+def test_a_proposal_gives_the_same_tokens_in_fewer_steps_whether_it_holds_or_not(model_and_processor, clips, kept):
+    """A live draft's tokens proposed to its final (`proposal`): the tokens are generate's whatever the proposal
+    says, and each proposed token that holds saves a step. A proposal right for 12 tokens and then wrong leaves
+    8 rejected positions in the cache, which the steps after must neither see nor be confused by."""
+    model, processor = model_and_processor
+    eos_ids = set(model.generation_config.eos_token_id)
+    inputs = _inputs(processor, clips[:1], "English", "")
+    budget = 30
+    with torch.inference_mode():
+        reference = _rows(_generate(model, inputs, [budget]), [budget], eos_ids)[0]
+    assert len(reference) == budget
+    vocabulary = model.config.text_config.vocab_size
+
+    def wrong(place: int) -> int:
+        return (reference[place] + 1) % vocabulary
+
+    cases = {  # proposal: the proposed tokens that hold
+        tuple(reference): budget - 1,  # the last place is always the model's own
+        tuple(reference[:12]) + tuple(wrong(i) for i in range(12, 20)): 12,
+        tuple(wrong(i) for i in range(10)): 0,
+        tuple(reference[:5]) + tuple(sorted(eos_ids))[:1] + tuple(reference[6:]): 5,  # ends at end-of-text
+    }
+    cache = KeptCache() if kept else None
+    with torch.inference_mode():
+        if cache is not None:  # filled by a longer batch first: what it left must not matter either
+            greedy_decode(
+                model, _inputs(processor, clips[:1], None, ""), [60], eos_ids=eos_ids, pad_id=0, kept_cache=cache
+            )
+        _, plain_passes = _decode_counting_passes(model, inputs, [budget], eos_ids, kept_cache=cache)
+        assert plain_passes == budget  # the prefill writes the first token, each step one more
+        for proposal, holding in cases.items():
+            ours, passes = _decode_counting_passes(
+                model, inputs, [budget], eos_ids, kept_cache=cache, proposal=proposal
+            )
+            assert _rows(ours, [budget], eos_ids)[0] == reference, proposal
+            assert passes == budget - holding, proposal
+
+
+def test_a_proposal_is_left_out_of_a_batch(model_and_processor, clips):
+    """A proposal belongs to one row: given for a batch it is not used, and the batch's tokens are generate's."""
+    model, processor = model_and_processor
+    eos_ids = set(model.generation_config.eos_token_id)
+    inputs = _inputs(processor, clips[:2], "English", "")
+    budgets = [10, 10]
+    with torch.inference_mode():
+        reference = _rows(_generate(model, inputs, budgets), budgets, eos_ids)
+        ours, passes = _decode_counting_passes(model, inputs, budgets, eos_ids, proposal=reference[0])
+    assert _rows(ours, budgets, eos_ids) == reference
+    assert passes == 10

@@ -103,6 +103,45 @@ def test_words_cut_off_by_stop_are_in_the_result(engine32):
     assert transcript.text == offline.text != ""
 
 
+class _ProposalSpy(_SpyEngine):
+    """The spy, with each decode's proposal (what a final is given) and the tokens it wrote recorded."""
+
+    def __init__(self, engine) -> None:
+        super().__init__(engine)
+        self.decodes: list[tuple[tuple[int, ...], tuple[int, ...]]] = []
+
+    def transcribe_chunks(self, chunks, **kwargs):
+        results = super().transcribe_chunks(chunks, **kwargs)
+        self.decodes.append((tuple(kwargs.get("proposal", ())), results[0].tokens))
+        return results
+
+
+def test_a_final_is_proposed_its_last_drafts_tokens_and_gives_the_offline_text(engine32):
+    """The last draft's tokens go to the utterance's final, which checks them in its prefill (asr/decode.py's
+    `proposal`); the final's text is still the file transcription's of the same audio."""
+    spy = _ProposalSpy(engine32)
+    sentence = np.concatenate([silence(0.5), speak(SENTENCES[0]), silence(1.0)])
+    said = round(0.5 * asr.SAMPLE_RATE) + 2 * len(speak(SENTENCES[0])) // 3 // PIECE * PIECE
+    session = LiveSession(spy, options=LiveOptions(transcribe=ENGLISH))
+    _feed_all(session, sentence[:said])  # two thirds of the sentence: a draft of it runs, and no pause stops it
+    _wait_for(lambda: session.events != ())
+    (draft,) = session.events
+    assert draft.type is LiveEventType.DRAFT
+    ((draft_proposal, draft_tokens),) = spy.decodes  # with no more audio, no other draft is due
+    assert draft_proposal == () and draft_tokens  # more drafts follow as the rest of the sentence comes
+    _feed_all(session, sentence[said:])
+    transcript = session.finish()
+    proposed = [(index, proposal) for index, (proposal, _) in enumerate(spy.decodes) if proposal]
+    assert proposed  # the final's decode (and an early one's, if speech had seemed to pause)
+    for index, proposal in proposed:  # each is the tokens of a draft before it (drafts have no proposal)
+        assert proposal in [tokens for given, tokens in spy.decodes[:index] if not given]
+    (final,) = _finals(session)
+    start, end = round(final.audio_start_s * asr.SAMPLE_RATE), round(final.audio_end_s * asr.SAMPLE_RATE)
+    assert start / asr.SAMPLE_RATE == draft.audio_start_s and end > said
+    offline = asr.transcribe_all(sentence[start:end], engine=engine32, options=session.final_options())
+    assert transcript.text == offline.text != ""
+
+
 def _wait_for(condition, timeout_s: float = 60.0) -> None:
     deadline = time.monotonic() + timeout_s
     while not condition():
