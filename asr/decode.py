@@ -61,10 +61,12 @@ def greedy_decode(
     of the batch before when it fits.
 
     `proposal` (a batch of one row, without graphs): the tokens the row is expected to begin with, e.g. a live
-    draft's of the same utterance. The prefill runs over the prompt and the proposal together, the proposed
-    tokens that the model itself would have written are kept, and the steps go on after them: the same tokens
-    as without it, in fewer sequential steps when the proposal is right, at the price of a slightly longer
-    prefill when it is not.
+    draft's of the same utterance. When the prefill's token is the proposal's first, one pass checks the rest
+    (`_EagerStep.verify`), the proposed tokens that the model itself would have written are kept, and the steps
+    go on after them: fewer sequential steps when the proposal holds, one pass more when only its start does,
+    nothing more when not even its first token does. The prefill is the same as without a proposal, so is
+    every token in float32; in bfloat16 a token checked in the pass of many rounds a little differently from
+    one step's, and where two tokens are all but tied the other may win, as a chunk's can in a batch.
     """
     rows = inputs["input_ids"].shape[0]
     if graphs is not None:
@@ -73,14 +75,11 @@ def greedy_decode(
     batch, prompt_length = input_ids.shape
     longest = max(budgets)
     device = input_ids.device
-    # Proposed tokens take the places of the first output tokens; the last place is always the model's own.
-    # An end-of-text token ends a proposal: what follows it would never be written.
+    # An end-of-text token ends a proposal: what follows it would never be written. The last place is the model's.
     proposed = list(takewhile(lambda token: token not in eos_ids, proposal)) if rows == 1 and graphs is None else []
     proposed = proposed[: longest - 1]
-    prefill_inputs = _with_proposal(inputs, proposed)
     # As generate: positions count only real tokens, so a left-padded row starts at 0 like an unpadded one.
-    prefill_mask = prefill_inputs["attention_mask"]
-    positions = (prefill_mask.long().cumsum(-1) - 1).masked_fill(prefill_mask == 0, 0)
+    positions = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 0)
     step: _Step
     if graphs is not None:
         step = graphs.prepare(model, batch, prompt_length + longest)
@@ -92,30 +91,26 @@ def greedy_decode(
     try:
         with prefill_progress(model, progress), _stoppable_prefill(model, stop):
             logits = model(
-                **prefill_inputs,
-                position_ids=positions,
-                past_key_values=step.cache,
-                use_cache=True,
-                logits_to_keep=len(proposed) + 1,
+                **inputs, position_ids=positions, past_key_values=step.cache, use_cache=True, logits_to_keep=1
             ).logits
     except _PrefillStopped:
         return input_ids.new_full((rows, 0), pad_id).cpu()
-    predicted = logits.argmax(-1)  # (batch, proposed + 1): the model's token for each output place
+    next_token = logits[:, -1].argmax(-1)
     del logits
-    accepted = _accepted(predicted[0, :-1].tolist(), proposed) if proposed else 0
-    _forget_last(step.cache, len(proposed) - accepted)
-    next_token = predicted[:, accepted]
-    step.start(mask, positions[:, prompt_length - 1 : prompt_length] + 1 + accepted)
+    step.start(mask, positions[:, -1:] + 1)
+    held = 0
+    if proposed and isinstance(step, _EagerStep) and int(next_token[0]) == proposed[0]:
+        held, next_token = step.verify(proposed)
 
     eos = torch.tensor(sorted(eos_ids), dtype=torch.long, device=device)
     budget = torch.tensor(list(budgets), device=device)
     tokens = torch.full((batch, longest), pad_id, dtype=torch.long, device=device)
-    tokens[:, :accepted] = torch.tensor(proposed[:accepted], dtype=torch.long, device=device)
+    tokens[:, :held] = torch.tensor(proposed[:held], dtype=torch.long, device=device)
     done = torch.zeros(batch, dtype=torch.bool, device=device)
     steps_run = longest
-    if accepted and progress is not None:
-        progress(1.0, accepted)
-    for index in range(accepted, longest):
+    if held and progress is not None:
+        progress(1.0, held)
+    for index in range(held, longest):
         token = torch.where(done, pad_id, next_token)
         tokens[:, index] = token
         done |= torch.isin(token, eos) | (budget <= index + 1)
@@ -129,19 +124,6 @@ def greedy_decode(
         step.make_room(prompt_length + index + 1, prompt_length + longest)
         next_token = step(token)
     return tokens[:rows, :steps_run].cpu()
-
-
-def _with_proposal(inputs: dict[str, torch.Tensor], proposed: Sequence[int]) -> dict[str, torch.Tensor]:
-    """The prefill's inputs: the prompt, followed by the proposed tokens (unchanged when there are none)."""
-    if not proposed:
-        return inputs
-    input_ids, mask = inputs["input_ids"], inputs["attention_mask"]
-    extra = torch.tensor([list(proposed)], dtype=input_ids.dtype, device=input_ids.device)
-    return {
-        **inputs,
-        "input_ids": torch.cat([input_ids, extra], dim=1),
-        "attention_mask": torch.cat([mask, mask.new_ones(extra.shape)], dim=1),
-    }
 
 
 def _accepted(predicted: Sequence[int], proposed: Sequence[int]) -> int:
@@ -339,6 +321,23 @@ class _EagerStep:
                 del old
             layer.max_cache_len = most
         self._mask = torch.cat([self._mask, self._mask.new_ones(self._mask.shape[0], most - length)], dim=1)
+
+    def verify(self, proposed: Sequence[int]) -> tuple[int, torch.Tensor]:
+        """Run a one-row proposal, whose first token is the next one, through in one pass from the next position;
+        keep the leading tokens the model predicts itself: return how many, and the model's token after them."""
+        position = self._position + torch.arange(len(proposed), device=self._position.device)
+        logits = self._model(
+            input_ids=torch.tensor([list(proposed)], device=self._position.device),
+            position_ids=position,
+            attention_mask=self._mask,
+            past_key_values=self.cache,
+            use_cache=True,
+        ).logits
+        predicted = logits[0].argmax(-1)  # the token after each proposed one
+        held = 1 + _accepted(predicted[:-1].tolist(), proposed[1:])
+        _forget_last(self._cache, len(proposed) - held)
+        self._position = self._position + held
+        return held, predicted[held - 1 : held]
 
     def __call__(self, token: torch.Tensor) -> torch.Tensor:
         logits = self._model(

@@ -311,8 +311,9 @@ def _decode_counting_passes(model, inputs, budgets, eos_ids, **kwargs) -> tuple[
 @pytest.mark.parametrize("kept", [False, True])
 def test_a_proposal_gives_the_same_tokens_in_fewer_steps_whether_it_holds_or_not(model_and_processor, clips, kept):
     """A live draft's tokens proposed to its final (`proposal`): the tokens are generate's whatever the proposal
-    says, and each proposed token that holds saves a step. A proposal right for 12 tokens and then wrong leaves
-    8 rejected positions in the cache, which the steps after must neither see nor be confused by."""
+    says, and each proposed token that holds saves a step, for one checking pass when the first holds. A proposal
+    right for 12 tokens and then wrong leaves 8 rejected positions in the cache, which the steps after must
+    neither see nor be confused by."""
     model, processor = model_and_processor
     eos_ids = set(model.generation_config.eos_token_id)
     inputs = _inputs(processor, clips[:1], "English", "")
@@ -328,6 +329,7 @@ def test_a_proposal_gives_the_same_tokens_in_fewer_steps_whether_it_holds_or_not
     cases = {  # proposal: the proposed tokens that hold
         tuple(reference): budget - 1,  # the last place is always the model's own
         tuple(reference[:12]) + tuple(wrong(i) for i in range(12, 20)): 12,
+        tuple(reference[:1]) + tuple(wrong(i) for i in range(1, 10)): 1,
         tuple(wrong(i) for i in range(10)): 0,
         tuple(reference[:5]) + tuple(sorted(eos_ids))[:1] + tuple(reference[6:]): 5,  # ends at end-of-text
     }
@@ -344,7 +346,8 @@ def test_a_proposal_gives_the_same_tokens_in_fewer_steps_whether_it_holds_or_not
                 model, inputs, [budget], eos_ids, kept_cache=cache, proposal=proposal
             )
             assert _rows(ours, [budget], eos_ids)[0] == reference, proposal
-            assert passes == budget - holding, proposal
+            checking_pass = 1 if holding else 0  # no check when not even the first token holds
+            assert passes == budget - holding + checking_pass, proposal
 
 
 def test_a_proposal_is_left_out_of_a_batch(model_and_processor, clips):
