@@ -83,9 +83,15 @@ class WordedEngine:
     def __init__(self, engine) -> None:
         self._engine = engine
         self.name, self.default_batch_size, self.device = engine.name, engine.default_batch_size, engine.device
+        self.proposed: list[tuple[int, int]] = []  # per decode given a draft's tokens: how many, how many held
 
     def transcribe_chunks(self, chunks, **kwargs):
         results = self._engine.transcribe_chunks(chunks, **kwargs)
+        proposal = kwargs.get("proposal", ())
+        if proposal:
+            tokens = results[0].tokens
+            held = next((i for i, (a, b) in enumerate(zip(proposal, tokens, strict=False)) if a != b), len(tokens))
+            self.proposed.append((len(proposal), min(held, len(proposal))))
         words = [" ".join(f"w{i}" for i in range(max(1, r.num_tokens))) for r in results]
         return [dataclasses.replace(r, text=text) for r, text in zip(results, words, strict=True)]
 
@@ -157,6 +163,12 @@ def main(argv: list[str] | None = None) -> int:
         "segments": len(transcript.segments),
         "dropped_audio_s": round(len(speech.samples) / SAMPLE_RATE - held_s, 3),
         "max_feed_lag_s": round(lag_s, 3),
+        # Finals given their last draft's tokens (asr/decode.py's `proposal`), and how many of those held: with
+        # random weights a draft rarely writes its final's tokens, so this run shows the check's cost, not its gain
+        # (bench/live_final.py times both).
+        "finals_given_a_draft": len(engine.proposed),
+        "proposed_tokens_held": sum(held for _, held in engine.proposed),
+        "proposed_tokens": sum(count for count, _ in engine.proposed),
     }
     print(json.dumps(summary, indent=2))
     if args.json:

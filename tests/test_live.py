@@ -117,8 +117,9 @@ class _ProposalSpy(_SpyEngine):
 
 
 def test_a_final_is_proposed_its_last_drafts_tokens_and_gives_the_offline_text(engine32):
-    """The last draft's tokens go to the utterance's final, which checks them in its prefill (asr/decode.py's
-    `proposal`); the final's text is still the file transcription's of the same audio."""
+    """The last draft's tokens go to the utterance's final (and each draft's to the next draft), which checks them
+    after its prefill (asr/decode.py's `proposal`); the final's text is still the file transcription's of the
+    same audio."""
     spy = _ProposalSpy(engine32)
     sentence = np.concatenate([silence(0.5), speak(SENTENCES[0]), silence(1.0)])
     said = round(0.5 * asr.SAMPLE_RATE) + 2 * len(speak(SENTENCES[0])) // 3 // PIECE * PIECE
@@ -131,10 +132,9 @@ def test_a_final_is_proposed_its_last_drafts_tokens_and_gives_the_offline_text(e
     assert draft_proposal == () and draft_tokens  # more drafts follow as the rest of the sentence comes
     _feed_all(session, sentence[said:])
     transcript = session.finish()
-    proposed = [(index, proposal) for index, (proposal, _) in enumerate(spy.decodes) if proposal]
-    assert proposed  # the final's decode (and an early one's, if speech had seemed to pause)
-    for index, proposal in proposed:  # each is the tokens of a draft before it (drafts have no proposal)
-        assert proposal in [tokens for given, tokens in spy.decodes[:index] if not given]
+    assert spy.decodes[-1][0]  # the final's decode was given a draft's tokens
+    for index, (proposal, _) in enumerate(spy.decodes[1:], start=1):  # a draft's: a decode of the same utterance
+        assert proposal == () or proposal in [tokens for _, tokens in spy.decodes[:index]]
     (final,) = _finals(session)
     start, end = round(final.audio_start_s * asr.SAMPLE_RATE), round(final.audio_end_s * asr.SAMPLE_RATE)
     assert start / asr.SAMPLE_RATE == draft.audio_start_s and end > said

@@ -331,6 +331,8 @@ class LiveSession:
     def _draft(self, start: int, end: int) -> None:
         wave = self._audio.slice(start, end)
         decode = self._options.transcribe.decode
+        with self._lock:
+            draft_start, proposal = self._draft_tokens  # the draft before, of less of the same utterance
         began = self._clock()
         results = self._with_turn(
             lambda: self._engine.transcribe_chunks(
@@ -339,6 +341,7 @@ class LiveSession:
                 context=decode.context,
                 max_new_tokens=[decode.max_new_tokens(len(wave) / SAMPLE_RATE)],
                 stop=self._draft_stop,
+                proposal=proposal if draft_start == start else (),
             )
         )
         took = self._clock() - began
@@ -448,8 +451,9 @@ class _DraftProposed:
 
     Why: a final on two CPU cores is mostly its sequential decode steps (80-85 ms each, ~19 for 4.5 s of
     speech), and the last draft has usually written most of the same tokens already. The engine checks them
-    in the final's prefill and decodes only from the first that does not hold (`QwenEngine.transcribe_chunks`'s
-    `proposal`), so the final's text is the one the file path gives, whatever the draft said.
+    after the final's prefill and decodes only from the first that does not hold (`QwenEngine.transcribe_chunks`'s
+    `proposal`), so the final's text is the one the file path gives, whatever the draft said. A draft is
+    proposed the draft before it the same way (`_draft`).
     """
 
     def __init__(self, engine: Engine, proposal: tuple[int, ...]) -> None:
