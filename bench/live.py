@@ -163,10 +163,10 @@ def main(argv: list[str] | None = None) -> int:
         "segments": len(transcript.segments),
         "dropped_audio_s": round(len(speech.samples) / SAMPLE_RATE - held_s, 3),
         "max_feed_lag_s": round(lag_s, 3),
-        # Finals given their last draft's tokens (asr/decode.py's `proposal`), and how many of those held: with
+        # Decodes (finals and drafts) given a draft's tokens (asr/decode.py's `proposal`), and how many held: with
         # random weights a draft rarely writes its final's tokens, so this run shows the check's cost, not its gain
         # (bench/live_final.py times both).
-        "finals_given_a_draft": len(engine.proposed),
+        "decodes_given_a_draft": len(engine.proposed),
         "proposed_tokens_held": sum(held for _, held in engine.proposed),
         "proposed_tokens": sum(count for count, _ in engine.proposed),
     }
