@@ -6,7 +6,8 @@ batch size, where the weights alone would allow well under a millisecond. This l
 greedy transcription needs: one prefill through the model's forward into a `StaticCache` sized for the
 whole batch, then one-token steps whose argmax stays on the device, with a look at the host (all rows
 done?) only every `SYNC_EVERY` steps; `stop` is a host-side flag, read every step. On CUDA the one-token
-step can be captured once per batch-size bucket in a CUDA graph and replayed.
+step can be captured once per batch-size bucket in a CUDA graph and replayed. A one-row decode can be given
+the tokens it probably begins with (a live draft's), checked in one pass instead of a step each.
 
 It is a module of its own because it is the one place that knows how `generate` prepares the model's
 inputs (position ids from the attention mask, the audio merged only at prefill) and must keep matching
@@ -64,9 +65,9 @@ def greedy_decode(
     draft's of the same utterance. When the prefill's token is the proposal's first, one pass checks the rest
     (`_EagerStep.verify`), the proposed tokens that the model itself would have written are kept, and the steps
     go on after them: fewer sequential steps when the proposal holds, one pass more when only its start does,
-    nothing more when not even its first token does. The prefill is the same as without a proposal, so is
-    every token in float32; in bfloat16 a token checked in the pass of many rounds a little differently from
-    one step's, and where two tokens are all but tied the other may win, as a chunk's can in a batch.
+    nothing more when not even its first token does. The prefill is the same as without a proposal, and so is
+    every token in float32. In bfloat16 the checking pass rounds a little differently from single steps, so
+    where two tokens are all but tied the other may win, as it can for a chunk in a batch.
     """
     rows = inputs["input_ids"].shape[0]
     if graphs is not None:
@@ -126,7 +127,7 @@ def greedy_decode(
     return tokens[:rows, :steps_run].cpu()
 
 
-def _accepted(predicted: Sequence[int], proposed: Sequence[int]) -> int:
+def _matching_start(predicted: Sequence[int], proposed: Sequence[int]) -> int:
     """How many proposed tokens, from the first, are the ones the model predicts in their places."""
     pairs = enumerate(zip(predicted, proposed, strict=True))
     return next((place for place, (ours, theirs) in pairs if ours != theirs), len(proposed))
@@ -334,7 +335,7 @@ class _EagerStep:
             use_cache=True,
         ).logits
         predicted = logits[0].argmax(-1)  # the token after each proposed one
-        held = 1 + _accepted(predicted[:-1].tolist(), proposed[1:])
+        held = 1 + _matching_start(predicted[:-1].tolist(), proposed[1:])
         _forget_last(self._cache, len(proposed) - held)
         self._position = self._position + held
         return held, predicted[held - 1 : held]

@@ -11,6 +11,8 @@ Work per update stays bounded however long the session runs. Each sample is hear
 - A **final** is the utterance transcribed by `pipeline.transcribe_all`, exactly as a file of that audio
   would be (the same loop and echo guards, word times when an aligner is given). Final text is never
   rewritten; silence makes no utterance, so it makes no text.
+- Each decode is given the tokens of the utterance's last draft, which it checks in one pass and decodes only
+  after the ones that hold (`_DraftProposed`): the same text in fewer sequential steps when the draft was right.
 - A final starts **early**: once a pause has lasted the utterance's end padding, the utterance's audio is all
   heard (`Endpointer.ending`), so its final is decoded while the rest of the pause is awaited, and shown the
   moment the pause ends it. When speech resumes first, that decode is stopped and thrown away.
