@@ -281,8 +281,9 @@ class QwenEngine:
             progress: called (from this thread) as the work goes on: with the share of the prefill done
                 (audio encoder and decoder, layer by layer), then with the number of decode steps done.
             proposal: for one chunk, the tokens its output is expected to begin with (a live draft's `tokens` of
-                the same utterance): our loop checks them in the prefill and decodes only what follows the ones
-                that hold; the result is the same as without them. Ignored for a batch and by `generate`.
+                the same utterance): our loop checks them in one pass after the prefill and decodes only what
+                follows the ones that hold; the result is the same as without them. Ignored for a batch and by
+                `generate`.
 
         Returns:
             One `ChunkText` per chunk, in the order given.

@@ -29,6 +29,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -75,6 +76,11 @@ def final_delays(finals, spans: tuple[tuple[int, int], ...]) -> list[tuple[float
     return delays
 
 
+def common_start(ours: Sequence[int], theirs: Sequence[int]) -> int:
+    """How many tokens, from the first, two decodes share (a proposal and what the decode wrote)."""
+    return next((i for i, (a, b) in enumerate(zip(ours, theirs, strict=False)) if a != b), min(len(ours), len(theirs)))
+
+
 class WordedEngine:
     """The engine, with each text replaced by as many distinct words as it has tokens: random weights write
     nothing the test tokenizer can show, and a live session shows nothing for an empty text. The decode itself
@@ -89,9 +95,7 @@ class WordedEngine:
         results = self._engine.transcribe_chunks(chunks, **kwargs)
         proposal = kwargs.get("proposal", ())
         if proposal:
-            tokens = results[0].tokens
-            held = next((i for i, (a, b) in enumerate(zip(proposal, tokens, strict=False)) if a != b), len(tokens))
-            self.proposed.append((len(proposal), min(held, len(proposal))))
+            self.proposed.append((len(proposal), common_start(proposal, results[0].tokens)))
         words = [" ".join(f"w{i}" for i in range(max(1, r.num_tokens))) for r in results]
         return [dataclasses.replace(r, text=text) for r, text in zip(results, words, strict=True)]
 

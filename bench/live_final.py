@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.live_final --json bench/results-live-final-cpu.json
 
-A final checks the last draft's tokens in its prefill and decodes only what follows the ones that hold
+A final checks the last draft's tokens in one pass after its prefill and decodes only what follows the ones that hold
 (asr/decode.py's `proposal`). How many hold depends on the real weights: the same speech heard one second
 shorter mostly gives the same words. Random weights cannot say, so each utterance (a sentence of
 bench/inputs.py's conversation with the VAD's 0.2 s padding, 4 tokens a second as in bench/live.py) is decoded
@@ -13,7 +13,7 @@ four ways, alternating, in the same run:
   (the proposal's cost when little of it holds);
 - *draft that holds*: the final's own tokens but the last second's, i.e. a draft that heard all but the last
   second and wrote the same words for it (the gain when the real weights agree with themselves);
-- *no proposal needed*: the final's own tokens in full (the floor: one prefill and no step).
+- *no proposal needed*: the final's own tokens in full (the floor: the prefill and the checking pass, no step).
 
 Every variant's tokens are compared with the plain decode's (in bfloat16 a checked token can round differently at
 a near tie; the run lists any that differ). Times are medians over the rounds.
@@ -32,6 +32,7 @@ import numpy as np
 from asr.audio import SAMPLE_RATE
 from bench.checkpoints import checkpoint_folder, write_checkpoint
 from bench.inputs import build_speech
+from bench.live import common_start
 from bench.run import BENCH_DIR
 
 PAD_S = 0.2  # the VAD's padding on both sides of an utterance
@@ -87,10 +88,10 @@ def main(argv: list[str] | None = None) -> int:
             for name, proposal in proposals.items():
                 took, tokens = decode(wave, proposal)
                 if tokens != own:  # bfloat16 only, at a near tie (asr/decode.py's `greedy_decode`)
-                    differing.append(f"utterance {number}, {name}: from token {_common_start(tokens, own)}")
+                    differing.append(f"utterance {number}, {name}: from token {common_start(tokens, own)}")
                 times[name].append(took)
         medians = {name: float(np.median(values)) for name, values in times.items()}
-        held = _common_start(drafted, own)
+        held = common_start(drafted, own)
         rows.append(
             {"audio_s": len(wave) / SAMPLE_RATE, "tokens": len(own), "random_draft_held": held, "median_s": medians}
         )
@@ -108,11 +109,6 @@ def main(argv: list[str] | None = None) -> int:
         results = {"utterances": rows, "time_against_plain": summary, "differing": differing}
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     return 0
-
-
-def _common_start(ours: tuple[int, ...], theirs: tuple[int, ...]) -> int:
-    """How many tokens, from the first, two decodes share."""
-    return next((i for i, (a, b) in enumerate(zip(ours, theirs, strict=False)) if a != b), min(len(ours), len(theirs)))
 
 
 if __name__ == "__main__":
